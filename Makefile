@@ -1,0 +1,40 @@
+# Every target bootstraps .venv itself: a fresh clone needs only python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: test demo bench bench-full serve lint format clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+demo: $(STAMP)
+	$(BIN)/shopsync demo
+
+serve: $(STAMP)
+	$(BIN)/shopsync serve --sandbox
+
+bench: $(STAMP)
+	$(BIN)/python -m bench --profile quick
+
+bench-full: $(STAMP)
+	$(BIN)/python -m bench --profile full
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
