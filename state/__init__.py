@@ -1,1 +1,24 @@
-"""state package."""
+"""The state store: reconcile cursors, run history, the webhook inbox, the order ledger and
+dead letters, in SQLite by default (any SQLAlchemy URL works), migrated automatically."""
+
+from state.store import (
+    ClaimedOrder,
+    DeadLetterRecord,
+    Delivery,
+    InboxRow,
+    LedgerRecord,
+    RunRecord,
+    StateStore,
+    StoreCounts,
+)
+
+__all__ = [
+    "ClaimedOrder",
+    "DeadLetterRecord",
+    "Delivery",
+    "InboxRow",
+    "LedgerRecord",
+    "RunRecord",
+    "StateStore",
+    "StoreCounts",
+]

@@ -1,0 +1,557 @@
+"""The state store's repository API: the only code that reads or writes the state tables.
+
+Every method is one short transaction and returns plain dataclasses, never ORM objects, so callers
+(flows, the receiver, the CLI) cannot hold a session open by accident.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from state.db import create_state_engine, migrate, sqlite_url
+from state.models import Cursor, DeadLetter, InboxItem, LedgerEntry, ReconcileRun, utcnow
+
+InboxStatus = Literal["pending", "claimed", "done", "dead", "ignored"]
+AddResult = Literal["stored", "duplicate", "ignored"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A webhook delivery as the receiver accepted it."""
+
+    webhook_id: str
+    topic: str
+    shop_domain: str
+    body: bytes
+    order_id: str | None = None
+    event_id: str | None = None
+    api_version: str | None = None
+    triggered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One inbox row as read back."""
+
+    webhook_id: str
+    topic: str
+    shop_domain: str
+    order_id: str | None
+    body: bytes
+    status: str
+    attempts: int
+    received_at: datetime
+    triggered_at: datetime | None
+    next_attempt_at: datetime
+    lease_expires_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedOrder:
+    """Every claimed delivery of one order, oldest first; synced once, as its newest state."""
+
+    order_id: str
+    deliveries: list[InboxRow]
+
+    @property
+    def webhook_ids(self) -> list[str]:
+        """The webhook ids of all deliveries in this claim."""
+        return [d.webhook_id for d in self.deliveries]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """What was last applied to Salesforce for one order."""
+
+    order_id: str
+    account_id: str | None
+    contact_id: str | None
+    opportunity_id: str | None
+    order_updated_at: datetime
+    payload_hash: str
+    synced_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """An unsynced order and why."""
+
+    id: int
+    order_id: str
+    source: str
+    stage: str
+    error_code: str | None
+    message: str
+    fields: list[str]
+    payload: bytes | None
+    first_seen: datetime
+    last_seen: datetime
+    attempts: int
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A reconcile run."""
+
+    id: int
+    mode: str
+    window_start: datetime
+    window_end: datetime
+    dry_run: bool
+    status: str
+    counts: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+@dataclass(slots=True)
+class StoreCounts:
+    """Inbox depth by status and open dead letters, for ``shopsync status``."""
+
+    inbox: dict[str, int] = field(default_factory=dict)
+    dead_letters_open: int = 0
+    ledger_orders: int = 0
+
+
+class StateStore:
+    """Repository over the state database (SQLite by default, any SQLAlchemy URL works)."""
+
+    def __init__(self, engine: Engine, *, auto_migrate: bool = True):
+        self.engine = engine
+        if auto_migrate:
+            migrate(engine)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, data_dir: Path | None = None) -> StateStore:
+        """Open (and migrate) the store at ``url``, or ``shopsync.db`` in ``data_dir``."""
+        if url is None:
+            url = sqlite_url(data_dir or Path("data"))
+        return cls(create_state_engine(url))
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- cursors -----------------------------------------------------------------------------
+
+    def get_cursor(self, name: str) -> datetime | None:
+        """The cursor's value, or None when it was never set."""
+        with self._tx() as s:
+            row = s.get(Cursor, name)
+            return None if row is None else row.value
+
+    def advance_cursor(self, name: str, value: datetime) -> datetime:
+        """Move the cursor forward to ``value``; an older value leaves it where it is.
+
+        Returns the cursor's value after the call.
+        """
+        with self._tx() as s:
+            row = s.get(Cursor, name)
+            if row is None:
+                s.add(Cursor(name=name, value=value, updated_at=utcnow()))
+                return value
+            if value > row.value:
+                row.value = value
+                row.updated_at = utcnow()
+            return row.value
+
+    # -- reconcile runs ----------------------------------------------------------------------
+
+    def start_run(
+        self,
+        mode: str,
+        window_start: datetime,
+        window_end: datetime,
+        *,
+        dry_run: bool = False,
+        flow_run_id: str | None = None,
+    ) -> int:
+        """Record the start of a reconcile run and return its id."""
+        with self._tx() as s:
+            run = ReconcileRun(
+                mode=mode,
+                window_start=window_start,
+                window_end=window_end,
+                dry_run=dry_run,
+                status="running",
+                counts={},
+                started_at=utcnow(),
+                flow_run_id=flow_run_id,
+            )
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def finish_run(
+        self, run_id: int, status: str, counts: dict[str, Any], error: str | None = None
+    ) -> None:
+        """Record a run's outcome."""
+        with self._tx() as s:
+            run = s.get_one(ReconcileRun, run_id)
+            run.status = status
+            run.counts = counts
+            run.error = error
+            run.finished_at = utcnow()
+
+    def recent_runs(self, limit: int = 10) -> list[RunRecord]:
+        """The newest runs first."""
+        with self._tx() as s:
+            rows = s.scalars(select(ReconcileRun).order_by(ReconcileRun.id.desc()).limit(limit))
+            return [_run_record(r) for r in rows]
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    def add_delivery(self, delivery: Delivery, *, ignored: bool = False) -> AddResult:
+        """Store a delivery; a webhook id seen before is a duplicate and changes nothing."""
+        now = utcnow()
+        status: InboxStatus = "ignored" if ignored else "pending"
+        row = InboxItem(
+            webhook_id=delivery.webhook_id,
+            topic=delivery.topic,
+            shop_domain=delivery.shop_domain,
+            order_id=delivery.order_id,
+            event_id=delivery.event_id,
+            api_version=delivery.api_version,
+            triggered_at=delivery.triggered_at,
+            received_at=now,
+            body=delivery.body,
+            status=status,
+            attempts=0,
+            next_attempt_at=now,
+            finished_at=now if ignored else None,
+        )
+        try:
+            with self._tx() as s:
+                if s.get(InboxItem, delivery.webhook_id) is not None:
+                    return "duplicate"
+                s.add(row)
+        except IntegrityError:
+            return "duplicate"  # a concurrent insert of the same webhook id won the race
+        return "ignored" if ignored else "stored"
+
+    def claim(
+        self,
+        *,
+        max_orders: int,
+        lease: timedelta,
+        owner: str | None = None,
+        now: datetime | None = None,
+    ) -> list[ClaimedOrder]:
+        """Claim the due deliveries of up to ``max_orders`` orders under a lease.
+
+        A row is due when it is pending and its next attempt time has come, or when it is
+        claimed under a lease that has expired (its worker died). All due rows of an order are
+        claimed together so several deliveries of one order coalesce into one sync.
+        """
+        now = now or utcnow()
+        owner = owner or uuid.uuid4().hex
+        due = or_(
+            and_(InboxItem.status == "pending", InboxItem.next_attempt_at <= now),
+            and_(InboxItem.status == "claimed", InboxItem.lease_expires_at <= now),
+        )
+        # An order whose sync is in flight under a live lease waits: one order, one worker.
+        in_flight = select(InboxItem.order_id).where(
+            InboxItem.status == "claimed", InboxItem.lease_expires_at > now
+        )
+        with self._tx() as s:
+            order_ids = list(
+                s.scalars(
+                    select(InboxItem.order_id)
+                    .where(
+                        due, InboxItem.order_id.is_not(None), InboxItem.order_id.not_in(in_flight)
+                    )
+                    .group_by(InboxItem.order_id)
+                    .order_by(func.min(InboxItem.received_at))
+                    .limit(max_orders)
+                )
+            )
+            if not order_ids:
+                return []
+            # Re-checking `due` in the UPDATE makes the claim safe on databases that run
+            # claimers concurrently (PostgreSQL); on SQLite BEGIN IMMEDIATE serialises them.
+            s.execute(
+                update(InboxItem)
+                .where(due, InboxItem.order_id.in_(order_ids))
+                .values(
+                    status="claimed",
+                    lease_owner=owner,
+                    lease_expires_at=now + lease,
+                    attempts=InboxItem.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            rows = s.scalars(
+                select(InboxItem)
+                .where(InboxItem.lease_owner == owner, InboxItem.status == "claimed")
+                .order_by(InboxItem.received_at)
+            ).all()
+            return _group_by_order(rows)
+
+    def complete(self, webhook_ids: Sequence[str]) -> None:
+        """Mark deliveries done."""
+        self._finish(webhook_ids, status="done", error=None)
+
+    def dead(self, webhook_ids: Sequence[str], error: str) -> None:
+        """Mark deliveries dead (their order is in the dead letters)."""
+        self._finish(webhook_ids, status="dead", error=error)
+
+    def retry_later(self, webhook_ids: Sequence[str], at: datetime, error: str) -> None:
+        """Release claimed deliveries back to pending, due again at ``at``."""
+        with self._tx() as s:
+            s.execute(
+                update(InboxItem)
+                .where(InboxItem.webhook_id.in_(list(webhook_ids)))
+                .values(
+                    status="pending",
+                    next_attempt_at=at,
+                    last_error=error,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
+    def _finish(self, webhook_ids: Sequence[str], *, status: str, error: str | None) -> None:
+        with self._tx() as s:
+            s.execute(
+                update(InboxItem)
+                .where(InboxItem.webhook_id.in_(list(webhook_ids)))
+                .values(
+                    status=status,
+                    last_error=error,
+                    finished_at=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
+    def inbox_row(self, webhook_id: str) -> InboxRow | None:
+        """One delivery by webhook id."""
+        with self._tx() as s:
+            row = s.get(InboxItem, webhook_id)
+            return None if row is None else _inbox_row(row)
+
+    def inbox_rows(self, *, status: str | None = None, limit: int = 1000) -> list[InboxRow]:
+        """Deliveries, oldest first, optionally of one status."""
+        query = select(InboxItem).order_by(InboxItem.received_at).limit(limit)
+        if status is not None:
+            query = query.where(InboxItem.status == status)
+        with self._tx() as s:
+            return [_inbox_row(r) for r in s.scalars(query)]
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest pending delivery becomes due, if any is pending."""
+        with self._tx() as s:
+            return s.scalar(
+                select(func.min(InboxItem.next_attempt_at)).where(InboxItem.status == "pending")
+            )
+
+    # -- ledger ------------------------------------------------------------------------------
+
+    def ledger(self, order_id: str) -> LedgerRecord | None:
+        """The ledger entry of one order."""
+        with self._tx() as s:
+            row = s.get(LedgerEntry, order_id)
+            return None if row is None else _ledger_record(row)
+
+    def ledger_many(self, order_ids: Iterable[str]) -> dict[str, LedgerRecord]:
+        """Ledger entries by order id (missing orders are absent)."""
+        ids = list(order_ids)
+        found: dict[str, LedgerRecord] = {}
+        with self._tx() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for row in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(chunk))):
+                    found[row.order_id] = _ledger_record(row)
+        return found
+
+    def record_sync(
+        self,
+        order_id: str,
+        *,
+        order_updated_at: datetime,
+        payload_hash: str,
+        account_id: str | None,
+        contact_id: str | None,
+        opportunity_id: str | None,
+    ) -> None:
+        """Record that the order's state as of ``order_updated_at`` is in Salesforce."""
+        with self._tx() as s:
+            row = s.get(LedgerEntry, order_id)
+            if row is None:
+                row = LedgerEntry(order_id=order_id)
+                s.add(row)
+            elif row.order_updated_at > order_updated_at:
+                return  # never let an older state overwrite a newer one
+            row.order_updated_at = order_updated_at
+            row.payload_hash = payload_hash
+            row.account_id = account_id or row.account_id
+            row.contact_id = contact_id or row.contact_id
+            row.opportunity_id = opportunity_id or row.opportunity_id
+            row.synced_at = utcnow()
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    def add_dead_letter(
+        self,
+        order_id: str,
+        *,
+        source: str,
+        stage: str,
+        message: str,
+        error_code: str | None = None,
+        fields: list[str] | None = None,
+        payload: bytes | None = None,
+    ) -> int:
+        """Record a failure; an order's open dead letter is updated rather than repeated."""
+        now = utcnow()
+        with self._tx() as s:
+            row = s.scalars(
+                select(DeadLetter).where(
+                    DeadLetter.order_id == order_id, DeadLetter.resolved_at.is_(None)
+                )
+            ).first()
+            if row is None:
+                row = DeadLetter(order_id=order_id, first_seen=now, attempts=0)
+                s.add(row)
+            row.source = source
+            row.stage = stage
+            row.message = message
+            row.error_code = error_code
+            row.fields = list(fields or [])
+            row.payload = payload if payload is not None else row.payload
+            row.last_seen = now
+            row.attempts = (row.attempts or 0) + 1
+            s.flush()
+            return row.id
+
+    def dead_letters(self, *, include_resolved: bool = False) -> list[DeadLetterRecord]:
+        """Dead letters, newest first."""
+        query = select(DeadLetter).order_by(DeadLetter.id.desc())
+        if not include_resolved:
+            query = query.where(DeadLetter.resolved_at.is_(None))
+        with self._tx() as s:
+            return [_dead_letter_record(r) for r in s.scalars(query)]
+
+    def dead_letter(self, dead_letter_id: int) -> DeadLetterRecord | None:
+        """One dead letter by id."""
+        with self._tx() as s:
+            row = s.get(DeadLetter, dead_letter_id)
+            return None if row is None else _dead_letter_record(row)
+
+    def resolve_dead_letters(self, order_id: str, resolution: str) -> int:
+        """Close every open dead letter of an order; returns how many were closed."""
+        with self._tx() as s:
+            result = s.execute(
+                update(DeadLetter)
+                .where(DeadLetter.order_id == order_id, DeadLetter.resolved_at.is_(None))
+                .values(resolved_at=utcnow(), resolution=resolution)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- overview ----------------------------------------------------------------------------
+
+    def counts(self) -> StoreCounts:
+        """Inbox depth by status, open dead letters, orders in the ledger."""
+        with self._tx() as s:
+            by_status = s.execute(
+                select(InboxItem.status, func.count()).group_by(InboxItem.status)
+            ).all()
+            open_dead = s.scalar(
+                select(func.count()).select_from(DeadLetter).where(DeadLetter.resolved_at.is_(None))
+            )
+            ledger = s.scalar(select(func.count()).select_from(LedgerEntry))
+        return StoreCounts(
+            inbox={status: int(n) for status, n in by_status},
+            dead_letters_open=int(open_dead or 0),
+            ledger_orders=int(ledger or 0),
+        )
+
+
+def _group_by_order(rows: Sequence[InboxItem]) -> list[ClaimedOrder]:
+    grouped: dict[str, list[InboxRow]] = defaultdict(list)
+    for row in rows:
+        grouped[str(row.order_id)].append(_inbox_row(row))
+    return [ClaimedOrder(order_id=oid, deliveries=items) for oid, items in grouped.items()]
+
+
+def _inbox_row(row: InboxItem) -> InboxRow:
+    return InboxRow(
+        webhook_id=row.webhook_id,
+        topic=row.topic,
+        shop_domain=row.shop_domain,
+        order_id=row.order_id,
+        body=row.body,
+        status=row.status,
+        attempts=row.attempts,
+        received_at=row.received_at,
+        triggered_at=row.triggered_at,
+        next_attempt_at=row.next_attempt_at,
+        lease_expires_at=row.lease_expires_at,
+        last_error=row.last_error,
+    )
+
+
+def _ledger_record(row: LedgerEntry) -> LedgerRecord:
+    return LedgerRecord(
+        order_id=row.order_id,
+        account_id=row.account_id,
+        contact_id=row.contact_id,
+        opportunity_id=row.opportunity_id,
+        order_updated_at=row.order_updated_at,
+        payload_hash=row.payload_hash,
+        synced_at=row.synced_at,
+    )
+
+
+def _dead_letter_record(row: DeadLetter) -> DeadLetterRecord:
+    return DeadLetterRecord(
+        id=row.id,
+        order_id=row.order_id,
+        source=row.source,
+        stage=row.stage,
+        error_code=row.error_code,
+        message=row.message,
+        fields=list(row.fields or []),
+        payload=row.payload,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        attempts=row.attempts,
+        resolved_at=row.resolved_at,
+        resolution=row.resolution,
+    )
+
+
+def _run_record(row: ReconcileRun) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        mode=row.mode,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        dry_run=row.dry_run,
+        status=row.status,
+        counts=dict(row.counts or {}),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=row.error,
+    )

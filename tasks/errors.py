@@ -1,0 +1,90 @@
+"""One error tree, split by what the orchestrator should do with a failure.
+
+```
+SyncError
+├── RetryableError            transient: back off and try again (5xx, lock rows, timeouts)
+│   └── RateLimited           back off longer, honour retry_after (REQUEST_LIMIT_EXCEEDED, 429)
+├── AuthError                 credentials rejected after one re-authentication: stop the batch
+├── BudgetExhausted           our own API governor: stop writing, leave work pending
+└── PermanentError            will fail the same way again: dead-letter with the reason
+    ├── ConfigError           the org or shop is set up wrongly (missing field, scope)
+    └── InvalidOrder          the order itself cannot be mapped or is rejected by validation
+```
+
+Each external system classifies its failures into this tree in exactly one place
+(``tasks.salesforce.classify`` and ``tasks.shopify.classify``); everything above that only asks
+``isinstance(exc, RetryableError)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class SyncError(Exception):
+    """Base of every failure the product raises on purpose."""
+
+    def __init__(self, message: str, *, code: str | None = None, fields: list[str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.fields = fields or []
+
+    def __str__(self) -> str:
+        prefix = f"{self.code}: " if self.code else ""
+        return f"{prefix}{self.message}"
+
+
+class RetryableError(SyncError):
+    """A transient failure: the same request may succeed later."""
+
+
+class RateLimited(RetryableError):
+    """The remote system asked us to slow down."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class AuthError(SyncError):
+    """Credentials were rejected even after re-authenticating."""
+
+
+class BudgetExhausted(SyncError):
+    """The configured share of the Salesforce daily API allocation is used up."""
+
+    def __init__(self, used: int, limit: int, reserve_at: int):
+        super().__init__(
+            f"Salesforce API usage {used}/{limit} reached the reserve threshold {reserve_at}; "
+            "writes are paused and the remaining work stays pending",
+            code="API_BUDGET_RESERVED",
+        )
+        self.used = used
+        self.limit = limit
+
+
+class PermanentError(SyncError):
+    """Retrying cannot help; the item goes to the dead letters with this reason."""
+
+
+class ConfigError(PermanentError):
+    """The Salesforce org or the Shopify app is configured in a way the sync cannot work with."""
+
+
+class InvalidOrder(PermanentError):
+    """The order cannot be mapped, or Salesforce rejected its records by validation."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """One error Salesforce reported for one record (``errorCode`` or ``statusCode``)."""
+
+    code: str
+    message: str
+    fields: list[str] = field(default_factory=list)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a failure is worth retrying later."""
+    return isinstance(exc, RetryableError)

@@ -1,0 +1,374 @@
+"""Configuration: one typed settings object, read from the environment and ``.env``, loaded once.
+
+The blueprint's variable names (``SHOPIFY_*``, ``SALESFORCE_*``) are kept as they are; everything
+the product adds is prefixed ``SHOPSYNC_``. Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tasks.mapping import MappingConfig
+
+AuthMode = Literal["jwt", "client_credentials", "refresh_token", "password"]
+SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+API_VERSION_SHOPIFY = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
+API_VERSION_SALESFORCE = re.compile(r"^\d{2}\.0$")
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class SettingsError(Exception):
+    """Settings are missing or invalid; ``problems`` has one readable line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Settings(BaseSettings):
+    """Everything shopsync reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Shopify (the blueprint's names)
+    shopify_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("SHOPIFY_API_KEY"), description="App API key (client id)."
+    )
+    shopify_api_secret_key: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SHOPIFY_API_SECRET_KEY"),
+        description="App API secret key (client secret).",
+    )
+    shopify_admin_api_access_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SHOPIFY_ADMIN_API_ACCESS_TOKEN"),
+        description="Admin API access token (shpat_…).",
+    )
+    shopify_store_domain: str | None = Field(
+        None,
+        validation_alias=_env("SHOPIFY_STORE_DOMAIN"),
+        description="The shop's myshopify.com domain.",
+    )
+    shopify_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("SHOPIFY_WEBHOOK_SECRET"),
+        description="Webhook signing secret(s); comma-separated during a rotation.",
+    )
+    shopify_api_version: str = Field(
+        "2026-10", validation_alias=_env("SHOPIFY_API_VERSION"), description="Admin API version."
+    )
+    shopify_admin_url: str | None = Field(
+        None,
+        validation_alias=_env("SHOPIFY_ADMIN_URL"),
+        description="Base URL of the Admin API; default https://<SHOPIFY_STORE_DOMAIN>.",
+    )
+
+    # Salesforce (the blueprint's names)
+    salesforce_client_id: SecretStr | None = Field(
+        None, validation_alias=_env("SALESFORCE_CLIENT_ID"), description="Consumer key."
+    )
+    salesforce_client_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SALESFORCE_CLIENT_SECRET"), description="Consumer secret."
+    )
+    salesforce_username: str | None = Field(
+        None, validation_alias=_env("SALESFORCE_USERNAME"), description="Integration user."
+    )
+    salesforce_password: SecretStr | None = Field(
+        None, validation_alias=_env("SALESFORCE_PASSWORD"), description="Password (password mode)."
+    )
+    salesforce_security_token: SecretStr | None = Field(
+        None, validation_alias=_env("SALESFORCE_SECURITY_TOKEN"), description="Security token."
+    )
+    salesforce_login_url: str = Field(
+        "https://login.salesforce.com",
+        validation_alias=_env("SALESFORCE_LOGIN_URL"),
+        description="Token endpoint host: login, test or your My Domain URL.",
+    )
+    salesforce_auth_mode: AuthMode = Field(
+        "client_credentials",
+        validation_alias=_env("SALESFORCE_AUTH_MODE"),
+        description="jwt, client_credentials, refresh_token or password.",
+    )
+    salesforce_jwt_private_key_path: Path | None = Field(
+        None,
+        validation_alias=_env("SALESFORCE_JWT_PRIVATE_KEY_PATH"),
+        description="PEM private key whose certificate is on the connected app (jwt mode).",
+    )
+    salesforce_refresh_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SALESFORCE_REFRESH_TOKEN"),
+        description="Refresh token (refresh_token mode).",
+    )
+    salesforce_api_version: str = Field(
+        "62.0", validation_alias=_env("SALESFORCE_API_VERSION"), description="REST API version."
+    )
+    salesforce_api_reserve_percent: float = Field(
+        80.0,
+        ge=1,
+        le=100,
+        validation_alias=_env("SHOPSYNC_SALESFORCE_API_RESERVE_PERCENT"),
+        description="Stop writing when daily API usage reaches this share of the allocation.",
+    )
+    salesforce_concurrency: int = Field(
+        4,
+        ge=1,
+        le=25,
+        validation_alias=_env("SHOPSYNC_SALESFORCE_CONCURRENCY"),
+        description="Concurrent Salesforce requests per flow run.",
+    )
+    salesforce_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("SHOPSYNC_SALESFORCE_TIMEOUT_SECONDS"),
+        description="Seconds before a Salesforce request times out (and is retried).",
+    )
+
+    # The product
+    shop_timezone: str | None = Field(
+        None,
+        validation_alias=_env("SHOPSYNC_SHOP_TIMEZONE"),
+        description="IANA timezone of the shop; default: read from Shopify.",
+    )
+    data_dir: Path = Field(
+        Path("data"),
+        validation_alias=_env("SHOPSYNC_DATA_DIR"),
+        description="Where the state database and reports live.",
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias=_env("SHOPSYNC_DATABASE_URL"),
+        description="SQLAlchemy URL of the state store; default sqlite in the data directory.",
+    )
+    webhook_host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("SHOPSYNC_WEBHOOK_HOST"),
+        description="Address the webhook receiver binds.",
+    )
+    webhook_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        validation_alias=_env("SHOPSYNC_WEBHOOK_PORT"),
+        description="Port of the webhook receiver.",
+    )
+    webhook_max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        validation_alias=_env("SHOPSYNC_WEBHOOK_MAX_BODY_BYTES"),
+        description="Larger webhook bodies get 413.",
+    )
+    webhook_allow_public_bind: bool = Field(
+        False,
+        validation_alias=_env("SHOPSYNC_WEBHOOK_ALLOW_PUBLIC_BIND"),
+        description="Allow the receiver to bind a non-loopback address.",
+    )
+    reconcile_lookback_hours: int = Field(
+        48,
+        ge=0,
+        validation_alias=_env("SHOPSYNC_RECONCILE_LOOKBACK_HOURS"),
+        description="How far behind the cursor the nightly reconcile looks again.",
+    )
+    nightly_cron: str = Field(
+        "30 3 * * *",
+        validation_alias=_env("SHOPSYNC_NIGHTLY_CRON"),
+        description="When the nightly reconcile runs (cron, shop timezone).",
+    )
+    mapping: MappingConfig = Field(
+        default_factory=MappingConfig,
+        validation_alias=_env("SHOPSYNC_MAPPING"),
+        description="Shopify → Salesforce mapping (SHOPSYNC_MAPPING__<FIELD>).",
+    )
+
+    @field_validator("shopify_webhook_secret", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("shopify_store_domain")
+    @classmethod
+    def _check_domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower().removeprefix("https://").rstrip("/")
+        if not SHOP_DOMAIN.match(value):
+            raise ValueError(f"{value!r} is not a <shop>.myshopify.com domain")
+        return value
+
+    @field_validator("shopify_api_version")
+    @classmethod
+    def _check_shopify_version(cls, value: str) -> str:
+        if not API_VERSION_SHOPIFY.match(value):
+            raise ValueError(f"{value!r} is not a Shopify API version like 2026-10")
+        return value
+
+    @field_validator("salesforce_api_version")
+    @classmethod
+    def _check_salesforce_version(cls, value: str) -> str:
+        value = value.removeprefix("v")
+        if not API_VERSION_SALESFORCE.match(value):
+            raise ValueError(f"{value!r} is not a Salesforce API version like 62.0")
+        if float(value) < 46.0:
+            raise ValueError("Salesforce API version must be 46.0 or newer (upsert results)")
+        return value
+
+    @field_validator("shop_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA timezone like America/New_York") from None
+        return value
+
+    @field_validator("salesforce_login_url", "shopify_admin_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"{value!r} must start with https://")
+        return value.rstrip("/")
+
+    # -- derived -------------------------------------------------------------------------------
+
+    @property
+    def shopify_base_url(self) -> str:
+        """Where the Admin API lives."""
+        return self.shopify_admin_url or f"https://{self.shopify_store_domain}"
+
+    @property
+    def state_url(self) -> str:
+        """The state store's SQLAlchemy URL."""
+        from state.db import sqlite_url
+
+        return self.database_url or sqlite_url(self.data_dir)
+
+    def problems(self, *, need: set[str] | None = None) -> list[str]:
+        """What is missing for the given parts (``shopify``, ``salesforce``, ``webhooks``)."""
+        need = need or {"shopify", "salesforce", "webhooks"}
+        found: list[str] = []
+        if "shopify" in need:
+            found += _missing(
+                self,
+                ("shopify_store_domain", "SHOPIFY_STORE_DOMAIN"),
+                ("shopify_admin_api_access_token", "SHOPIFY_ADMIN_API_ACCESS_TOKEN"),
+            )
+        if "webhooks" in need and not self.shopify_webhook_secret:
+            found.append("SHOPIFY_WEBHOOK_SECRET: missing (the app's client secret signs webhooks)")
+        if "salesforce" in need:
+            found += self._salesforce_problems()
+        return found
+
+    def _salesforce_problems(self) -> list[str]:
+        required = {
+            "client_credentials": [
+                ("salesforce_client_id", "SALESFORCE_CLIENT_ID"),
+                ("salesforce_client_secret", "SALESFORCE_CLIENT_SECRET"),
+            ],
+            "jwt": [
+                ("salesforce_client_id", "SALESFORCE_CLIENT_ID"),
+                ("salesforce_username", "SALESFORCE_USERNAME"),
+                ("salesforce_jwt_private_key_path", "SALESFORCE_JWT_PRIVATE_KEY_PATH"),
+            ],
+            "refresh_token": [
+                ("salesforce_client_id", "SALESFORCE_CLIENT_ID"),
+                ("salesforce_refresh_token", "SALESFORCE_REFRESH_TOKEN"),
+            ],
+            "password": [
+                ("salesforce_client_id", "SALESFORCE_CLIENT_ID"),
+                ("salesforce_client_secret", "SALESFORCE_CLIENT_SECRET"),
+                ("salesforce_username", "SALESFORCE_USERNAME"),
+                ("salesforce_password", "SALESFORCE_PASSWORD"),
+            ],
+        }[self.salesforce_auth_mode]
+        found = [
+            f"{line} (needed by SALESFORCE_AUTH_MODE={self.salesforce_auth_mode})"
+            for line in _missing(self, *required)
+        ]
+        key = self.salesforce_jwt_private_key_path
+        if self.salesforce_auth_mode == "jwt" and key is not None and not key.is_file():
+            found.append(f"SALESFORCE_JWT_PRIVATE_KEY_PATH: {key} is not a readable file")
+        return found
+
+
+def _missing(settings: Settings, *pairs: tuple[str, str]) -> list[str]:
+    return [f"{env}: missing" for attr, env in pairs if not getattr(settings, attr)]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning validation errors into one readable line each."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [_describe(err) for err in exc.errors()]
+        raise SettingsError(problems + _missing_besides(exc, overrides)) from None
+
+
+def _missing_besides(exc: ValidationError, overrides: dict[str, Any]) -> list[str]:
+    """What is also missing, found by reading again with the invalid values at their defaults."""
+    invalid_env = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
+    defaults = {
+        name: info.get_default(call_default_factory=True)
+        for name, info in Settings.model_fields.items()
+        if _ENV_NAMES.get(name) in invalid_env or name in invalid_env
+    }
+    try:
+        settings = Settings(**{**overrides, **defaults})
+    except ValidationError:
+        return []
+    return [p for p in settings.problems() if p.split(":")[0] not in invalid_env]
+
+
+def _describe(error: Any) -> str:
+    location = error.get("loc") or ()
+    field_name = str(location[0]) if location else "settings"
+    env = _ENV_NAMES.get(field_name, field_name.upper())
+    if len(location) > 1:
+        env += "__" + "__".join(str(part).upper() for part in location[1:])
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{env}: {message}"
+
+
+def _env_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names[name] = str(alias.choices[0])
+            names[str(alias.choices[0])] = str(alias.choices[0])
+    return names
+
+
+_ENV_NAMES = _env_names()
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    return load_settings()

@@ -1,0 +1,330 @@
+"""The state store: cursors, inbox dedupe and leases, ledger, dead letters, migrations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from state import Delivery, StateStore
+from state.db import create_state_engine, migrate
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+pysqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> StateStore:
+    s = StateStore.open(db_url)
+    yield s
+    s.close()
+
+
+def delivery(webhook_id: str, order_id: str = "1001", topic: str = "orders/create") -> Delivery:
+    return Delivery(
+        webhook_id=webhook_id,
+        topic=topic,
+        shop_domain="shop.myshopify.com",
+        body=b'{"id": %s}' % order_id.encode(),
+        order_id=order_id,
+    )
+
+
+def at(hour: int) -> datetime:
+    return datetime(2026, 11, 1, hour, tzinfo=UTC)
+
+
+# -- cursors ------------------------------------------------------------------------------------
+
+
+def test_cursor_starts_unset_and_moves_forward(store: StateStore) -> None:
+    assert store.get_cursor("nightly") is None
+    assert store.advance_cursor("nightly", at(1)) == at(1)
+    assert store.advance_cursor("nightly", at(5)) == at(5)
+    assert store.get_cursor("nightly") == at(5)
+
+
+def test_cursor_never_moves_backwards(store: StateStore) -> None:
+    store.advance_cursor("nightly", at(5))
+    assert store.advance_cursor("nightly", at(2)) == at(5)
+    assert store.get_cursor("nightly") == at(5)
+
+
+def test_cursors_are_independent_by_name(store: StateStore) -> None:
+    store.advance_cursor("a", at(5))
+    store.advance_cursor("b", at(1))
+    assert (store.get_cursor("a"), store.get_cursor("b")) == (at(5), at(1))
+
+
+def test_naive_datetimes_are_refused(store: StateStore) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        store.advance_cursor("nightly", datetime(2026, 1, 1))
+
+
+def test_times_come_back_timezone_aware_utc(store: StateStore) -> None:
+    store.advance_cursor("nightly", datetime.fromisoformat("2026-11-01T10:00:00+02:00"))
+    assert store.get_cursor("nightly") == at(8)
+    assert store.get_cursor("nightly").tzinfo is UTC
+
+
+# -- inbox --------------------------------------------------------------------------------------
+
+
+def test_duplicate_webhook_id_is_reported_and_changes_nothing(store: StateStore) -> None:
+    assert store.add_delivery(delivery("w-1")) == "stored"
+    before = store.inbox_row("w-1")
+    other = Delivery("w-1", "orders/updated", "other.myshopify.com", b"{}", order_id="9")
+    assert store.add_delivery(other) == "duplicate"
+    assert store.inbox_row("w-1") == before
+    assert len(store.inbox_rows()) == 1
+
+
+def test_ignored_delivery_is_stored_but_never_claimed(store: StateStore) -> None:
+    assert store.add_delivery(delivery("w-1", topic="products/create"), ignored=True) == "ignored"
+    assert store.inbox_row("w-1").status == "ignored"
+    assert store.claim(max_orders=10, lease=timedelta(minutes=1)) == []
+
+
+def test_deliveries_of_one_order_are_claimed_together(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1", "1001"))
+    store.add_delivery(delivery("w-2", "1002"))
+    store.add_delivery(delivery("w-3", "1001", topic="orders/updated"))
+    claims = store.claim(max_orders=10, lease=timedelta(minutes=1))
+    by_order = {c.order_id: c.webhook_ids for c in claims}
+    assert by_order == {"1001": ["w-1", "w-3"], "1002": ["w-2"]}
+    assert all(row.attempts == 1 for c in claims for row in c.deliveries)
+
+
+def test_claimed_rows_are_not_claimed_again_while_the_lease_lives(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1"))
+    assert len(store.claim(max_orders=10, lease=timedelta(minutes=5))) == 1
+    assert store.claim(max_orders=10, lease=timedelta(minutes=5)) == []
+
+
+def test_a_new_delivery_of_an_order_in_flight_waits_for_the_lease(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1", "1001"))
+    store.claim(max_orders=10, lease=timedelta(minutes=5))
+    store.add_delivery(delivery("w-2", "1001", topic="orders/updated"))
+    assert store.claim(max_orders=10, lease=timedelta(minutes=5)) == []
+
+
+def test_expired_lease_makes_a_row_claimable_again(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1"))
+    first = store.claim(max_orders=10, lease=timedelta(seconds=30), owner="dead-worker")
+    assert first[0].webhook_ids == ["w-1"]
+    later = datetime.now(UTC) + timedelta(seconds=31)
+    again = store.claim(max_orders=10, lease=timedelta(seconds=30), owner="new", now=later)
+    assert again[0].webhook_ids == ["w-1"]
+    assert again[0].deliveries[0].attempts == 2
+
+
+def test_completed_and_dead_rows_are_final(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1", "1"))
+    store.add_delivery(delivery("w-2", "2"))
+    store.claim(max_orders=10, lease=timedelta(seconds=1))
+    store.complete(["w-1"])
+    store.dead(["w-2"], "INVALID_EMAIL_ADDRESS: bad email")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert store.claim(max_orders=10, lease=timedelta(seconds=1), now=later) == []
+    assert store.inbox_row("w-2").last_error == "INVALID_EMAIL_ADDRESS: bad email"
+    assert store.counts().inbox == {"done": 1, "dead": 1}
+
+
+def test_retry_later_holds_a_row_until_its_time(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1"))
+    store.claim(max_orders=10, lease=timedelta(minutes=1))
+    due = datetime.now(UTC) + timedelta(minutes=10)
+    store.retry_later(["w-1"], at=due, error="SERVER_UNAVAILABLE")
+    assert store.claim(max_orders=10, lease=timedelta(minutes=1)) == []
+    assert store.next_due_at() == due.replace(microsecond=due.microsecond)
+    claims = store.claim(max_orders=10, lease=timedelta(minutes=1), now=due)
+    assert claims[0].webhook_ids == ["w-1"]
+
+
+def test_max_orders_bounds_a_claim_oldest_first(store: StateStore) -> None:
+    for n in range(5):
+        store.add_delivery(delivery(f"w-{n}", str(100 + n)))
+    claims = store.claim(max_orders=2, lease=timedelta(minutes=1))
+    assert [c.order_id for c in claims] == ["100", "101"]
+
+
+def test_concurrent_threads_never_claim_the_same_row(db_url: str) -> None:
+    seed = StateStore.open(db_url)
+    for n in range(300):
+        seed.add_delivery(delivery(f"w-{n}", str(n)))
+    claimed: list[list[str]] = [[] for _ in range(6)]
+
+    def worker(slot: int) -> None:
+        own = StateStore.open(db_url)
+        while batch := own.claim(max_orders=7, lease=timedelta(minutes=5)):
+            claimed[slot].extend(w for c in batch for w in c.webhook_ids)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [w for ids in claimed for w in ids]
+    assert len(everything) == 300
+    assert len(set(everything)) == 300
+
+
+CLAIMER = textwrap.dedent(
+    """
+    import json, sys
+    from datetime import timedelta
+    from state import StateStore
+    store = StateStore.open(sys.argv[1])
+    mine = []
+    while batch := store.claim(max_orders=5, lease=timedelta(minutes=5)):
+        mine.extend(w for c in batch for w in c.webhook_ids)
+    print(json.dumps(mine))
+    """
+)
+
+
+def test_concurrent_processes_never_claim_the_same_row(db_url: str) -> None:
+    seed = StateStore.open(db_url)
+    for n in range(200):
+        seed.add_delivery(delivery(f"w-{n}", str(n)))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CLAIMER, db_url], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    everything = [w for ids in results for w in ids]
+    assert sorted(everything) == sorted(f"w-{n}" for n in range(200))
+
+
+# -- ledger -------------------------------------------------------------------------------------
+
+
+def test_ledger_records_and_never_goes_back_in_time(store: StateStore) -> None:
+    store.record_sync(
+        "1001",
+        order_updated_at=at(5),
+        payload_hash="h5",
+        account_id="001A",
+        contact_id="003A",
+        opportunity_id="006A",
+    )
+    store.record_sync(
+        "1001",
+        order_updated_at=at(3),
+        payload_hash="h3",
+        account_id=None,
+        contact_id=None,
+        opportunity_id=None,
+    )
+    entry = store.ledger("1001")
+    assert (entry.payload_hash, entry.order_updated_at, entry.opportunity_id) == (
+        "h5",
+        at(5),
+        "006A",
+    )
+    assert store.ledger_many(["1001", "404"]).keys() == {"1001"}
+
+
+# -- dead letters -------------------------------------------------------------------------------
+
+
+def test_dead_letters_accumulate_per_order_until_resolved(store: StateStore) -> None:
+    first = store.add_dead_letter(
+        "1001", source="webhook", stage="contact", message="bad", error_code="INVALID_EMAIL_ADDRESS"
+    )
+    again = store.add_dead_letter(
+        "1001", source="webhook", stage="contact", message="still bad", fields=["Email"]
+    )
+    assert first == again
+    letter = store.dead_letter(first)
+    assert (letter.attempts, letter.message, letter.fields) == (2, "still bad", ["Email"])
+    assert store.resolve_dead_letters("1001", "replayed") == 1
+    assert store.dead_letters() == []
+    assert len(store.dead_letters(include_resolved=True)) == 1
+    fresh = store.add_dead_letter("1001", source="reconcile", stage="opportunity", message="new")
+    assert fresh != first
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def test_runs_are_recorded_with_counts(store: StateStore) -> None:
+    run_id = store.start_run("backfill", at(0), at(12), dry_run=True)
+    store.finish_run(run_id, "completed", {"missing": 3, "in_sync": 97})
+    run = store.recent_runs()[0]
+    assert (run.mode, run.dry_run, run.status, run.counts["missing"]) == (
+        "backfill",
+        True,
+        "completed",
+        3,
+    )
+
+
+# -- migrations and durability ------------------------------------------------------------------
+
+
+def test_migrating_an_empty_database_twice_works(db_url: str) -> None:
+    engine = create_state_engine(db_url)
+    migrate(engine)
+    migrate(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"cursors", "reconcile_runs", "inbox", "ledger", "dead_letters"} <= tables
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+
+
+def test_sqlite_runs_in_wal_mode(db_url: str, tmp_path: Path) -> None:
+    StateStore.open(db_url).close()
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from state import Delivery, StateStore
+    store = StateStore.open(sys.argv[1])
+    n = 0
+    while True:
+        store.add_delivery(Delivery(f"w-{n}", "orders/create", "s.myshopify.com", b"x" * 2000,
+                                    order_id=str(n)))
+        print(n, flush=True)
+        n += 1
+    """
+)
+
+
+def test_sigkill_during_writes_keeps_every_committed_row(db_url: str, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, db_url],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    committed = -1
+    deadline = time.monotonic() + 60
+    while committed < 150 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            committed = int(line)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert committed >= 150, "the writer did not get going"
+    store = StateStore.open(db_url)
+    ids = {row.webhook_id for row in store.inbox_rows(limit=100_000)}
+    assert {f"w-{n}" for n in range(committed + 1)} <= ids
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
