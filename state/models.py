@@ -124,6 +124,17 @@ class LedgerEntry(Base):
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class CustomerEntry(Base):
+    """A Shopify customer (or guest e-mail) whose Account and Contact exist in Salesforce."""
+
+    __tablename__ = "customers"
+
+    customer_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    account_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    contact_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class DeadLetter(Base):
     """An order that could not be synced, with Salesforce's (or our) reason."""
 

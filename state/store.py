@@ -20,7 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from state.db import create_state_engine, migrate, sqlite_url
-from state.models import Cursor, DeadLetter, InboxItem, LedgerEntry, ReconcileRun, utcnow
+from state.models import (
+    Cursor,
+    CustomerEntry,
+    DeadLetter,
+    InboxItem,
+    LedgerEntry,
+    ReconcileRun,
+    utcnow,
+)
 
 InboxStatus = Literal["pending", "claimed", "done", "dead", "ignored"]
 AddResult = Literal["stored", "duplicate", "ignored"]
@@ -409,6 +417,34 @@ class StateStore:
             row.contact_id = contact_id or row.contact_id
             row.opportunity_id = opportunity_id or row.opportunity_id
             row.synced_at = utcnow()
+
+    # -- customers ---------------------------------------------------------------------------
+
+    def customer(self, customer_key: str) -> tuple[str | None, str | None] | None:
+        """The Salesforce (Account id, Contact id) of a customer synced before, else None."""
+        with self._tx() as s:
+            row = s.get(CustomerEntry, customer_key)
+            return None if row is None else (row.account_id, row.contact_id)
+
+    def remember_customer(
+        self, customer_key: str, *, account_id: str | None, contact_id: str | None
+    ) -> None:
+        """Record that a customer's Account and Contact exist in Salesforce."""
+        with self._tx() as s:
+            row = s.get(CustomerEntry, customer_key)
+            if row is None:
+                row = CustomerEntry(customer_key=customer_key)
+                s.add(row)
+            row.account_id = account_id or row.account_id
+            row.contact_id = contact_id or row.contact_id
+            row.synced_at = utcnow()
+
+    def forget_customer(self, customer_key: str) -> None:
+        """Drop a customer whose cached Salesforce ids turned out to be stale."""
+        with self._tx() as s:
+            row = s.get(CustomerEntry, customer_key)
+            if row is not None:
+                s.delete(row)
 
     # -- dead letters ------------------------------------------------------------------------
 

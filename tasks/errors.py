@@ -24,11 +24,19 @@ from dataclasses import dataclass, field
 class SyncError(Exception):
     """Base of every failure the product raises on purpose."""
 
-    def __init__(self, message: str, *, code: str | None = None, fields: list[str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        fields: list[str] | None = None,
+        stage: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code
         self.fields = fields or []
+        self.stage = stage  # which record or step failed: account, contact, opportunity, fetch…
 
     def __str__(self) -> str:
         prefix = f"{self.code}: " if self.code else ""

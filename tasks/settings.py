@@ -195,6 +195,11 @@ class Settings(BaseSettings):
         validation_alias=_env("SHOPSYNC_NIGHTLY_CRON"),
         description="When the nightly reconcile runs (cron, shop timezone).",
     )
+    retry_delays_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 15.0, 60.0],
+        validation_alias=_env("SHOPSYNC_RETRY_DELAYS_SECONDS"),
+        description="Backoff before each retry of a transient failure (jittered), comma-separated.",
+    )
     mapping: MappingConfig = Field(
         default_factory=MappingConfig,
         validation_alias=_env("SHOPSYNC_MAPPING"),
@@ -206,6 +211,13 @@ class Settings(BaseSettings):
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("retry_delays_seconds", mode="before")
+    @classmethod
+    def _split_delays(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("shopify_store_domain")

@@ -25,6 +25,13 @@ def upgrade() -> None:
     sa.Column('updated_at', state.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_cursors'))
     )
+    op.create_table('customers',
+    sa.Column('customer_key', sa.String(length=100), nullable=False),
+    sa.Column('account_id', sa.String(length=18), nullable=True),
+    sa.Column('contact_id', sa.String(length=18), nullable=True),
+    sa.Column('synced_at', state.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('customer_key', name=op.f('pk_customers'))
+    )
     op.create_table('dead_letters',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('order_id', sa.String(length=32), nullable=False),
@@ -105,4 +112,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_dead_letters_order_resolved')
 
     op.drop_table('dead_letters')
+    op.drop_table('customers')
     op.drop_table('cursors')

@@ -1,0 +1,55 @@
+"""Wiring: build the real adapters and the sync context from the settings, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from state import StateStore
+from tasks.org import load_org_schema
+from tasks.salesforce import SalesforceGateway, SimpleSalesforceGateway
+from tasks.settings import Settings
+from tasks.shopify import ShopifyClient
+from tasks.sync import SyncContext
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """The adapters one flow run uses."""
+
+    settings: Settings
+    store: StateStore
+    salesforce: SalesforceGateway
+    shopify: ShopifyClient
+
+    def sync_context(self) -> SyncContext:
+        """The context for syncing orders: org schema from describe (cached), shop timezone."""
+        org = load_org_schema(self.salesforce, self.settings.data_dir / "org_schema.json")
+        return SyncContext(
+            gateway=self.salesforce,
+            store=self.store,
+            mapping=self.settings.mapping,
+            org=org,
+            shop_timezone=self.shop_timezone(),
+        )
+
+    def shop_timezone(self) -> str:
+        """The configured shop timezone, else the one Shopify reports."""
+        zone = self.settings.shop_timezone or self.shopify.shop_info().timezone
+        ZoneInfo(zone)  # fail early on a zone this machine's tzdata does not know
+        return zone
+
+    def close(self) -> None:
+        """Release connections."""
+        self.shopify.close()
+        self.store.close()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """The real adapters for these settings."""
+    return Runtime(
+        settings=settings,
+        store=StateStore.open(settings.state_url),
+        salesforce=SimpleSalesforceGateway(settings),
+        shopify=ShopifyClient(settings),
+    )

@@ -1,0 +1,130 @@
+"""Salesforce failures → the product's error tree. The only place that reads Salesforce errors.
+
+The table is DESIGN.md §3 ("Errors, classified in exactly one place"), grounded in
+research/salesforce.md §4 (status codes and StatusCode meanings) and §6 (simple-salesforce's
+exception classes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import requests
+from simple_salesforce.exceptions import SalesforceError
+
+from tasks.errors import (
+    AuthError,
+    ConfigError,
+    InvalidOrder,
+    PermanentError,
+    RateLimited,
+    RecordError,
+    RetryableError,
+    SyncError,
+)
+
+# Codes that say "the batch failed because something else failed": never the real reason.
+KNOCK_ON_CODES = frozenset({"PROCESSING_HALTED", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
+
+TRANSIENT_CODES = frozenset(
+    {
+        "SERVER_UNAVAILABLE",
+        "UNABLE_TO_LOCK_ROW",
+        "QUERY_TIMEOUT",
+        "API_TEMPORARILY_UNAVAILABLE",
+        "INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE",
+        # Two creators raced on a Unique external id: a retry now matches and updates.
+        "DUPLICATE_VALUE",
+    }
+)
+RATE_LIMIT_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "TOO_MANY_REQUESTS"})
+CONFIG_CODES = frozenset(
+    {
+        "INVALID_FIELD",
+        "INVALID_TYPE",
+        "NOT_FOUND",
+        "INSUFFICIENT_ACCESS",
+        "INSUFFICIENT_ACCESS_OR_READONLY",
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "API_DISABLED_FOR_ORG",
+        "API_CURRENTLY_DISABLED",
+    }
+)
+AUTH_CODES = frozenset({"INVALID_SESSION_ID", "INVALID_AUTH_HEADER"})
+
+
+def record_errors(body: Any) -> list[RecordError]:
+    """Salesforce error objects (``errorCode`` in REST, ``statusCode`` in collections)."""
+    if isinstance(body, Mapping):
+        body = body.get("errors") or [body]
+    if not isinstance(body, Sequence) or isinstance(body, str | bytes):
+        return []
+    found = []
+    for item in body:
+        if not isinstance(item, Mapping):
+            continue
+        code = str(item.get("errorCode") or item.get("statusCode") or "UNKNOWN_ERROR")
+        found.append(
+            RecordError(
+                code=code,
+                message=str(item.get("message", "")),
+                fields=[str(f) for f in item.get("fields") or []],
+            )
+        )
+    return found
+
+
+def first_cause(errors: Iterable[RecordError]) -> RecordError | None:
+    """The first error that is a reason of its own, not a knock-on of another failure."""
+    errors = list(errors)
+    for error in errors:
+        if error.code not in KNOCK_ON_CODES:
+            return error
+    return errors[0] if errors else None
+
+
+def classify(status: int, body: Any, *, retry_after: float | None = None) -> SyncError:
+    """Classify one Salesforce response (top-level or a composite subresponse)."""
+    cause = first_cause(record_errors(body))
+    code = cause.code if cause else None
+    message = cause.message if cause else _short(body)
+    fields = cause.fields if cause else []
+    if code in AUTH_CODES or status == 401:
+        return AuthError(message or "Salesforce rejected the session", code=code or "HTTP_401")
+    if code in RATE_LIMIT_CODES or status == 429:
+        return RateLimited(message, retry_after=retry_after, code=code or "HTTP_429")
+    if code in TRANSIENT_CODES or status >= 500:
+        return RetryableError(message, code=code or f"HTTP_{status}", fields=fields)
+    if status == 300:
+        return PermanentError(
+            "several Salesforce records share this external id; merge them, then make the "
+            "field Unique",
+            code="MULTIPLE_RECORDS",
+        )
+    if code in CONFIG_CODES or status == 404:
+        return ConfigError(message, code=code or f"HTTP_{status}", fields=fields)
+    if status == 403:
+        return ConfigError(message, code=code or "HTTP_403", fields=fields)
+    return InvalidOrder(message, code=code or f"HTTP_{status}", fields=fields)
+
+
+def classify_exception(exc: BaseException) -> SyncError:
+    """Classify whatever simple-salesforce or requests raised."""
+    if isinstance(exc, SyncError):
+        return exc
+    if isinstance(exc, SalesforceError):
+        return classify(int(exc.status), exc.content)
+    if isinstance(exc, requests.Timeout):
+        return RetryableError(f"Salesforce did not answer in time: {exc}", code="TIMEOUT")
+    if isinstance(exc, requests.ConnectionError):
+        return RetryableError(f"could not reach Salesforce: {exc}", code="CONNECTION_ERROR")
+    if isinstance(exc, requests.RequestException):
+        return RetryableError(f"request to Salesforce failed: {exc}", code="REQUEST_ERROR")
+    raise exc
+
+
+def _short(body: Any, limit: int = 300) -> str:
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"

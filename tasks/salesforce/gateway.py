@@ -1,0 +1,326 @@
+"""The Salesforce adapter: simple-salesforce over a requests session, and nothing clever.
+
+It moves bytes and classifies failures (through ``tasks.salesforce.errors``); it does not retry
+(Prefect does), except for the one re-authentication after a 401 that DESIGN.md §3 asks for.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import requests
+from requests.adapters import HTTPAdapter
+from simple_salesforce import Salesforce, format_soql
+from simple_salesforce.exceptions import SalesforceError
+
+from tasks.errors import AuthError, BudgetExhausted, RecordError
+from tasks.salesforce.auth import AccessToken, fetch_token
+from tasks.salesforce.composite import (
+    OrderWrite,
+    OrderWriteResult,
+    build_composite,
+    dumps,
+    parse_composite,
+)
+from tasks.salesforce.errors import classify_exception, record_errors
+from tasks.settings import Settings
+
+T = TypeVar("T")
+COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call
+SOQL_IN_CHUNK = 300  # research §4: GET URLs cap at 16 KB; 300 quoted ids stay well inside
+
+
+@dataclass(frozen=True, slots=True)
+class ApiUsage:
+    """The org's rolling 24-hour API usage, from ``Sforce-Limit-Info``."""
+
+    used: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """The outcome for one record of a collections or bulk write, matched by external id."""
+
+    key: str
+    success: bool
+    id: str | None = None
+    created: bool = False
+    errors: tuple[RecordError, ...] = ()
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """Give every request a timeout; simple-salesforce sets none."""
+
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+class _PlainHttpAdapter(_TimeoutAdapter):
+    """simple-salesforce hard-codes https:// (research §0): speak plain HTTP to a local sandbox."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if request.url and request.url.startswith("https://"):
+            request.url = "http://" + request.url[len("https://") :]
+        return super().send(request, **kwargs)
+
+
+def build_session(settings: Settings, instance_url: str | None = None) -> requests.Session:
+    """A requests session with timeouts; a plain-HTTP instance gets the https→http adapter."""
+    session = requests.Session()
+    session.trust_env = False  # no proxy or CA bundle from the environment on our API calls
+    timeout = settings.salesforce_timeout_seconds
+    session.mount("https://", _TimeoutAdapter(timeout))
+    session.mount("http://", _TimeoutAdapter(timeout))
+    if instance_url and instance_url.startswith("http://"):
+        parsed = urlparse(instance_url)
+        session.mount(f"https://{parsed.netloc}", _PlainHttpAdapter(timeout))
+    return session
+
+
+class SimpleSalesforceGateway:
+    """The one real adapter behind ``SalesforceGateway``."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.api_version = settings.salesforce_api_version
+        self._lock = threading.Lock()
+        self._token: AccessToken | None = None
+        self._sf: Salesforce | None = None
+        self._usage: ApiUsage | None = None
+
+    # -- connection --------------------------------------------------------------------------
+
+    def _connect(self) -> Salesforce:
+        with self._lock:
+            if self._sf is None:
+                login = build_session(self.settings, self.settings.salesforce_login_url)
+                self._token = fetch_token(self.settings, login)
+                session = build_session(self.settings, self._token.instance_url)
+                self._sf = Salesforce(
+                    instance_url=self._token.instance_url,
+                    session_id=self._token.access_token.get_secret_value(),
+                    session=session,
+                    version=self.api_version,
+                )
+            return self._sf
+
+    def _reconnect(self, stale: Salesforce) -> None:
+        with self._lock:
+            if self._sf is stale:
+                self._sf = None
+
+    def _call(self, action: Callable[[Salesforce], T]) -> T:
+        """Run one API call; after a 401, log in again once and repeat it once."""
+        for attempt in (1, 2):
+            sf = self._connect()
+            try:
+                result = action(sf)
+            except (SalesforceError, requests.RequestException) as exc:
+                error = classify_exception(exc)
+                if isinstance(error, AuthError) and attempt == 1:
+                    self._reconnect(sf)
+                    continue
+                raise error from exc
+            self._note_usage(sf)
+            return result
+        raise AssertionError("unreachable")
+
+    def _note_usage(self, sf: Salesforce) -> None:
+        usage = (sf.api_usage or {}).get("api-usage")
+        if usage is not None:
+            self._usage = ApiUsage(used=int(usage.used), limit=int(usage.total))
+
+    @property
+    def api_usage(self) -> ApiUsage | None:
+        """Usage as of the last successful call (None before the first)."""
+        return self._usage
+
+    def check_budget(self) -> None:
+        """Refuse to write once usage reaches the configured reserve (DESIGN §3 governor)."""
+        usage = self._usage
+        if usage is None or usage.limit <= 0:
+            return
+        threshold = int(usage.limit * self.settings.salesforce_api_reserve_percent / 100)
+        if usage.used >= threshold:
+            raise BudgetExhausted(usage.used, usage.limit, threshold)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        """The describe of one object."""
+        return self._call(lambda sf: sf.restful(f"sobjects/{sobject}/describe"))
+
+    def limits(self) -> dict[str, Any]:
+        """The org's /limits."""
+        return self._call(lambda sf: sf.restful("limits"))
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """Every record of a SOQL query, following ``nextRecordsUrl``."""
+        return self._call(lambda sf: list(sf.query_all_iter(soql)))
+
+    def find_contacts_by_email(self, email: str, key_field: str) -> list[dict[str, Any]]:
+        """Contacts with this e-mail, oldest first (the value is escaped, never in a URL path)."""
+        soql = format_soql(
+            "SELECT Id, AccountId, {:literal} FROM Contact WHERE Email = {} "
+            "ORDER BY CreatedDate ASC LIMIT 10",
+            key_field,
+            email,
+        )
+        return self.query(soql)
+
+    def records_by_keys(
+        self, sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Records whose external id is in ``keys``, in SOQL ``IN`` chunks of 300."""
+        select = ", ".join(dict.fromkeys([key_field, *fields]))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), SOQL_IN_CHUNK):
+            chunk = list(keys[start : start + SOQL_IN_CHUNK])
+            # Field and object names come from our configuration; values go through format_soql.
+            soql = format_soql(
+                f"SELECT {select} FROM {sobject} WHERE {{:literal}} IN {{}}",  # noqa: S608
+                key_field,
+                chunk,
+            )
+            found.extend(self.query(soql))
+        return found
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write_order(self, write: OrderWrite) -> OrderWriteResult:
+        """Upsert one order's Account, Contact and Opportunity in one API call."""
+        self.check_budget()
+        body = dumps(build_composite(write, self.api_version))
+        response = self._call(
+            lambda sf: sf.restful(
+                "composite",
+                method="POST",
+                data=body.encode(),
+                headers={"Content-Type": "application/json; charset=UTF-8"},
+            )
+        )
+        return parse_composite(response or {}, write)
+
+    def upsert_collection(
+        self, sobject: str, key_field: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[RecordResult]:
+        """Upsert by external id through sObject Collections, 200 records per call."""
+        results: list[RecordResult] = []
+        for start in range(0, len(records), COLLECTION_SIZE):
+            chunk = records[start : start + COLLECTION_SIZE]
+            self.check_budget()
+            payload = {
+                "allOrNone": False,
+                "records": [{"attributes": {"type": sobject}, **r} for r in chunk],
+            }
+            body = dumps(payload)
+            answer = self._call(
+                lambda sf, body=body: sf.restful(
+                    f"composite/sobjects/{sobject}/{key_field}",
+                    method="PATCH",
+                    data=body.encode(),
+                    headers={"Content-Type": "application/json; charset=UTF-8"},
+                )
+            )
+            results.extend(_collection_results(chunk, key_field, answer or []))
+        return results
+
+    def bulk_upsert(
+        self, sobject: str, key_field: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
+    ) -> list[RecordResult]:
+        """Upsert through a Bulk API 2.0 ingest job; results are matched back by external id."""
+        self.check_budget()
+        rows = [{k: _csv_value(v) for k, v in r.items()} for r in records]
+        jobs = self._call(
+            lambda sf: getattr(sf.bulk2, sobject).upsert(
+                records=rows, external_id_field=key_field, wait=wait
+            )
+        )
+        results: list[RecordResult] = []
+        for job in jobs:
+            job_id = job["job_id"]
+            ok = self._call(
+                lambda sf, j=job_id: getattr(sf.bulk2, sobject).get_successful_records(j)
+            )
+            bad = self._call(lambda sf, j=job_id: getattr(sf.bulk2, sobject).get_failed_records(j))
+            results.extend(_bulk_results(ok, bad, key_field))
+        return results
+
+    def bulk_query(self, sobject: str, soql: str) -> Iterator[dict[str, str]]:
+        """Stream a Bulk API 2.0 query's rows as dicts of strings."""
+        pages = self._call(lambda sf: getattr(sf.bulk2, sobject).query(soql, max_records=50_000))
+        for page in pages:
+            yield from csv.DictReader(io.StringIO(page))
+
+
+def _collection_results(
+    chunk: Sequence[Mapping[str, Any]], key_field: str, answer: Iterable[Mapping[str, Any]]
+) -> list[RecordResult]:
+    # research §2: collections answer in request order, HTTP 200 even when items failed.
+    results = []
+    for record, item in zip(chunk, answer, strict=False):
+        results.append(
+            RecordResult(
+                key=str(record.get(key_field)),
+                success=bool(item.get("success")),
+                id=item.get("id"),
+                created=bool(item.get("created")),
+                errors=tuple(record_errors(item.get("errors") or [])),
+            )
+        )
+    return results
+
+
+def _bulk_results(successful_csv: str, failed_csv: str, key_field: str) -> list[RecordResult]:
+    # research §3: bulk results are not in input order; join by the external id column.
+    results = []
+    for row in csv.DictReader(io.StringIO(successful_csv or "")):
+        results.append(
+            RecordResult(
+                key=row.get(key_field, ""),
+                success=True,
+                id=row.get("sf__Id") or None,
+                created=row.get("sf__Created", "").lower() == "true",
+            )
+        )
+    for row in csv.DictReader(io.StringIO(failed_csv or "")):
+        results.append(
+            RecordResult(
+                key=row.get(key_field, ""),
+                success=False,
+                errors=(parse_bulk_error(row.get("sf__Error", "")),),
+            )
+        )
+    return results
+
+
+def parse_bulk_error(text: str) -> RecordError:
+    """Bulk 2.0 ``sf__Error`` is ``CODE:message:fields`` (research §3)."""
+    code, _, rest = text.partition(":")
+    message, _, fields = rest.rpartition(":")
+    if not message:
+        message, fields = rest, ""
+    return RecordError(
+        code=code.strip() or "UNKNOWN_ERROR",
+        message=message.strip(),
+        fields=[f for f in fields.split(",") if f and f != "--"],
+    )
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return "#N/A"  # research §3: how a CSV row nulls a field
+    return value

@@ -1,0 +1,81 @@
+"""Prefect tasks: thin shells around the pure code and one adapter call each.
+
+Prefect owns retries: transient failures (``RetryableError``) are retried with jittered backoff,
+everything else fails at once. A task takes the order's number in its run name, so the Prefect UI
+shows one visible task run per order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from state import StateStore
+from tasks.errors import PermanentError, SyncError, is_retryable
+from tasks.orders import Order, parse_graphql_order
+from tasks.settings import Settings
+from tasks.shopify import ShopifyClient
+from tasks.sync import SyncContext, SyncOutcome, sync_order_state
+
+JITTER = 0.5
+
+
+def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only what classified as transient; permanent and auth failures fail fast."""
+    try:
+        state.result()
+    except Exception as exc:
+        return is_retryable(exc)
+    return False
+
+
+@task(name="fetch-order", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def fetch_order(shopify: ShopifyClient, order_id: str) -> Order:
+    """The order's current state from Shopify's GraphQL Admin API."""
+    node = shopify.fetch_order(order_id)
+    if node is None:
+        raise PermanentError(
+            f"Shopify has no order {order_id} (deleted, or older than 60 days without the "
+            "read_all_orders scope)",
+            code="ORDER_NOT_FOUND",
+            stage="fetch",
+        )
+    return parse_graphql_order(node)
+
+
+@task(
+    name="sync-order-state",
+    cache_policy=NO_CACHE,
+    retry_condition_fn=retry_if_transient,
+    task_run_name="sync {order.name}",
+)
+def sync_order_step(order: Order, ctx: SyncContext) -> SyncOutcome:
+    """Upsert Account, Contact and Opportunity for one order."""
+    return sync_order_state(order, ctx)
+
+
+def with_retries(step: Task[Any, Any], settings: Settings) -> Task[Any, Any]:
+    """The task with the configured backoff (defaults 5 s, 15 s, 60 s, jittered)."""
+    delays = settings.retry_delays_seconds
+    return step.with_options(
+        retries=len(delays), retry_delay_seconds=delays, retry_jitter_factor=JITTER
+    )
+
+
+def dead_letter(
+    store: StateStore, order_id: str, error: SyncError, *, source: str, payload: bytes | None
+) -> int:
+    """Park an order with Salesforce's (or our) full reason."""
+    return store.add_dead_letter(
+        order_id,
+        source=source,
+        stage=error.stage or "sync",
+        error_code=error.code,
+        message=error.message,
+        fields=error.fields,
+        payload=payload,
+    )
