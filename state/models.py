@@ -122,6 +122,7 @@ class LedgerEntry(Base):
     order_updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     payload_hash: Mapped[str] = mapped_column(String(64))
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_in_shopify_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class CustomerEntry(Base):

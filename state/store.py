@@ -90,6 +90,7 @@ class LedgerRecord:
     order_updated_at: datetime
     payload_hash: str
     synced_at: datetime
+    deleted_in_shopify_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +419,15 @@ class StateStore:
             row.opportunity_id = opportunity_id or row.opportunity_id
             row.synced_at = utcnow()
 
+    def flag_deleted(self, order_id: str, at: datetime) -> bool:
+        """Note that Shopify deleted an order we synced; False when the ledger does not know it."""
+        with self._tx() as s:
+            row = s.get(LedgerEntry, order_id)
+            if row is None:
+                return False
+            row.deleted_in_shopify_at = at
+            return True
+
     # -- customers ---------------------------------------------------------------------------
 
     def customer(self, customer_key: str) -> tuple[str | None, str | None] | None:
@@ -557,6 +567,7 @@ def _ledger_record(row: LedgerEntry) -> LedgerRecord:
         order_updated_at=row.order_updated_at,
         payload_hash=row.payload_hash,
         synced_at=row.synced_at,
+        deleted_in_shopify_at=row.deleted_in_shopify_at,
     )
 
 

@@ -195,6 +195,16 @@ class Settings(BaseSettings):
         validation_alias=_env("SHOPSYNC_NIGHTLY_CRON"),
         description="When the nightly reconcile runs (cron, shop timezone).",
     )
+    order_delete_action: Literal["ignore", "flag"] = Field(
+        "ignore",
+        validation_alias=_env("SHOPSYNC_ORDER_DELETE_ACTION"),
+        description="orders/delete webhooks: ignore them, or flag the order in the ledger.",
+    )
+    webhook_allowed_shops: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("SHOPSYNC_WEBHOOK_ALLOWED_SHOPS"),
+        description="Shops whose webhooks are accepted, besides SHOPIFY_STORE_DOMAIN.",
+    )
     retry_delays_seconds: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5.0, 15.0, 60.0],
         validation_alias=_env("SHOPSYNC_RETRY_DELAYS_SECONDS"),
@@ -211,6 +221,13 @@ class Settings(BaseSettings):
     def _split_secrets(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allowed_shops", mode="before")
+    @classmethod
+    def _split_shops(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("retry_delays_seconds", mode="before")

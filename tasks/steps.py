@@ -16,6 +16,7 @@ from prefect.states import State
 
 from state import StateStore
 from tasks.errors import PermanentError, SyncError, is_retryable
+from tasks.inbox import SyncPlan
 from tasks.orders import Order, parse_graphql_order
 from tasks.settings import Settings
 from tasks.shopify import ShopifyClient
@@ -79,3 +80,24 @@ def dead_letter(
         fields=error.fields,
         payload=payload,
     )
+
+
+@task(
+    name="sync-claimed-order",
+    cache_policy=NO_CACHE,
+    retry_condition_fn=retry_if_transient,
+    task_run_name="sync {plan.label}",
+)
+def sync_claimed_order(plan: SyncPlan, ctx: SyncContext, shopify: ShopifyClient) -> SyncOutcome:
+    """Sync one claimed order: its newest webhook payload, or its state fetched from Shopify."""
+    order = plan.order
+    if order is None:
+        node = shopify.fetch_order(plan.order_id)
+        if node is None:
+            raise PermanentError(
+                f"Shopify has no order {plan.order_id} any more",
+                code="ORDER_NOT_FOUND",
+                stage="fetch",
+            )
+        order = parse_graphql_order(node)
+    return sync_order_state(order, ctx)

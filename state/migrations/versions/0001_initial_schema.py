@@ -82,6 +82,7 @@ def upgrade() -> None:
     sa.Column('order_updated_at', state.models.UTCDateTime(), nullable=False),
     sa.Column('payload_hash', sa.String(length=64), nullable=False),
     sa.Column('synced_at', state.models.UTCDateTime(), nullable=False),
+    sa.Column('deleted_in_shopify_at', state.models.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('order_id', name=op.f('pk_ledger'))
     )
     op.create_table('reconcile_runs',

@@ -1,0 +1,146 @@
+"""The ``sync-pending-orders`` flow: drain the webhook inbox into Salesforce.
+
+Claims due deliveries under a lease, coalesces each order's deliveries into one sync of its newest
+state, syncs orders concurrently (bounded), and settles every claimed row: done, dead (with a dead
+letter), or pending again with a backoff. It keeps going until the inbox is drained or its time
+budget is spent. Started by a debounced event trigger and an every-minute safety-net schedule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from prefect import Task, flow, get_run_logger
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from state import ClaimedOrder, StateStore
+from state.models import utcnow
+from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
+from tasks.inbox import SyncPlan, next_attempt, plan_claim
+from tasks.runtime import Runtime, build_runtime
+from tasks.settings import get_settings
+from tasks.steps import dead_letter, sync_claimed_order, with_retries
+from tasks.sync import SyncContext, SyncOutcome
+
+
+@dataclass
+class DrainReport:
+    """What one drain run did."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    stopped_because: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcomes": dict(self.outcomes), "stopped_because": self.stopped_because}
+
+
+@flow(name="sync-pending-orders")
+def sync_pending_orders(
+    max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float = 600.0
+) -> dict[str, Any]:
+    """Sync every pending webhook delivery into Salesforce.
+
+    Args:
+        max_seconds: Stop claiming new work after this long (the next run continues).
+        batch_size: Orders claimed at a time.
+        lease_seconds: How long a claim is held before another run may take it over.
+    """
+    settings = get_settings()
+    runtime = build_runtime(settings)
+    report = DrainReport()
+    try:
+        _drain(runtime, report, max_seconds, batch_size, timedelta(seconds=lease_seconds))
+    finally:
+        runtime.close()
+    get_run_logger().info("drain finished: %s", report.as_dict())
+    return report.as_dict()
+
+
+def _drain(
+    runtime: Runtime, report: DrainReport, max_seconds: float, batch: int, lease: timedelta
+) -> None:
+    deadline = time.monotonic() + max_seconds
+    ctx: SyncContext | None = None
+    while time.monotonic() < deadline and report.stopped_because is None:
+        claims = runtime.store.claim(max_orders=batch, lease=lease)
+        if not claims:
+            return
+        ctx = ctx or runtime.sync_context()
+        step = with_retries(sync_claimed_order, runtime.settings)
+        runner = ThreadPoolTaskRunner(max_workers=runtime.settings.salesforce_concurrency)
+        with runner:
+            pending = [(claim, _submit(runner, step, claim, ctx, runtime)) for claim in claims]
+            for claim, submitted in pending:
+                _settle(runtime.store, claim, submitted, report)
+
+
+def _submit(
+    runner: ThreadPoolTaskRunner,
+    step: Task[..., SyncOutcome],
+    claim: ClaimedOrder,
+    ctx: SyncContext,
+    runtime: Runtime,
+) -> PrefectFuture[SyncOutcome] | SyncError | None:
+    try:
+        plan = plan_claim(claim)
+    except SyncError as exc:
+        return exc
+    if plan.kind == "deleted":
+        return _deleted(runtime, plan)
+    return runner.submit(step, parameters={"plan": plan, "ctx": ctx, "shopify": runtime.shopify})
+
+
+def _deleted(runtime: Runtime, plan: SyncPlan) -> SyncError | None:
+    if runtime.settings.order_delete_action == "flag":
+        runtime.store.flag_deleted(plan.order_id, utcnow())
+    return None
+
+
+def _settle(
+    store: StateStore,
+    claim: ClaimedOrder,
+    submitted: PrefectFuture | SyncError | None,
+    report: DrainReport,
+) -> None:
+    ids = claim.webhook_ids
+    try:
+        outcome = submitted.result() if isinstance(submitted, PrefectFuture) else submitted
+        if isinstance(outcome, SyncError):
+            raise outcome
+    except (AuthError, BudgetExhausted) as exc:
+        store.retry_later(ids, at=utcnow() + timedelta(minutes=5), error=str(exc))
+        report.outcomes["held"] += 1
+        report.stopped_because = f"{exc.code}: {exc.message}"
+        return
+    except RateLimited as exc:
+        wait = timedelta(seconds=exc.retry_after or 60)
+        store.retry_later(ids, at=utcnow() + wait, error=str(exc))
+        report.outcomes["rate_limited"] += 1
+        return
+    except SyncError as exc:
+        _failed(store, claim, exc, report)
+        return
+    action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
+    store.complete(ids)
+    if action in {"created", "updated"}:
+        store.resolve_dead_letters(claim.order_id, "synced")
+    report.outcomes[action] += 1
+
+
+def _failed(store: StateStore, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:
+    ids = claim.webhook_ids
+    attempts = max(d.attempts for d in claim.deliveries)
+    retry_at = next_attempt(attempts, utcnow()) if isinstance(exc, RetryableError) else None
+    if retry_at is not None:
+        store.retry_later(ids, at=retry_at, error=str(exc))
+        report.outcomes["retry_later"] += 1
+        return
+    newest = claim.deliveries[-1].body
+    dead_letter(store, claim.order_id, exc, source="webhook", payload=newest)
+    store.dead(ids, str(exc))
+    report.outcomes["dead_letter"] += 1

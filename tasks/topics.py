@@ -1,0 +1,10 @@
+"""The Shopify webhook topics shopsync handles (research/shopify.md §1, "Topics")."""
+
+from __future__ import annotations
+
+ORDER_TOPICS = frozenset(
+    {"orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/edited"}
+)
+REFUND_TOPIC = "refunds/create"
+DELETE_TOPIC = "orders/delete"
+HANDLED_TOPICS = ORDER_TOPICS | {REFUND_TOPIC, DELETE_TOPIC}

@@ -1,0 +1,241 @@
+"""The webhook receiver in-process: every status of its contract, and the inbox it writes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from state import StateStore
+from webhooks.app import ReceiverConfig, create_app
+from webhooks.deliveries import order_id_of, shopify_header, sign, signature_matches
+
+SHOP = "acme.myshopify.com"
+SECRET = b"current-secret"
+OLD_SECRET = b"old-secret"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore.open(f"sqlite+pysqlite:///{tmp_path / 'inbox.db'}")
+
+
+@pytest.fixture
+def client(store: StateStore) -> TestClient:
+    config = ReceiverConfig(
+        secrets=(SECRET, OLD_SECRET), allowed_shops=frozenset({SHOP}), max_body_bytes=4096
+    )
+    return TestClient(create_app(config, store))
+
+
+def headers(body: bytes, **overrides: str) -> dict[str, str]:
+    values = {
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": sign(body, SECRET),
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+        "X-Shopify-API-Version": "2026-10",
+        "X-Shopify-Triggered-At": "2026-11-28T10:00:00.123Z",
+        "X-Shopify-Event-Id": "evt-1",
+        "Content-Type": "application/json",
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v != ""}
+
+
+ORDER = json.dumps({"id": 820982911946154508, "name": "#9999"}).encode()
+
+
+def test_a_signed_delivery_is_stored_with_its_headers(
+    client: TestClient, store: StateStore
+) -> None:
+    response = client.post("/webhooks/shopify", content=ORDER, headers=headers(ORDER))
+    assert (response.status_code, response.json()) == (200, {"status": "stored"})
+    row = store.inbox_row("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043")
+    assert (row.topic, row.shop_domain, row.order_id, row.body) == (
+        "orders/create",
+        SHOP,
+        "820982911946154508",
+        ORDER,
+    )
+    assert row.triggered_at.isoformat() == "2026-11-28T10:00:00.123000+00:00"
+
+
+def test_the_same_webhook_id_again_is_a_duplicate(client: TestClient, store: StateStore) -> None:
+    client.post("/webhooks/shopify", content=ORDER, headers=headers(ORDER))
+    again = client.post("/webhooks/shopify", content=ORDER, headers=headers(ORDER))
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
+    assert len(store.inbox_rows()) == 1
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["", "not-base64!!", base64.b64encode(b"x" * 32).decode(), sign(ORDER, b"stale-secret")],
+)
+def test_forged_missing_or_stale_signatures_get_401_and_store_nothing(
+    client: TestClient, store: StateStore, signature: str
+) -> None:
+    response = client.post(
+        "/webhooks/shopify",
+        content=ORDER,
+        headers=headers(ORDER, **{"X-Shopify-Hmac-Sha256": signature}),
+    )
+    assert response.status_code == 401
+    assert store.inbox_rows() == []
+
+
+def test_during_a_rotation_both_secrets_are_accepted(client: TestClient) -> None:
+    old = headers(ORDER, **{"X-Shopify-Hmac-Sha256": sign(ORDER, OLD_SECRET)})
+    assert client.post("/webhooks/shopify", content=ORDER, headers=old).status_code == 200
+
+
+def test_a_signature_over_a_different_body_is_rejected(client: TestClient) -> None:
+    tampered = ORDER.replace(b"9999", b"9998")
+    response = client.post("/webhooks/shopify", content=tampered, headers=headers(ORDER))
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "missing", ["X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id"]
+)
+def test_missing_required_headers_get_400(
+    client: TestClient, store: StateStore, missing: str
+) -> None:
+    response = client.post(
+        "/webhooks/shopify", content=ORDER, headers=headers(ORDER, **{missing: ""})
+    )
+    assert response.status_code == 400
+    assert store.inbox_rows() == []
+
+
+def test_a_body_that_is_not_json_gets_400(client: TestClient) -> None:
+    body = b"\xff\xfe not json"
+    assert client.post("/webhooks/shopify", content=body, headers=headers(body)).status_code == 400
+
+
+def test_a_shop_not_on_the_allowlist_gets_403(client: TestClient, store: StateStore) -> None:
+    h = headers(ORDER, **{"X-Shopify-Shop-Domain": "evil.myshopify.com"})
+    assert client.post("/webhooks/shopify", content=ORDER, headers=h).status_code == 403
+    assert store.inbox_rows() == []
+
+
+def test_a_body_over_the_limit_gets_413(client: TestClient) -> None:
+    body = json.dumps({"id": 1, "note": "x" * 5000}).encode()
+    assert client.post("/webhooks/shopify", content=body, headers=headers(body)).status_code == 413
+
+
+def test_an_unhandled_topic_is_recorded_as_ignored(client: TestClient, store: StateStore) -> None:
+    body = b'{"id": 5}'
+    h = headers(body, **{"X-Shopify-Topic": "products/create"})
+    response = client.post("/webhooks/shopify", content=body, headers=h)
+    assert (response.status_code, response.json()) == (200, {"status": "ignored"})
+    assert store.inbox_rows()[0].status == "ignored"
+
+
+def test_a_refund_is_filed_under_its_order(client: TestClient, store: StateStore) -> None:
+    body = json.dumps({"id": 509562969, "order_id": 450789469}).encode()
+    h = headers(body, **{"X-Shopify-Topic": "refunds/create"})
+    client.post("/webhooks/shopify", content=body, headers=h)
+    assert store.inbox_rows()[0].order_id == "450789469"
+
+
+def test_503_when_the_inbox_cannot_be_written(tmp_path: Path) -> None:
+    store = StateStore.open(f"sqlite+pysqlite:///{tmp_path / 'broken.db'}")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE inbox")
+    config = ReceiverConfig(secrets=(SECRET,), allowed_shops=frozenset())
+    client = TestClient(create_app(config, store))
+    assert (
+        client.post("/webhooks/shopify", content=ORDER, headers=headers(ORDER)).status_code == 503
+    )
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "inbox": {}}
+
+
+def test_notify_failures_never_fail_the_delivery(store: StateStore) -> None:
+    def broken(_delivery) -> None:
+        raise ConnectionError("prefect is down")
+
+    config = ReceiverConfig(secrets=(SECRET,), allowed_shops=frozenset())
+    client = TestClient(create_app(config, store, notify=broken))
+    assert (
+        client.post("/webhooks/shopify", content=ORDER, headers=headers(ORDER)).status_code == 200
+    )
+    assert len(store.inbox_rows()) == 1
+
+
+# -- pure helpers --------------------------------------------------------------------------------
+
+
+def test_signature_matches_an_independent_computation() -> None:
+    expected = base64.b64encode(hmac.new(SECRET, ORDER, hashlib.sha256).digest()).decode()
+    assert sign(ORDER, SECRET) == expected
+    assert signature_matches(ORDER, expected, [b"other", SECRET])
+    assert not signature_matches(ORDER, expected, [])
+
+
+def test_headers_are_found_with_or_without_the_x_prefix() -> None:
+    assert shopify_header({"shopify-topic": "orders/create"}, "topic") == "orders/create"
+    assert shopify_header({"x-shopify-topic": " orders/paid "}, "topic") == "orders/paid"
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "expected"),
+    [
+        ("orders/create", {"id": 820982911946154508}, "820982911946154508"),
+        ("orders/create", {"id": "123"}, "123"),
+        ("refunds/create", {"id": 1, "order_id": 450789469}, "450789469"),
+        ("orders/create", {"id": True}, None),
+        ("orders/create", {"id": "1; DROP"}, None),
+        ("orders/create", [1, 2], None),
+    ],
+)
+def test_order_id_of(topic: str, payload: object, expected: str | None) -> None:
+    assert order_id_of(topic, payload) == expected
+
+
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=600),
+        st.recursive(
+            st.none() | st.integers() | st.text(max_size=20),
+            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+        ).map(lambda v: json.dumps(v).encode()),
+        st.integers(1, 400).map(lambda depth: b"[" * depth + b"]" * depth),
+    ),
+    topic=header_text,
+    webhook_id=header_text,
+    sign_it=st.booleans(),
+)
+def test_the_receiver_never_answers_5xx_and_stores_only_signed_deliveries(
+    client: TestClient, store: StateStore, body: bytes, topic: str, webhook_id: str, sign_it: bool
+) -> None:
+    before = len(store.inbox_rows())
+    h = headers(
+        body,
+        **{
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Webhook-Id": webhook_id,
+            "X-Shopify-Hmac-Sha256": sign(body, SECRET) if sign_it else "bogus",
+        },
+    )
+    response = client.post("/webhooks/shopify", content=body, headers=h)
+    assert response.status_code < 500
+    if not sign_it:
+        assert response.status_code == 401
+        assert len(store.inbox_rows()) == before

@@ -1,0 +1,143 @@
+"""The webhook receiver: verify, store, answer. Never calls Shopify or Salesforce.
+
+POST /webhooks/shopify, one endpoint for every topic (the topic comes from the header):
+  200 stored or duplicate · 200 ignored (validly signed topic we do not handle) ·
+  401 bad or missing signature (nothing stored) · 400 missing headers or a body that is not JSON ·
+  403 shop not on the allowlist · 413 body over the limit · 503 only when the inbox cannot be
+  written, so that Shopify retries.
+GET /healthz: the inbox answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from state import Delivery, StateStore
+from tasks.topics import HANDLED_TOPICS
+from webhooks.deliveries import (
+    order_id_of,
+    parse_triggered_at,
+    shopify_header,
+    signature_matches,
+)
+
+log = logging.getLogger("shopsync.webhooks")
+
+Notify = Callable[[Delivery], None]
+
+
+class BodyTooLarge(Exception):
+    """The request body passed the configured limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    """What the receiver checks deliveries against."""
+
+    secrets: tuple[bytes, ...]
+    allowed_shops: frozenset[str]
+    max_body_bytes: int = 1_048_576
+
+
+def create_app(
+    config: ReceiverConfig, store: StateStore, notify: Notify | None = None
+) -> Starlette:
+    """The receiver's ASGI app."""
+
+    async def receive(request: Request) -> JSONResponse:
+        try:
+            body = await _read_body(request, config.max_body_bytes)
+        except BodyTooLarge:
+            return _answer(413, "body too large")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if not signature_matches(body, shopify_header(headers, "hmac-sha256"), config.secrets):
+            return _answer(401, "invalid signature")
+        return _accept(body, headers, config, store, notify)
+
+    async def healthz(_: Request) -> JSONResponse:
+        try:
+            depth = store.counts().inbox
+        except SQLAlchemyError:
+            return _answer(503, "inbox unavailable")
+        return JSONResponse({"status": "ok", "inbox": depth})
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/shopify", receive, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+def _accept(
+    body: bytes,
+    headers: dict[str, str],
+    config: ReceiverConfig,
+    store: StateStore,
+    notify: Notify | None,
+) -> JSONResponse:
+    topic = shopify_header(headers, "topic")
+    shop = (shopify_header(headers, "shop-domain") or "").lower()
+    webhook_id = shopify_header(headers, "webhook-id")
+    if not topic or not shop or not webhook_id or len(webhook_id) > 100:
+        return _answer(400, "missing X-Shopify-Topic, -Shop-Domain or -Webhook-Id")
+    if config.allowed_shops and shop not in config.allowed_shops:
+        return _answer(403, "shop not allowed")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return _answer(400, "body is not JSON")
+    delivery = Delivery(
+        webhook_id=webhook_id,
+        topic=topic[:64],
+        shop_domain=shop[:255],
+        body=body,
+        order_id=order_id_of(topic, payload),
+        event_id=(shopify_header(headers, "event-id") or "")[:100] or None,
+        api_version=(shopify_header(headers, "api-version") or "")[:20] or None,
+        triggered_at=parse_triggered_at(shopify_header(headers, "triggered-at")),
+    )
+    ignored = topic not in HANDLED_TOPICS or delivery.order_id is None
+    try:
+        result = store.add_delivery(delivery, ignored=ignored)
+    except SQLAlchemyError:
+        log.exception("inbox write failed for webhook %s", webhook_id)
+        return _answer(503, "inbox unavailable")
+    if result == "stored" and notify is not None:
+        _notify_quietly(notify, delivery)
+    return JSONResponse({"status": result})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _notify_quietly(notify: Notify, delivery: Delivery) -> None:
+    # Best effort: the delivery is already safe in the inbox; the safety-net schedule finds it.
+    try:
+        notify(delivery)
+    except Exception:
+        log.warning("could not nudge Prefect about webhook %s", delivery.webhook_id, exc_info=True)
+
+
+def _answer(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message} if status >= 400 else {"status": message}, status)
