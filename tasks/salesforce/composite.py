@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from tasks.errors import SyncError
 from tasks.mapping import dumps_json
-from tasks.salesforce.errors import classify
+from tasks.salesforce.errors import KNOCK_ON_CODES, classify
 
 REF_ACCOUNT = "refAccount"
 REF_CONTACT = "refContact"
@@ -76,7 +76,9 @@ def build_composite(write: OrderWrite, api_version: str) -> dict[str, Any]:
     opportunity = dict(_without(write.opportunity, write.opportunity_field))
     opportunity["AccountId"] = f"@{{{REF_ACCOUNT}.id}}"
     if write.contact is not None and write.link_contact_to_opportunity:
-        opportunity["ContactId"] = f"@{{{REF_CONTACT}.id}}"
+        # A PATCH by Id answers 204 without a body, so there is no @{refContact.id} to refer to.
+        by_id = write.contact_write is ContactWrite.UPDATE_BY_ID
+        opportunity["ContactId"] = write.contact_id if by_id else f"@{{{REF_CONTACT}.id}}"
     requests.append(
         _sub(
             "PATCH",
@@ -150,8 +152,10 @@ def _first_failure(subs: Mapping[str, Mapping[str, Any]]) -> SyncError | None:
         error = classify(status, sub.get("body"))
         error.stage = STAGE_BY_REF.get(ref, ref)
         failures.append(error)
-    real = [f for f in failures if f.code not in {"PROCESSING_HALTED", None}]
-    return (real or failures or [None])[0]
+    real = [f for f in failures if f.code not in KNOCK_ON_CODES]
+    # When every subrequest says "halted", the one that names a reason is the one that failed.
+    specific = [f for f in failures if not f.message.startswith("The transaction was rolled back")]
+    return (real or specific or failures or [None])[0]
 
 
 def dumps(body: Any) -> str:
