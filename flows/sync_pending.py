@@ -18,7 +18,7 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from state import ClaimedOrder, StateStore
+from state import ClaimedOrder
 from state.models import utcnow
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
 from tasks.inbox import SyncPlan, next_attempt, plan_claim
@@ -70,13 +70,33 @@ def _drain(
         claims = runtime.store.claim(max_orders=batch, lease=lease)
         if not claims:
             return
-        ctx = ctx or runtime.sync_context()
+        if ctx is None:
+            ctx = _context_or_hold(runtime, claims, report)
+            if ctx is None:
+                return
         step = with_retries(sync_claimed_order, runtime.settings)
         runner = ThreadPoolTaskRunner(max_workers=runtime.settings.salesforce_concurrency)
         with runner:
             pending = [(claim, _submit(runner, step, claim, ctx, runtime)) for claim in claims]
             for claim, submitted in pending:
-                _settle(runtime.store, claim, submitted, report)
+                _settle(runtime, claim, submitted, report)
+
+
+def _context_or_hold(
+    runtime: Runtime, claims: list[ClaimedOrder], report: DrainReport
+) -> SyncContext | None:
+    """The sync context; if Salesforce or Shopify cannot give it, put the claims back."""
+    try:
+        return runtime.sync_context()
+    except SyncError as exc:
+        wait = timedelta(seconds=runtime.settings.inbox_backoff_seconds[0])
+        for claim in claims:
+            runtime.store.retry_later(claim.webhook_ids, at=utcnow() + wait, error=str(exc))
+        report.outcomes["held"] += len(claims)
+        report.stopped_because = f"{exc.code}: {exc.message}"
+        if not isinstance(exc, RetryableError):
+            raise
+        return None
 
 
 def _submit(
@@ -102,11 +122,12 @@ def _deleted(runtime: Runtime, plan: SyncPlan) -> SyncError | None:
 
 
 def _settle(
-    store: StateStore,
+    runtime: Runtime,
     claim: ClaimedOrder,
     submitted: PrefectFuture | SyncError | None,
     report: DrainReport,
 ) -> None:
+    store = runtime.store
     ids = claim.webhook_ids
     try:
         outcome = submitted.result() if isinstance(submitted, PrefectFuture) else submitted
@@ -123,7 +144,7 @@ def _settle(
         report.outcomes["rate_limited"] += 1
         return
     except SyncError as exc:
-        _failed(store, claim, exc, report)
+        _failed(runtime, claim, exc, report)
         return
     action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
     store.complete(ids)
@@ -132,10 +153,14 @@ def _settle(
     report.outcomes[action] += 1
 
 
-def _failed(store: StateStore, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:
+def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:
+    store = runtime.store
     ids = claim.webhook_ids
     attempts = max(d.attempts for d in claim.deliveries)
-    retry_at = next_attempt(attempts, utcnow()) if isinstance(exc, RetryableError) else None
+    backoff = runtime.settings.inbox_backoff_seconds
+    retry_at = (
+        next_attempt(attempts, utcnow(), backoff) if isinstance(exc, RetryableError) else None
+    )
     if retry_at is not None:
         store.retry_later(ids, at=retry_at, error=str(exc))
         report.outcomes["retry_later"] += 1

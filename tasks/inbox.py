@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -11,18 +12,6 @@ from state import ClaimedOrder, InboxRow
 from tasks.errors import InvalidOrder
 from tasks.orders import Order, parse_rest_order
 from tasks.topics import DELETE_TOPIC, ORDER_TOPICS, REFUND_TOPIC
-
-# After a transient failure outlives Prefect's task retries, the delivery waits in the inbox:
-# 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h; the next failure dead-letters it.
-INBOX_BACKOFF = (
-    timedelta(seconds=30),
-    timedelta(minutes=2),
-    timedelta(minutes=10),
-    timedelta(minutes=30),
-    timedelta(hours=1),
-    timedelta(hours=2),
-    timedelta(hours=4),
-)
 
 PlanKind = Literal["sync", "fetch", "deleted"]
 
@@ -73,8 +62,12 @@ def _parse(delivery: InboxRow) -> Order:
     return order
 
 
-def next_attempt(attempts: int, now: datetime) -> datetime | None:
-    """When to try again after ``attempts`` failed attempts; None when it is time to give up."""
-    if attempts > len(INBOX_BACKOFF):
+def next_attempt(attempts: int, now: datetime, backoff: Sequence[float]) -> datetime | None:
+    """When to try again after ``attempts`` failed attempts; None when it is time to give up.
+
+    After a transient failure outlives Prefect's task retries, the delivery waits in the inbox
+    (by default 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h); the next failure dead-letters it.
+    """
+    if attempts > len(backoff):
         return None
-    return now + INBOX_BACKOFF[max(0, attempts - 1)]
+    return now + timedelta(seconds=backoff[max(0, attempts - 1)])

@@ -205,6 +205,14 @@ class Settings(BaseSettings):
         validation_alias=_env("SHOPSYNC_WEBHOOK_ALLOWED_SHOPS"),
         description="Shops whose webhooks are accepted, besides SHOPIFY_STORE_DOMAIN.",
     )
+    inbox_backoff_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0],
+        validation_alias=_env("SHOPSYNC_INBOX_BACKOFF_SECONDS"),
+        description=(
+            "When a delivery whose sync failed transiently is tried again; after the last, "
+            "it is dead-lettered."
+        ),
+    )
     retry_delays_seconds: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5.0, 15.0, 60.0],
         validation_alias=_env("SHOPSYNC_RETRY_DELAYS_SECONDS"),
@@ -230,7 +238,7 @@ class Settings(BaseSettings):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("retry_delays_seconds", mode="before")
+    @field_validator("retry_delays_seconds", "inbox_backoff_seconds", mode="before")
     @classmethod
     def _split_delays(cls, value: Any) -> Any:
         if isinstance(value, str):

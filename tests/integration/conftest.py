@@ -100,7 +100,7 @@ def shopify_server() -> Iterator[ShopifyHandle]:
     config = ShopConfig(
         domain=SHOP,
         access_token=SHOP_TOKEN,
-        orders=300,
+        orders=500,
         seed=11,
         plan="plus",
         webhook_secret=WEBHOOK_SECRET,
@@ -148,6 +148,7 @@ def product(
         "SHOPSYNC_DATA_DIR": str(tmp_path / "data"),
         "SHOPSYNC_SHOP_TIMEZONE": SHOP_TIMEZONE,
         "SHOPSYNC_RETRY_DELAYS_SECONDS": "0.05,0.1,0.2",
+        "SHOPSYNC_INBOX_BACKOFF_SECONDS": "0.2,0.4,0.8",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -1,0 +1,211 @@
+"""Listing a reconcile window's orders from Shopify into a JSONL spool file, and asking Shopify
+which order ids it still has.
+
+Small windows are paged through the GraphQL ``orders`` connection (``ShopifyClient``); once a
+window turns out to be larger than ``bulk_after_pages`` pages, the listing switches to a GraphQL
+bulk operation (research/shopify.md §2: ``bulkOperationRunQuery``, poll, download JSONL; child
+connection nodes come on their own lines with ``__parentId``, after their parent). Either way the
+orders land one JSON object per line in a spool file, so memory stays flat however large the
+window, and the reconcile can read the file twice (once to diff, once to build repair bodies).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tasks.errors import PermanentError, RetryableError
+from tasks.orders import ORDER_FIELDS
+from tasks.shopify import ShopifyClient, order_gid, window_query
+
+BULK_RUN = """
+mutation RunBulk($query: String!) {
+  bulkOperationRunQuery(query: $query) {
+    bulkOperation { id status }
+    userErrors { field message }
+  }
+}
+"""
+
+BULK_STATUS = """
+query BulkStatus($id: ID!) {
+  bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
+}
+"""
+
+NODES_QUERY = """
+query OrdersExist($ids: [ID!]!) {
+  nodes(ids: $ids) { ... on Order { id legacyResourceId } }
+}
+"""
+
+NODES_CHUNK = 250
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolResult:
+    """How a window was listed."""
+
+    path: Path
+    orders: int
+    method: str  # "pages" or "bulk"
+    shopify_calls: int
+
+
+def bulk_orders_query(start: datetime, end: datetime) -> str:
+    """The inner query of a bulk operation listing the window (fields inlined, no fragments)."""
+    search = json.dumps(window_query(start, end))
+    return (
+        f"{{ orders(query: {search}, sortKey: UPDATED_AT) "
+        f"{{ edges {{ node {{ {ORDER_FIELDS} }} }} }} }}"
+    )
+
+
+def stitch(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Top-level objects from bulk JSONL, each child line attached under ``__children``.
+
+    A child (a line with ``__parentId``) always follows its parent in Shopify's output.
+    """
+    current: dict[str, Any] | None = None
+    for line in lines:
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        parent = item.pop("__parentId", None)
+        if parent is None:
+            if current is not None:
+                yield current
+            current = item
+        elif current is not None and current.get("id") == parent:
+            current.setdefault("__children", []).append(item)
+    if current is not None:
+        yield current
+
+
+def spool_pages(
+    shopify: ShopifyClient, start: datetime, end: datetime, path: Path, bulk_after_pages: int
+) -> int | None:
+    """Write the window's orders page by page; ``None`` when the window is too large for pages."""
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for number, page in enumerate(shopify.iter_order_pages(start, end), start=1):
+            for node in page:
+                out.write(json.dumps(node, separators=(",", ":")) + "\n")
+                count += 1
+            if number >= bulk_after_pages:
+                return None
+    return count
+
+
+def start_bulk(shopify: ShopifyClient, start: datetime, end: datetime) -> str:
+    """Start a bulk operation over the window; returns its id."""
+    data = shopify.graphql(BULK_RUN, {"query": bulk_orders_query(start, end)})
+    answer = data.get("bulkOperationRunQuery") or {}
+    errors = answer.get("userErrors") or []
+    if errors:
+        message = "; ".join(str(e.get("message")) for e in errors)
+        if any("in progress" in str(e.get("message", "")).lower() for e in errors):
+            raise RetryableError(message, code="BULK_IN_PROGRESS")
+        raise PermanentError(message, code="BULK_REJECTED")
+    return str((answer.get("bulkOperation") or {})["id"])
+
+
+def wait_bulk(
+    shopify: ShopifyClient,
+    operation_id: str,
+    *,
+    timeout: float = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Poll until the operation finishes; returns the download URL (empty for no results)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        data = shopify.graphql(BULK_STATUS, {"id": operation_id})
+        operation = data.get("bulkOperation") or {}
+        status = str(operation.get("status") or "")
+        if status == "COMPLETED":
+            return str(operation.get("url") or "")
+        if status in TERMINAL:
+            raise RetryableError(
+                f"Shopify bulk operation {operation_id} ended {status} "
+                f"({operation.get('errorCode')})",
+                code=f"BULK_{status}",
+            )
+        if time.monotonic() > deadline:
+            raise RetryableError(f"bulk operation {operation_id} still {status}", code="TIMEOUT")
+        sleep(delay)
+        delay = min(delay * 1.5, 5.0)
+
+
+def download_bulk(url: str, path: Path, *, timeout: float = 300.0) -> int:
+    """Stream the JSONL result to ``path`` (stitched: one order per line); returns the count."""
+    count = 0
+    if not url:
+        path.write_text("", encoding="utf-8")
+        return 0
+    try:
+        with (
+            httpx.stream("GET", url, timeout=timeout) as response,
+            path.open("w", encoding="utf-8") as out,
+        ):
+            if response.status_code != 200:
+                raise RetryableError(
+                    f"bulk result download answered {response.status_code}",
+                    code=f"HTTP_{response.status_code}",
+                )
+            for item in stitch(response.iter_lines()):
+                out.write(json.dumps(item, separators=(",", ":")) + "\n")
+                count += 1
+    except httpx.TransportError as exc:
+        raise RetryableError(f"bulk result download failed: {exc}", code="DOWNLOAD") from exc
+    return count
+
+
+def spool_window(
+    shopify: ShopifyClient,
+    start: datetime,
+    end: datetime,
+    path: Path,
+    *,
+    bulk_after_pages: int = 10,
+) -> SpoolResult:
+    """List ``[start, end)`` (by ``updated_at``) into ``path``: pages, or a bulk operation."""
+    calls = shopify.calls
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = spool_pages(shopify, start, end, path, bulk_after_pages) if bulk_after_pages else None
+    if count is not None:
+        return SpoolResult(path, count, "pages", shopify.calls - calls)
+    operation = start_bulk(shopify, start, end)
+    url = wait_bulk(shopify, operation)
+    count = download_bulk(url, path)
+    return SpoolResult(path, count, "bulk", shopify.calls - calls)
+
+
+def read_spool(path: Path) -> Iterator[dict[str, Any]]:
+    """The order nodes of a spool file, in listing order."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def existing_order_ids(shopify: ShopifyClient, order_ids: Iterable[str]) -> set[str]:
+    """Which of these numeric order ids Shopify still has (and this app may see)."""
+    ids = [i for i in dict.fromkeys(order_ids) if i.isdigit()]
+    found: set[str] = set()
+    for start in range(0, len(ids), NODES_CHUNK):
+        chunk = [order_gid(i) for i in ids[start : start + NODES_CHUNK]]
+        data = shopify.graphql(NODES_QUERY, {"ids": chunk})
+        for node in data.get("nodes") or []:
+            if isinstance(node, dict) and node.get("legacyResourceId"):
+                found.add(str(node["legacyResourceId"]))
+    return found

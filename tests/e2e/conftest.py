@@ -1,0 +1,3 @@
+"""The end-to-end tests use the integration fixtures (sandboxes, settings, Prefect harness)."""
+
+from tests.integration.conftest import *  # noqa: F403

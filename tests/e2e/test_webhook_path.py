@@ -1,0 +1,212 @@
+"""Webhook path end to end (issue 6): the Shopify sandbox's webhook sender → the receiver on
+uvicorn over loopback → the inbox → the drain flow under the Prefect test harness → the
+Salesforce sandbox."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from flows.sync_pending import sync_pending_orders
+from sandbox.server import BackgroundServer
+from state import StateStore
+from tasks.settings import Settings
+from tasks.topics import HANDLED_TOPICS
+from tests.integration.conftest import SHOP, WEBHOOK_SECRET
+from webhooks.app import create_app
+from webhooks.deliveries import sign
+from webhooks.serve import receiver_config
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def store(product: Settings) -> Iterator[StateStore]:
+    s = StateStore.open(product.state_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def receiver(product: Settings, store: StateStore, shopify) -> Iterator[str]:
+    """The receiver on uvicorn, subscribed to every handled topic of the sandbox shop."""
+    app = create_app(receiver_config(product), store)
+    with BackgroundServer(app) as server:
+        url = f"{server.url}/webhooks/shopify"
+        for topic in sorted(HANDLED_TOPICS):
+            shopify.shop.webhooks.subscribe(topic, url)
+        shopify.shop.webhooks.configure(time_scale=0.0001, timeout=5.0)
+        yield url
+
+
+def drain(store: StateStore, rounds: int = 20) -> Counter[str]:
+    """Run the drain flow until nothing is pending or claimed."""
+    totals: Counter[str] = Counter()
+    for _ in range(rounds):
+        result = sync_pending_orders(max_seconds=120, batch_size=100, lease_seconds=30)
+        totals.update(result["outcomes"])
+        depth = store.counts().inbox
+        if not depth.get("pending") and not depth.get("claimed"):
+            return totals
+        time.sleep(0.3)  # let backoffs come due
+    raise AssertionError(f"inbox not drained: {store.counts()}")
+
+
+def opportunities(salesforce) -> dict[str, list[dict]]:
+    by_order: dict[str, list[dict]] = {}
+    for record in salesforce.records("Opportunity"):
+        by_order.setdefault(record["External_Shopify_Order_ID__c"], []).append(record)
+    return by_order
+
+
+def shop_truth(shopify, order_ids: list[int]) -> dict[str, Decimal]:
+    """Each order's current total, from the sandbox's own REST view."""
+    truth = {}
+    for order_id in order_ids:
+        rest = shopify.shop.rest(shopify.shop.store.get(order_id))
+        truth[str(order_id)] = Decimal(str(rest["current_total_price"]))
+    return truth
+
+
+def test_500_orders_with_duplicates_and_out_of_order_updates_end_as_500_opportunities(
+    receiver: str, shopify, salesforce, store: StateStore
+) -> None:
+    shop = shopify.shop
+    shop.webhooks.configure(duplicate_rate=0.10, out_of_order_rate=0.05, seed=3)
+    assert shop.send_order_events("orders/create", 0, 500) == 500
+    ids = [shop.generator.order_id(i) for i in range(500)]
+    for n, order_id in enumerate(ids[::20]):  # 25 orders edited after creation
+        shop.update_order(order_id, {"total_price": f"{100 + n}.25"})
+    assert shop.webhooks.flush(timeout=120)
+    deliveries = shop.webhooks.deliveries()
+    assert any(d.get("duplicate") for d in deliveries) or len(deliveries) > 525
+    outcomes = drain(store)
+    synced = opportunities(salesforce)
+    assert len(synced) == 500
+    assert all(len(records) == 1 for records in synced.values())
+    truth = shop_truth(shopify, ids)
+    wrong = {
+        oid: (synced[oid][0]["Amount"], amount)
+        for oid, amount in truth.items()
+        if Decimal(str(synced[oid][0]["Amount"])) != amount
+    }
+    assert wrong == {}
+    assert store.dead_letters() == []
+    assert outcomes["dead_letter"] == 0
+
+
+def post(url: str, body: bytes, signature: str, webhook_id: str) -> httpx.Response:
+    headers = {
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": signature,
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-Webhook-Id": webhook_id,
+        "Content-Type": "application/json",
+    }
+    return httpx.post(url, content=body, headers=headers)
+
+
+def test_forged_missing_and_stale_signatures_get_401_and_leave_no_row(
+    receiver: str, store: StateStore
+) -> None:
+    body = b'{"id": 123456789}'
+    for n, signature in enumerate(["", "Zm9yZ2Vk", sign(body, b"rotated-away-secret")]):
+        assert post(receiver, body, signature, f"forged-{n}").status_code == 401
+    assert store.inbox_rows() == []
+
+
+def test_a_secret_rotation_accepts_both_secrets(
+    product: Settings, store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRET", f"brand-new-secret,{WEBHOOK_SECRET}")
+    config = receiver_config(Settings())
+    with BackgroundServer(create_app(config, store)) as server:
+        url = f"{server.url}/webhooks/shopify"
+        body = b'{"id": 42}'
+        assert post(url, body, sign(body, b"brand-new-secret"), "new").status_code == 200
+        assert post(url, body, sign(body, WEBHOOK_SECRET.encode()), "old").status_code == 200
+    assert len(store.inbox_rows()) == 2
+
+
+def test_a_salesforce_outage_keeps_the_receiver_answering_and_loses_nothing(
+    receiver: str, shopify, salesforce, store: StateStore
+) -> None:
+    shop = shopify.shop
+    salesforce.fault(kind="503")
+    assert shop.send_order_events("orders/create", 0, 40) == 40
+    assert shop.webhooks.flush(timeout=60)
+    statuses = Counter(d["status_code"] for d in shop.webhooks.deliveries())
+    assert set(statuses) == {200}, statuses
+    result = sync_pending_orders(max_seconds=20, batch_size=50, lease_seconds=30)
+    assert result["stopped_because"].startswith("SERVER_UNAVAILABLE")
+    assert store.counts().inbox.get("pending") == 40
+    assert store.dead_letters() == []
+    salesforce.clear_faults()
+    time.sleep(0.3)
+    drain(store)
+    assert len(opportunities(salesforce)) == 40
+    assert store.dead_letters() == []
+
+
+def test_cancelled_and_refunded_orders_update_the_existing_opportunity(
+    receiver: str, shopify, salesforce, store: StateStore
+) -> None:
+    shop = shopify.shop
+    ids = [shop.generator.order_id(i) for i in range(3)]
+    live = [i for i in ids if shop.store.get(i)["cancelled"] is None]
+    shop.send_order_events("orders/create", 0, 3)
+    assert shop.webhooks.flush(timeout=60)
+    drain(store)
+    cancel, refund = live[0], live[1]
+    shop.cancel_order(cancel)
+    shop.refund_order(refund, amount="5.00")
+    assert shop.webhooks.flush(timeout=60)
+    drain(store)
+    synced = opportunities(salesforce)
+    assert all(len(records) == 1 for records in synced.values())
+    assert synced[str(cancel)][0]["StageName"] == "Closed Lost"
+    truth = shop_truth(shopify, [refund])
+    assert Decimal(str(synced[str(refund)][0]["Amount"])) == truth[str(refund)]
+
+
+DRAINER = textwrap.dedent(
+    """
+    from flows.sync_pending import sync_pending_orders
+    sync_pending_orders(max_seconds=120, batch_size=10, lease_seconds=3)
+    """
+)
+
+
+def test_a_drain_killed_mid_batch_completes_after_a_restart_with_nothing_twice(
+    receiver: str, shopify, salesforce, store: StateStore
+) -> None:
+    shop = shopify.shop
+    shop.send_order_events("orders/create", 0, 60)
+    assert shop.webhooks.flush(timeout=60)
+    salesforce.fault(kind="latency", latency=0.1, path="/composite")
+    proc = subprocess.Popen([sys.executable, "-c", DRAINER], env=dict(os.environ))
+    deadline = time.monotonic() + 90
+    while len(salesforce.records("Opportunity")) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    synced_before = len(salesforce.records("Opportunity"))
+    assert 0 < synced_before < 60
+    assert store.counts().inbox.get("claimed", 0) > 0  # it died holding leases
+    salesforce.clear_faults()
+    time.sleep(3.2)  # the dead worker's leases expire
+    drain(store)
+    synced = opportunities(salesforce)
+    assert len(synced) == 60
+    assert all(len(records) == 1 for records in synced.values())
+    assert store.counts().inbox == {"done": 60}

@@ -1,0 +1,79 @@
+"""Run the receiver: wiring from the settings, the loopback rule, and the Prefect nudge."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from starlette.applications import Starlette
+
+from state import Delivery, StateStore
+from tasks.settings import Settings
+from webhooks.app import ReceiverConfig, create_app
+
+log = logging.getLogger("shopsync.webhooks")
+
+EVENT_NAME = "shopsync.webhook.received"
+
+
+def receiver_config(settings: Settings) -> ReceiverConfig:
+    """What the receiver checks, from the settings."""
+    shops = set(settings.webhook_allowed_shops)
+    if settings.shopify_store_domain:
+        shops.add(settings.shopify_store_domain)
+    return ReceiverConfig(
+        secrets=tuple(s.get_secret_value().encode() for s in settings.shopify_webhook_secret),
+        allowed_shops=frozenset(shops),
+        max_body_bytes=settings.webhook_max_body_bytes,
+    )
+
+
+def prefect_notify(delivery: Delivery) -> None:
+    """Emit a Prefect event for the drain deployment's trigger (queued, not awaited)."""
+    from prefect.events import emit_event
+
+    emit_event(
+        event=EVENT_NAME,
+        resource={"prefect.resource.id": f"shopify.order.{delivery.order_id}"},
+        payload={"topic": delivery.topic, "order_id": delivery.order_id},
+    )
+
+
+def build_receiver(settings: Settings, *, notify_prefect: bool = True) -> Starlette:
+    """The receiver app for these settings (refuses to start without a webhook secret)."""
+    problems = settings.problems(need={"webhooks"})
+    if problems:
+        raise SystemExit("\n".join(problems))
+    store = StateStore.open(settings.state_url)
+    return create_app(receiver_config(settings), store, prefect_notify if notify_prefect else None)
+
+
+def check_bind(host: str, *, allow_public: bool) -> None:
+    """Refuse a non-loopback address unless the operator said so (Non-negotiable 5)."""
+    if allow_public or _is_loopback(host):
+        return
+    raise SystemExit(
+        f"refusing to bind the webhook receiver to {host}: it is not a loopback address. Put a "
+        "TLS proxy in front and set SHOPSYNC_WEBHOOK_ALLOW_PUBLIC_BIND=true to allow it."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_receiver(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Serve the receiver in the foreground until interrupted."""
+    import uvicorn
+
+    host = host or settings.webhook_host
+    port = settings.webhook_port if port is None else port
+    check_bind(host, allow_public=settings.webhook_allow_public_bind)
+    app = build_receiver(settings)
+    log.info("webhook receiver on http://%s:%s/webhooks/shopify", host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
