@@ -1,14 +1,27 @@
-"""The ``shopsync`` command line."""
+"""The ``shopsync`` command line.
+
+Prefect is imported lazily, after ``PREFECT_API_URL`` is settled: Prefect reads its settings
+when it is first imported.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import SecretStr
 
 from sandbox.cli import app as sandbox_app
+
+if TYPE_CHECKING:
+    from tasks.settings import Settings
 
 app = typer.Typer(
     help="Keep Salesforce in step with Shopify: webhooks, nightly reconciliation, repair.",
@@ -17,9 +30,14 @@ app = typer.Typer(
     add_completion=False,
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Inspect and replay dead-lettered orders.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="The webhook receiver.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
 
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
@@ -27,6 +45,42 @@ def _fail(lines: list[str], code: int = EXIT_CONFIG) -> None:
     for line in lines:
         typer.echo(line, err=True)
     raise typer.Exit(code)
+
+
+def _settings(*parts: str) -> Settings:
+    """The settings, or a readable list of problems and exit 2."""
+    from tasks.settings import SettingsError, get_settings
+
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        _fail(exc.problems)
+        raise
+    problems = settings.problems(need=set(parts)) if parts else []
+    if problems:
+        _fail(problems)
+    return settings
+
+
+@contextmanager
+def _prefect_api(settings: Settings, port: int = 0) -> Iterator[None]:
+    """Use PREFECT_API_URL when set; otherwise run a local Prefect server for the command."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from deployments.local import prefect_server
+
+    with prefect_server(settings.data_dir / "prefect", port=port) as url:
+        os.environ["PREFECT_API_URL"] = url
+        typer.echo(f"Prefect UI: {url.removesuffix('/api')}")
+        try:
+            yield
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+# -- config -----------------------------------------------------------------------------------
 
 
 @config_app.command("check")
@@ -37,16 +91,7 @@ def config_check(
     ] = None,
 ) -> None:
     """Check every setting; print each problem on its own line (exit 2 when there are any)."""
-    from tasks.settings import SettingsError, load_settings
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        _fail(exc.problems)
-        return
-    problems = settings.problems(need=set(part) if part else None)
-    if problems:
-        _fail(problems)
+    settings = _settings(*(part or ["shopify", "salesforce", "webhooks"]))
     for name, value in sorted(settings.model_dump().items()):
         typer.echo(f"{name} = {_show(value)}")
     typer.echo("configuration OK")
@@ -60,6 +105,292 @@ def _show(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
     return "(not set)" if value in (None, [], "") else str(value)
+
+
+# -- running things ---------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    sandbox: Annotated[
+        bool, typer.Option(help="Also run both sandboxes, wired to the product.")
+    ] = False,
+    prefect_port: Annotated[int, typer.Option(help="Port of the local Prefect server.")] = 4200,
+    limit: Annotated[int, typer.Option(help="Flow runs at once.")] = 4,
+) -> None:
+    """Run the deployments and the webhook receiver (and a local Prefect server if none is set)."""
+    from deployments.local import sandbox_stack
+
+    with sandbox_stack() if sandbox else _nothing() as stack:
+        if stack is not None:
+            os.environ.update(stack.product_env())
+            typer.echo(f"Salesforce sandbox: {stack.salesforce_url}")
+            typer.echo(f"Shopify sandbox:    {stack.shopify_url}")
+        settings = _settings("shopify", "salesforce", "webhooks")
+        with _prefect_api(settings, prefect_port):
+            _serve_everything(settings, stack, limit)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
+    from deployments.serve import serve_deployments
+    from sandbox.server import BackgroundServer
+    from tasks.runtime import build_runtime
+    from webhooks.serve import build_receiver, check_bind
+
+    check_bind(settings.webhook_host, allow_public=settings.webhook_allow_public_bind)
+    receiver = BackgroundServer(
+        build_receiver(settings), host=settings.webhook_host, port=settings.webhook_port
+    )
+    with receiver:
+        url = f"{receiver.url}/webhooks/shopify"
+        typer.echo(f"Webhook receiver:   {url}")
+        if stack is not None:
+            from tasks.topics import HANDLED_TOPICS
+
+            for topic in sorted(HANDLED_TOPICS):
+                stack.shopify.shop().webhooks.subscribe(topic, url)
+        runtime = build_runtime(settings)
+        try:
+            timezone = runtime.shop_timezone()
+        finally:
+            runtime.close()
+        serve_deployments(settings, timezone, limit=limit)
+
+
+@sandbox_app.command("all")
+def sandbox_all(
+    salesforce_port: Annotated[int, typer.Option(help="Salesforce sandbox port.")] = 8081,
+    shopify_port: Annotated[int, typer.Option(help="Shopify sandbox port.")] = 8082,
+    orders: Annotated[int, typer.Option(help="Orders in the generated shop.")] = 1000,
+) -> None:
+    """Both sandboxes, wired together; prints the settings that point shopsync at them."""
+    import time
+
+    from deployments.local import sandbox_stack
+
+    with sandbox_stack(
+        orders=orders, salesforce_port=salesforce_port, shopify_port=shopify_port
+    ) as stack:
+        typer.echo("# both sandboxes are up; put these in .env (Ctrl-C stops them):")
+        for key, value in stack.product_env().items():
+            typer.echo(f"{key}={value}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            typer.echo("stopped")
+
+
+@webhooks_app.command("serve")
+def webhooks_serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+) -> None:
+    """Serve the webhook receiver alone."""
+    from webhooks.serve import serve_receiver
+
+    serve_receiver(_settings("webhooks"), host=host, port=port)
+
+
+@app.command("demo")
+def demo(
+    orders: Annotated[int, typer.Option(help="Orders in the generated shop.")] = 200,
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its state.")] = Path(
+        "data/demo"
+    ),
+) -> None:
+    """The main job end to end against the local sandboxes (no credentials needed)."""
+    from deployments.demo import run_demo
+
+    raise typer.Exit(run_demo(orders=orders, data_dir=data_dir))
+
+
+@app.command("sync-order")
+def sync_order_command(order_id: Annotated[str, typer.Argument(help="Numeric order id.")]) -> None:
+    """Sync one Shopify order now."""
+    settings = _settings("shopify", "salesforce")
+    with _prefect_api(settings):
+        from flows.sync_order import sync_order
+
+        result = _run_flow(sync_order, order_id=order_id)
+    typer.echo(json.dumps(result, indent=2, default=str))
+    if result.get("action") == "dead_letter":
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("reconcile")
+def reconcile_command(
+    start: Annotated[
+        str | None, typer.Option(help="First day (shop timezone), YYYY-MM-DD.")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, inclusive, YYYY-MM-DD.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Report the repair plan; write nothing.")] = False,
+) -> None:
+    """Reconcile a date range (or, without dates, the nightly window from the cursor)."""
+    first, last = _dates(start, end)
+    settings = _settings("shopify", "salesforce")
+    with _prefect_api(settings):
+        from flows.reconcile import reconcile
+
+        result = _run_flow(reconcile, start=first, end=last, dry_run=dry_run)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+def _dates(start: str | None, end: str | None) -> tuple[date | None, date | None]:
+    if (start is None) != (end is None):
+        _fail(["give both --start and --end, or neither (the nightly window)"])
+    try:
+        first = date.fromisoformat(start) if start else None
+        last = date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        _fail([f"dates must be YYYY-MM-DD: {exc}"])
+        raise
+    if first and last and last < first:
+        _fail([f"--end {last} is before --start {first}"])
+    return first, last
+
+
+def _run_flow(flow: Any, **parameters: Any) -> dict[str, Any]:
+    from tasks.errors import SyncError
+
+    try:
+        return flow(**parameters)
+    except SyncError as exc:
+        _fail([f"{flow.name} failed: {exc}"], EXIT_FAILED)
+    except ValueError as exc:
+        _fail([str(exc)])
+    raise AssertionError("unreachable")
+
+
+# -- dead letters -----------------------------------------------------------------------------
+
+
+def _store(settings: Settings) -> Any:
+    from state import StateStore
+
+    return StateStore.open(settings.state_url)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
+) -> None:
+    """List dead letters, newest first."""
+    letters = _store(_settings()).dead_letters(include_resolved=all_)
+    if not letters:
+        typer.echo("no dead letters")
+        return
+    for letter in letters:
+        state = f"resolved {letter.resolution}" if letter.resolved_at else "open"
+        typer.echo(
+            f"#{letter.id}  order {letter.order_id}  {letter.stage}  {letter.error_code or '-'}  "
+            f"x{letter.attempts}  {letter.last_seen:%Y-%m-%d %H:%M}Z  {state}\n    {letter.message}"
+        )
+
+
+@dlq_app.command("show")
+def dlq_show(dead_letter_id: int) -> None:
+    """Everything about one dead letter."""
+    letter = _store(_settings()).dead_letter(dead_letter_id)
+    if letter is None:
+        _fail([f"no dead letter #{dead_letter_id}"], EXIT_FAILED)
+    data = {name: getattr(letter, name) for name in letter.__slots__ if name != "payload"}
+    data["payload_bytes"] = len(letter.payload or b"")
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids.")] = None,
+) -> None:
+    """Sync dead-lettered orders again (all open ones, or the ids given)."""
+    settings = _settings("shopify", "salesforce")
+    with _prefect_api(settings):
+        from flows.replay import replay_dead_letters
+
+        result = _run_flow(replay_dead_letters, ids=ids or None)
+    typer.echo(json.dumps(result, indent=2))
+    if result.get("still_failing"):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@dlq_app.command("resolve")
+def dlq_resolve(dead_letter_id: int) -> None:
+    """Close a dead letter by hand (e.g. the order was handled in Salesforce directly)."""
+    store = _store(_settings())
+    letter = store.dead_letter(dead_letter_id)
+    if letter is None:
+        _fail([f"no dead letter #{dead_letter_id}"], EXIT_FAILED)
+    closed = store.resolve_dead_letters(letter.order_id, "resolved by hand")
+    typer.echo(f"closed {closed} dead letter(s) of order {letter.order_id}")
+
+
+# -- status and doctor ------------------------------------------------------------------------
+
+
+@app.command("status")
+def status(
+    salesforce: Annotated[
+        bool, typer.Option(help="Also ask Salesforce for its API usage (one API call).")
+    ] = True,
+) -> None:
+    """Inbox depth, dead letters, recent reconcile runs, the cursor, Salesforce API usage."""
+    settings = _settings()
+    store = _store(settings)
+    counts = store.counts()
+    typer.echo(f"inbox: {json.dumps(counts.inbox, sort_keys=True) if counts.inbox else 'empty'}")
+    typer.echo(f"dead letters open: {counts.dead_letters_open}")
+    typer.echo(f"orders in the ledger: {counts.ledger_orders}")
+    cursor = store.get_cursor("nightly")
+    typer.echo(f"nightly cursor: {cursor.isoformat() if cursor else 'not set yet'}")
+    for run in store.recent_runs(5):
+        typer.echo(
+            f"run #{run.id} {run.mode} {run.window_start:%Y-%m-%d}…{run.window_end:%Y-%m-%d} "
+            f"{'dry-run ' if run.dry_run else ''}{run.status} {json.dumps(run.counts)}"
+        )
+    if salesforce and not settings.problems(need={"salesforce"}):
+        typer.echo(_api_usage(settings))
+
+
+def _api_usage(settings: Settings) -> str:
+    from tasks.errors import SyncError
+    from tasks.salesforce import SimpleSalesforceGateway
+
+    try:
+        limits = SimpleSalesforceGateway(settings).limits()
+    except SyncError as exc:
+        return f"salesforce api usage: unavailable ({exc})"
+    daily = limits.get("DailyApiRequests", {})
+    used = int(daily.get("Max", 0)) - int(daily.get("Remaining", 0))
+    return f"salesforce api usage: {used}/{daily.get('Max', '?')} in the last 24 h"
+
+
+@app.command("doctor")
+def doctor() -> None:
+    """Preflight checks of the Salesforce org and the Shopify app; exit 1 when any fails."""
+    from tasks.doctor import failed, run_doctor
+    from tasks.runtime import build_runtime
+
+    settings = _settings("shopify", "salesforce")
+    runtime = build_runtime(settings)
+    try:
+        checks = run_doctor(runtime.salesforce, runtime.shopify, settings.mapping)
+    finally:
+        runtime.close()
+    for check in checks:
+        mark = "ok  " if check.ok else ("warn" if check.severity == "warning" else "FAIL")
+        typer.echo(f"[{mark}] {check.name}: {check.detail}")
+        if check.fix and not check.ok:
+            typer.echo(f"       fix: {check.fix}")
+    problems = failed(checks)
+    typer.echo(f"{len(problems)} problem(s)" if problems else "all checks passed")
+    if problems:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:
