@@ -161,3 +161,15 @@ def test_bulk_update_unknown_id_fails_row(sf) -> None:
     failed = _rows(sf.bulk2.Account.get_failed_records(res[0]["job_id"]))
     assert failed[0]["sf__Error"].startswith("INVALID_CROSS_REFERENCE_KEY:")
     assert failed[0]["sf__Id"] == "001Hs0000000zzzAAA"
+
+
+def test_query_results_need_the_creating_version(http, url, token) -> None:
+    """research/salesforce.md §3: results must be read with the job's API version (else 409)."""
+    import httpx
+
+    job = http.post("/jobs/query", json={"operation": "query",
+                                         "query": "SELECT Id FROM Account"}).json()
+    http.get(f"/jobs/query/{job['id']}")
+    other = httpx.get(f"{url}/services/data/v60.0/jobs/query/{job['id']}/results",
+                      headers={"Authorization": f"Bearer {token}"})
+    assert other.status_code == 409

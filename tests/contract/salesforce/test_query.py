@@ -145,3 +145,16 @@ def test_uri_over_16384_bytes_is_414(sf, url, token) -> None:
     resp = httpx.get(f"{url}/services/data/v59.0/query", params={"q": "x" * 16400},
                      headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 414
+
+
+def test_uri_plus_headers_over_16384_is_431(url, token) -> None:
+    """research/salesforce.md §4: URI + headers over 16,384 bytes → 431."""
+    resp = httpx.get(f"{url}/services/data/v59.0/limits",
+                     headers={"Authorization": f"Bearer {token}", "X-Big": "y" * 16400})
+    assert resp.status_code == 431
+
+
+def test_long_string_literal_is_malformed(sf) -> None:
+    """research/salesforce.md §4: strings inside WHERE are limited to 4,000 characters."""
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.query(f"SELECT Id FROM Account WHERE Name = '{'x' * 4001}'")  # noqa: S608

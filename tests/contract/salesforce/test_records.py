@@ -182,3 +182,10 @@ def test_describe_global_lists_objects(sf) -> None:
     """research/salesforce.md §5: describe global: objects and key prefixes."""
     objs = {o["name"]: o["keyPrefix"] for o in sf.describe()["sobjects"]}
     assert objs == {"Account": "001", "Contact": "003", "Opportunity": "006"}
+
+
+def test_email_with_inc_tld_in_path_is_404(http) -> None:
+    """research/salesforce.md §1: an email-like key ending in a TLD such as .inc → 404."""
+    resp = http.patch("/sobjects/Contact/External_Shopify_ID__c/a@acme.inc",
+                      json={"LastName": "L"})
+    assert resp.status_code == 404
