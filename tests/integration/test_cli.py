@@ -1,0 +1,86 @@
+"""The ``shopsync`` commands that run flows, against both sandboxes and the Prefect harness."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+from typer.testing import CliRunner
+
+from deployments.cli import app
+from flows.sync_order import sync_order
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def cli(product, monkeypatch):
+    """Run commands against the session's Prefect harness instead of starting a server."""
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+
+    def run(*args: str):
+        return CliRunner().invoke(app, list(args))
+
+    return run
+
+
+def order_ids(shopify, n: int) -> list[str]:
+    return [str(shopify.shop.generator.order_id(i)) for i in range(n)]
+
+
+def test_dlq_replay_after_the_cause_is_removed_syncs_and_resolves(cli, shopify, salesforce) -> None:
+    salesforce.rule(object="Opportunity", field="Name", contains="Shopify", message="Blocked")
+    ids = order_ids(shopify, 3)
+    for order_id in ids:
+        assert sync_order(order_id)["action"] == "dead_letter"
+    listed = cli("dlq", "list")
+    assert listed.exit_code == 0
+    assert listed.output.count("FIELD_CUSTOM_VALIDATION_EXCEPTION") == 3
+    shown = cli("dlq", "show", listed.output.split()[0].lstrip("#"))
+    assert json.loads(shown.output)["message"].endswith("Blocked")
+
+    still = cli("dlq", "replay")
+    assert still.exit_code == 1  # the rule is still there
+    salesforce.clear_rules()
+    replay = cli("dlq", "replay")
+    assert replay.exit_code == 0, replay.output
+    assert json.loads(replay.output)["replayed"] == 3
+    assert cli("dlq", "list").output.strip() == "no dead letters"
+    synced = {r["External_Shopify_Order_ID__c"] for r in salesforce.records("Opportunity")}
+    assert synced == set(ids)
+
+
+def test_dlq_resolve_closes_by_hand(cli, shopify, salesforce) -> None:
+    salesforce.rule(object="Opportunity", field="Name", contains="Shopify", message="Blocked")
+    sync_order(order_ids(shopify, 1)[0])
+    letter_id = cli("dlq", "list").output.split()[0].lstrip("#")
+    assert cli("dlq", "resolve", letter_id).exit_code == 0
+    assert cli("dlq", "list").output.strip() == "no dead letters"
+
+
+def test_sync_order_command(cli, shopify) -> None:
+    result = cli("sync-order", order_ids(shopify, 1)[0])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["action"] == "created"
+
+
+def test_sync_order_command_refuses_a_gid(cli) -> None:
+    result = cli("sync-order", "gid://shopify/Order/1")
+    assert result.exit_code == 2
+    assert "numeric Shopify order id" in result.output
+
+
+def test_status_shows_the_inbox_dead_letters_and_api_usage(cli, shopify) -> None:
+    sync_order(order_ids(shopify, 1)[0])
+    result = cli("status")
+    assert result.exit_code == 0, result.output
+    assert "dead letters open: 0" in result.output
+    assert "orders in the ledger: 1" in result.output
+    assert "salesforce api usage:" in result.output
+
+
+def test_reconcile_command_rejects_half_a_window(cli) -> None:
+    result = cli("reconcile", "--start", "2026-01-01")
+    assert result.exit_code == 2
+    assert "give both --start and --end" in result.output
