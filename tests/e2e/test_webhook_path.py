@@ -210,3 +210,25 @@ def test_a_drain_killed_mid_batch_completes_after_a_restart_with_nothing_twice(
     assert len(synced) == 60
     assert all(len(records) == 1 for records in synced.values())
     assert store.counts().inbox == {"done": 60}
+
+
+def test_the_api_budget_reserve_pauses_the_drain_and_keeps_everything_pending(
+    receiver: str, shopify, salesforce, store: StateStore
+) -> None:
+    shop = shopify.shop
+    shop.send_order_events("orders/create", 0, 10)
+    assert shop.webhooks.flush(timeout=60)
+    salesforce.control.post("/__sandbox/org", json={"api_limit": 100, "api_usage": 95})
+    result = sync_pending_orders(max_seconds=20, batch_size=50, lease_seconds=30)
+    assert result["stopped_because"].startswith("API_BUDGET_RESERVED")
+    assert salesforce.records("Opportunity") == []
+    assert store.counts().inbox == {"pending": 10}
+    assert store.dead_letters() == []
+    salesforce.control.post("/__sandbox/org", json={"api_limit": 100_000, "api_usage": 0})
+    store.retry_later(
+        [row.webhook_id for row in store.inbox_rows()],
+        at=store.inbox_rows()[0].received_at,
+        error="operator: budget raised",
+    )
+    drain(store)
+    assert len(opportunities(salesforce)) == 10

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from flows.sync_order import sync_order
-from tasks.errors import RateLimited
+from tasks.errors import AuthError, BudgetExhausted, RateLimited
 from tasks.orders import Order, parse_graphql_order
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import Settings
@@ -146,4 +146,34 @@ def test_rate_limiting_fails_the_run_without_dead_lettering(runtime: Runtime, sa
     salesforce.fault(kind="request_limit", path="/composite")
     with pytest.raises(RateLimited):
         sync_order(order.id)
+    assert runtime.store.dead_letters() == []
+
+
+def test_a_racing_creator_duplicate_value_is_retried_and_then_matches(
+    runtime: Runtime, salesforce
+) -> None:
+    order = first_order(runtime)
+    salesforce.fault(kind="race", count=1, path="/composite")
+    assert sync_order(order.id)["action"] in {"created", "updated"}
+    assert len(salesforce.records("Opportunity")) == 1
+
+
+def test_credentials_refused_after_reauth_fail_the_run_loudly(
+    runtime: Runtime, salesforce, monkeypatch
+) -> None:
+    order = first_order(runtime)
+    salesforce.fault(kind="401", path="/composite")  # every session is rejected
+    with pytest.raises(AuthError):
+        sync_order(order.id)
+    assert runtime.store.dead_letters() == []
+
+
+def test_the_api_budget_governor_stops_writes_at_the_reserve(runtime: Runtime, salesforce) -> None:
+    order = first_order(runtime)
+    salesforce.control.post(
+        "/__sandbox/org", json={"api_limit": 1000, "api_usage": 900}
+    ).raise_for_status()
+    with pytest.raises(BudgetExhausted):
+        sync_order(order.id)
+    assert salesforce.records("Opportunity") == []
     assert runtime.store.dead_letters() == []

@@ -51,7 +51,8 @@ def sandbox() -> Iterator[ShopifySandbox]:
     """Three shops: a small edge-case shop (default), a Plus shop, and a 1,000,000-order shop."""
     sb = ShopifySandbox(shops=[
         ShopConfig(domain=SHOP, access_token=TOKEN, orders=600, seed=7, plan="basic",
-                   webhook_secret=SECRET, start=START, end=END, mix=EDGE_MIX),
+                   webhook_secret=SECRET, start=START, end=END, mix=EDGE_MIX,
+                   client_id="contract-client", client_secret="contract-secret"),
         ShopConfig(domain=OTHER, access_token="shpat_other", orders=50, seed=8, plan="plus",
                    timezone="Australia/Sydney", currency="AUD", start=START, end=END,
                    scopes=["read_orders", "read_customers"]),

@@ -8,6 +8,9 @@ from typing import Any
 
 import httpx
 
+from sandbox.server import BackgroundServer
+from sandbox.shopify import ShopConfig, ShopifySandbox
+
 from .conftest import END, OTHER, VERSION
 
 INVALID = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -98,3 +101,60 @@ def test_orders_need_read_orders(client: httpx.Client, gql: Callable[..., dict[s
     body = gql("{ orders(first: 1) { nodes { id } } }")
     assert body["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
     assert client.get(f"/admin/api/{VERSION}/orders.json").status_code == 403
+
+
+def test_client_credentials_grant(server: BackgroundServer, client: httpx.Client) -> None:
+    """research/shopify.md §3 Authentication: client credentials grant at
+    /admin/oauth/access_token returns access_token, scope and expires_in (24 h)."""
+    url = f"{server.url}/admin/oauth/access_token"
+    bad = httpx.post(url, data={"grant_type": "client_credentials", "client_id": "contract-client",
+                                "client_secret": "nope"})
+    assert bad.status_code == 400
+    resp = httpx.post(url, data={"grant_type": "client_credentials",
+                                 "client_id": "contract-client",
+                                 "client_secret": "contract-secret"})
+    assert resp.status_code == 200
+    grant = resp.json()
+    assert set(grant) == {"access_token", "scope", "expires_in"}
+    assert grant["scope"] == "read_orders,read_customers,read_all_orders"
+    assert grant["expires_in"] == 86399
+    headers = {"X-Shopify-Access-Token": grant["access_token"]}
+    query = {"query": "{ shop { name } }"}
+    ok = httpx.post(f"{server.url}/admin/api/{VERSION}/graphql.json", json=query, headers=headers)
+    assert ok.status_code == 200
+    client.post("/__sandbox/clock", json={"advance_seconds": 86400})
+    expired = httpx.post(f"{server.url}/admin/api/{VERSION}/graphql.json", json=query,
+                         headers=headers)
+    assert expired.status_code == 401
+
+
+def test_injectable_monotonic_clock() -> None:
+    """research/shopify.md §2 GraphQL cost and throttling: the bucket restores by elapsed
+    (injected) time at the plan's restore rate."""
+    now = [1000.0]
+    sb = ShopifySandbox(shops=[ShopConfig(orders=10, plan="advanced")], monotonic=lambda: now[0])
+    shop = sb.shop()
+    assert shop.graphql_bucket.try_take(4000)
+    assert not shop.graphql_bucket.try_take(1)
+    now[0] += 2.5
+    assert shop.graphql_bucket.available() == 500.0
+
+
+def test_protected_customer_data_redaction(client: httpx.Client,
+                                           gql: Callable[..., dict[str, Any]]) -> None:
+    """research/shopify.md §3 Protected customer data: without Level 2 approval names, emails,
+    phones and addresses come back null (REST and GraphQL)."""
+    client.post("/__sandbox/protected-data", json={"redacted": True})
+    order = client.get(f"/admin/api/{VERSION}/orders.json",
+                       params={"status": "any", "limit": 1}).json()["orders"][0]
+    assert order["email"] is None
+    assert order["billing_address"]["first_name"] is None
+    assert order["billing_address"]["country_code"]
+    node = gql("{ orders(first: 5) { nodes { email billingAddress { firstName address1 }"
+               " customer { firstName defaultEmailAddress { emailAddress } } } } }")
+    for n in node["data"]["orders"]["nodes"]:
+        assert n["email"] is None
+        assert n["billingAddress"] == {"firstName": None, "address1": None}
+        if n["customer"]:
+            assert n["customer"]["firstName"] is None
+            assert n["customer"]["defaultEmailAddress"] is None

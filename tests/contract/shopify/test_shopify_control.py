@@ -128,9 +128,9 @@ def test_fault_only_for_one_api_and_by_rate(client: httpx.Client) -> None:
 
 def test_fault_time_window(client: httpx.Client) -> None:
     """research/shopify.md §2 (sandbox fault injection): a rule active for a time window."""
-    client.post("/__sandbox/faults", json={"status": 503, "duration_seconds": 0.3})
+    client.post("/__sandbox/faults", json={"status": 503, "duration_seconds": 1.0})
     assert client.get(ORDERS).status_code == 503
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert client.get(ORDERS).status_code == 200
 
 

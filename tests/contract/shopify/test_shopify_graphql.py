@@ -129,6 +129,7 @@ def test_backward_pagination_matches_forward(gql: Gql) -> None:
     before = None
     while True:
         conn = gql(q, {"before": before})["data"]["orders"]
+        assert conn["pageInfo"]["hasNextPage"] is (before is not None)
         out = [e["node"]["id"] for e in conn["edges"]] + out
         if not conn["pageInfo"]["hasPreviousPage"]:
             break
@@ -146,6 +147,9 @@ def test_order_nodes_and_page_info(gql: Gql) -> None:
     assert conn["pageInfo"]["hasPreviousPage"] is False
     assert conn["pageInfo"]["startCursor"] == conn["edges"][0]["cursor"]
     assert conn["pageInfo"]["endCursor"] == conn["edges"][-1]["cursor"]
+    second = gql('query($a: String) { orders(first: 3, after: $a) { nodes { id } pageInfo {'
+                 ' hasNextPage hasPreviousPage } } }', {"a": conn["pageInfo"]["endCursor"]})
+    assert second["data"]["orders"]["pageInfo"] == {"hasNextPage": True, "hasPreviousPage": True}
     ids = [n["id"] for n in conn["nodes"]]
     one = gql(f'{{ order(id: "{ids[0]}") {{ id name }} }}')["data"]["order"]
     assert one["id"] == ids[0]

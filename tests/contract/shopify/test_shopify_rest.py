@@ -139,3 +139,12 @@ def test_fields_parameter(client: httpx.Client, fields: str) -> None:
     """research/shopify.md §2 REST: fields selects keys of each order."""
     orders = client.get(ORDERS, params={"fields": fields, "status": "any"}).json()["orders"]
     assert all(set(o) == set(fields.split(",")) for o in orders)
+
+
+def test_ids_parameter(client: httpx.Client) -> None:
+    """research/shopify.md §2 REST: the ids parameter of Order.all (with status=any)."""
+    page = client.get(ORDERS, params={"status": "any", "limit": 5}).json()["orders"]
+    wanted = [page[3]["id"], page[1]["id"], 1]
+    got = client.get(ORDERS, params={"status": "any",
+                                     "ids": ",".join(map(str, wanted))}).json()["orders"]
+    assert [o["id"] for o in got] == [page[1]["id"], page[3]["id"]]

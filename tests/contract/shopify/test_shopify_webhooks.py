@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.shopify import ShopifySandbox, WebhookConfig
+from sandbox.shopify import ShopifySandbox, WebhookConfig, sign
 
 from .conftest import SECRET, SHOP, VERSION, Receiver, fixtures_dir
 
@@ -162,7 +162,7 @@ def test_out_of_order_delivery(client: httpx.Client, receiver: Receiver) -> None
     subscribe(client, "orders/updated", receiver.url)
     oid = client.get("/__sandbox/shop").json()["first_order_id"]
     client.post("/__sandbox/webhooks/config", json={"out_of_order_rate": 1.0,
-                                                    "out_of_order_delay": 0.5})
+                                                    "out_of_order_delay": 1.5})
     client.post(f"/__sandbox/orders/{oid}/update", json={"email": "older@example.com"})
     client.post("/__sandbox/webhooks/config", json={"out_of_order_rate": 0.0})
     client.post(f"/__sandbox/orders/{oid}/update", json={"email": "newer@example.com"})
@@ -235,3 +235,20 @@ def test_bulk_finish_webhook(gql: Gql, client: httpx.Client, receiver: Receiver)
     body = json.loads(got[0].body)
     assert body["admin_graphql_api_id"] == op["id"]
     assert body["status"] == "completed"
+
+
+def test_secret_rotation_grace_period(client: httpx.Client, receiver: Receiver) -> None:
+    """research/shopify.md §1 HMAC verification: after rotating the secret, deliveries may be
+    signed with the old one for a while (up to an hour on Shopify)."""
+    subscribe(client, "orders/create", receiver.url)
+    client.post("/__sandbox/webhooks/rotate", json={"secret": "new-secret",
+                                                    "old_secret_for_seconds": 60})
+    client.post("/__sandbox/orders", json={})
+    client.post("/__sandbox/webhooks/rotate", json={"secret": "newer-secret"})
+    client.post("/__sandbox/orders", json={})
+    got = receiver.wait_for(2)
+    flush(client)
+    by_id = {json.loads(r.body)["id"]: r for r in got}
+    first, second = (by_id[k] for k in sorted(by_id))
+    assert first.headers["x-shopify-hmac-sha256"] == sign(SECRET, first.body)
+    assert second.headers["x-shopify-hmac-sha256"] == sign("newer-secret", second.body)

@@ -1,0 +1,319 @@
+"""The pure reconcile diff and repair plan (tasks/reconcile.py): every outcome, create-only fields
+never drift, money rounding, repair keys deduplicated."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tasks.errors import RecordError
+from tasks.mapping import MappingConfig, SalesforceRecords
+from tasks.reconcile import (
+    ActualColumns,
+    ExpectedColumns,
+    confirm_orphans,
+    diff,
+    discrepancy_rows,
+    failures_by_order,
+    flatten_for_bulk,
+    money_text,
+    plan_repair,
+)
+from tasks.salesforce import RecordResult
+
+CONFIG = MappingConfig()
+ACC = "External_Shopify_Account_ID__c"
+CON = "External_Shopify_ID__c"
+OPP = "External_Shopify_Order_ID__c"
+
+
+def records(
+    order_id: str,
+    *,
+    amount: str = "10.00",
+    customer: str | None = "7",
+    cancelled: bool = False,
+    currency: str | None = None,
+) -> SalesforceRecords:
+    account_key = f"shop_cust_{customer}" if customer else f"shop_guest_order_{order_id}"
+    opportunity: dict[str, Any] = {
+        "Name": f"Shopify Order #{order_id} (Ada Lovelace)",
+        "StageName": "Closed Lost" if cancelled else "New Order",
+        "CloseDate": "2026-12-01",
+        "Amount": Decimal(amount),
+        OPP: order_id,
+    }
+    if currency:
+        opportunity["CurrencyIsoCode"] = currency
+    contact = {"LastName": "Lovelace", CON: customer} if customer else None
+    return SalesforceRecords(
+        account={"Name": "Ada Lovelace", "Phone": "123", ACC: account_key},
+        contact=contact,
+        opportunity=opportunity,
+        account_key=account_key,
+        contact_key=customer,
+        order_key=order_id,
+        truncations=[],
+        contact_lookup_email=None,
+        cancelled=cancelled,
+    )
+
+
+def expected(*items: SalesforceRecords, multi_currency: bool = False) -> pd.DataFrame:
+    columns = ExpectedColumns(CONFIG, multi_currency=multi_currency)
+    for item in items:
+        columns.add(f"#{item.order_key}", item)
+    return columns.frame()
+
+
+def sf_row(
+    sf_id: str,
+    order_id: str,
+    *,
+    amount: Any = 10.0,
+    name: str | None = None,
+    stage: str = "New Order",
+    close: str = "2026-12-01",
+    account: str | None = "shop_cust_7",
+    currency: str | None = None,
+    bulk: bool = False,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "Id": sf_id,
+        OPP: order_id,
+        "Name": name or f"Shopify Order #{order_id} (Ada Lovelace)",
+        "Amount": amount,
+        "StageName": stage,
+        "CloseDate": close,
+        "CurrencyIsoCode": currency,
+    }
+    if bulk:
+        row[f"Account.{ACC}"] = account or ""
+    else:
+        row["Account"] = None if account is None else {"attributes": {}, ACC: account}
+    return row
+
+
+def actual(*rows: dict[str, Any]) -> pd.DataFrame:
+    columns = ActualColumns(CONFIG)
+    columns.extend(rows)
+    return columns.frame()
+
+
+def status_of(result: Any) -> dict[str, str]:
+    return dict(zip(result.orders["order_id"], result.orders["status"], strict=True))
+
+
+# -- money ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("59.9"), "59.90"),
+        (59.9, "59.90"),
+        ("59.90", "59.90"),
+        ("59.9", "59.90"),
+        (100, "100.00"),
+        (0.1 + 0.2, "0.30"),
+        (Decimal("10.005"), "10.01"),
+        ("", None),
+        (None, None),
+        ("abc", None),
+    ],
+)
+def test_money_text_rounds_to_cents(value: Any, text: str | None) -> None:
+    assert money_text(value) == text
+
+
+def test_salesforce_float_equals_shopify_decimal() -> None:
+    result = diff(
+        expected(records("1", amount="598.94")), actual(sf_row("006A", "1", amount=598.94))
+    )
+    assert status_of(result) == {"1": "in_sync"}
+
+
+def test_bulk_csv_strings_compare_like_json_numbers() -> None:
+    result = diff(
+        expected(records("1", amount="20.5")),
+        actual(sf_row("006A", "1", amount="20.50", bulk=True)),
+    )
+    assert status_of(result) == {"1": "in_sync"}
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+
+def test_every_outcome() -> None:
+    exp = expected(records("1"), records("2"), records("3", amount="12.00"), records("4"))
+    act = actual(
+        sf_row("006A", "1"),
+        sf_row("006B", "3", amount=11.0),
+        sf_row("006C", "4"),
+        sf_row("006D", "4"),
+        sf_row("006E", "99"),
+    )
+    result = diff(exp, act)
+    assert status_of(result) == {"1": "in_sync", "2": "missing", "3": "drifted", "4": "duplicate"}
+    assert result.counts() == {"in_sync": 1, "missing": 1, "drifted": 1, "duplicate": 1}
+    row = result.orders.set_index("order_id").loc["3"]
+    assert row["drift"] == "Amount: 11.00 → 12.00"
+    assert row["drift_fields"] == "Amount"
+    assert result.orders.set_index("order_id").loc["4", "salesforce_ids"] == "006C;006D"
+    assert result.candidates["order_id"].tolist() == ["99"]
+
+
+def test_name_and_account_drift_listed_together() -> None:
+    result = diff(
+        expected(records("1")),
+        actual(sf_row("006A", "1", name="Renamed", account="shop_cust_8")),
+    )
+    assert result.drift_fields() == {"1": ["Name", "Account"]}
+    detail = result.orders.loc[0, "drift"]
+    assert "Name: Renamed → Shopify Order #1 (Ada Lovelace)" in detail
+    assert "Account: shop_cust_8 → shop_cust_7" in detail
+
+
+def test_create_only_fields_never_drift() -> None:
+    result = diff(
+        expected(records("1")),
+        actual(sf_row("006A", "1", stage="Negotiation/Review", close="2030-01-01")),
+    )
+    assert status_of(result) == {"1": "in_sync"}
+
+
+def test_cancelled_order_stage_is_owned_when_configured() -> None:
+    result = diff(expected(records("1", cancelled=True)), actual(sf_row("006A", "1")))
+    assert status_of(result) == {"1": "drifted"}
+    assert result.orders.loc[0, "drift"] == "StageName: New Order → Closed Lost"
+
+
+def test_cancelled_order_stage_is_create_only_when_not_configured() -> None:
+    config = MappingConfig(cancellation_updates_stage=False)
+    columns = ExpectedColumns(config)
+    columns.add("#1", records("1", cancelled=True))
+    result = diff(columns.frame(), actual(sf_row("006A", "1")))
+    assert status_of(result) == {"1": "in_sync"}
+
+
+def test_currency_compared_only_for_multi_currency() -> None:
+    item = records("1", currency="EUR")
+    row = sf_row("006A", "1", currency="USD")
+    assert status_of(diff(expected(item), actual(row))) == {"1": "in_sync"}
+    multi = diff(expected(item, multi_currency=True), actual(row), compare_currency=True)
+    assert multi.orders.loc[0, "drift"] == "CurrencyIsoCode: USD → EUR"
+
+
+def test_missing_account_link_is_drift() -> None:
+    result = diff(expected(records("1")), actual(sf_row("006A", "1", account=None)))
+    assert result.orders.loc[0, "drift"] == "Account: ∅ → shop_cust_7"
+
+
+def test_same_salesforce_row_twice_is_not_a_duplicate() -> None:
+    result = diff(expected(records("1")), actual(sf_row("006A", "1"), sf_row("006A", "1")))
+    assert status_of(result) == {"1": "in_sync"}
+
+
+def test_orphans_are_candidates_shopify_does_not_have() -> None:
+    result = diff(expected(records("1")), actual(sf_row("006A", "5"), sf_row("006B", "6")))
+    orphans = confirm_orphans(result.candidates, {"6"})
+    assert orphans["order_id"].tolist() == ["5"]
+    table = discrepancy_rows(result, orphans, {})
+    assert table["status"].tolist() == ["missing", "orphan"]
+
+
+# -- repair plan ------------------------------------------------------------------------------
+
+
+def test_missing_order_gets_create_bodies_linked_by_external_id() -> None:
+    plan = plan_repair([("missing", records("1"), [])], CONFIG)
+    assert plan.accounts == [{"Name": "Ada Lovelace", "Phone": "123", ACC: "shop_cust_7"}]
+    (contact,) = plan.contacts
+    assert contact[CON] == "7"
+    assert contact["Account"] == {"attributes": {"type": "Account"}, ACC: "shop_cust_7"}
+    (opportunity,) = plan.opportunities
+    assert opportunity["StageName"] == "New Order"
+    assert opportunity["CloseDate"] == "2026-12-01"
+    assert opportunity["Account"][ACC] == "shop_cust_7"
+    assert opportunity["Contact"] == {"attributes": {"type": "Contact"}, CON: "7"}
+    assert plan.actions == {"1": "create"}
+
+
+def test_drifted_order_gets_owned_fields_only() -> None:
+    plan = plan_repair([("drifted", records("1", amount="12.00"), ["Amount"])], CONFIG)
+    assert plan.accounts == []
+    assert plan.contacts == []
+    assert plan.opportunities == [
+        {"Name": "Shopify Order #1 (Ada Lovelace)", "Amount": Decimal("12.00"), OPP: "1"}
+    ]
+
+
+def test_drifted_cancelled_order_may_move_stage_but_not_close_date() -> None:
+    plan = plan_repair([("drifted", records("1", cancelled=True), ["StageName"])], CONFIG)
+    (body,) = plan.opportunities
+    assert body["StageName"] == "Closed Lost"
+    assert "CloseDate" not in body
+
+
+def test_account_drift_relinks_and_upserts_the_account() -> None:
+    plan = plan_repair([("drifted", records("1"), ["Account"])], CONFIG)
+    assert [a[ACC] for a in plan.accounts] == ["shop_cust_7"]
+    assert plan.opportunities[0]["Account"][ACC] == "shop_cust_7"
+    assert "Contact" not in plan.opportunities[0]
+
+
+def test_repair_keys_are_deduplicated() -> None:
+    items = [
+        ("missing", records("1", customer="7"), []),
+        ("missing", records("2", customer="7"), []),
+        ("missing", records("2", customer="7", amount="11.00"), []),
+        ("in_sync", records("3"), []),
+    ]
+    plan = plan_repair(items, CONFIG)
+    assert [a[ACC] for a in plan.accounts] == ["shop_cust_7"]
+    assert [c[CON] for c in plan.contacts] == ["7"]
+    assert [o[OPP] for o in plan.opportunities] == ["1", "2"]
+    assert plan.opportunities[1]["Amount"] == Decimal("11.00")  # the later item wins
+    assert plan.account_orders == {"shop_cust_7": ["1", "2", "2"]}
+
+
+def test_guest_without_contact_key_writes_no_contact() -> None:
+    plan = plan_repair([("missing", records("1", customer=None), [])], CONFIG)
+    assert plan.contacts == []
+    assert "Contact" not in plan.opportunities[0]
+
+
+def test_without_orders_drops_children_of_failed_parents() -> None:
+    plan = plan_repair(
+        [("missing", records("1"), []), ("missing", records("2", customer="8"), [])], CONFIG
+    )
+    rest = plan.without_orders({"1"}, CONFIG)
+    assert [o[OPP] for o in rest.opportunities] == ["2"]
+
+
+def test_flatten_for_bulk_uses_relationship_columns() -> None:
+    plan = plan_repair([("missing", records("1"), [])], CONFIG)
+    row = flatten_for_bulk(plan.opportunities[0])
+    assert row[f"Account.{ACC}"] == "shop_cust_7"
+    assert row[f"Contact.{CON}"] == "7"
+    assert "Account" not in row
+
+
+def test_failures_map_parent_keys_to_orders() -> None:
+    bad = RecordResult(
+        key="shop_cust_7", success=False, errors=(RecordError("STRING_TOO_LONG", "too long"),)
+    )
+    good = RecordResult(key="shop_cust_8", success=True, id="001A")
+    found = failures_by_order(
+        [bad, good], {"shop_cust_7": ["1", "2"]}, "account", frozenset({"UNABLE_TO_LOCK_ROW"})
+    )
+    assert set(found) == {"1", "2"}
+    assert found["1"].code == "STRING_TOO_LONG"
+    assert not found["1"].transient
+    lock = RecordResult(key="3", success=False, errors=(RecordError("UNABLE_TO_LOCK_ROW", "x"),))
+    assert failures_by_order([lock], None, "opportunity", frozenset({"UNABLE_TO_LOCK_ROW"}))[
+        "3"
+    ].transient
