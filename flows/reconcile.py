@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import requests
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -35,6 +36,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from simple_salesforce import format_soql
+from simple_salesforce.exceptions import SalesforceError
 
 from state.models import utcnow
 from tasks.errors import (
@@ -69,14 +71,14 @@ from tasks.reconcile import (
 )
 from tasks.runtime import Runtime, build_runtime
 from tasks.salesforce import RecordResult, SalesforceGateway
-from tasks.salesforce.errors import TRANSIENT_CODES
+from tasks.salesforce.errors import TRANSIENT_CODES, classify_exception
 from tasks.settings import get_settings
 from tasks.shopify import ShopifyClient
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import SyncContext
 
-CURSOR = "reconcile-nightly"
+CURSOR = "nightly"  # the name `shopsync status` reads
 SOQL_IN_MAX = 2_000  # above this many orders, read Salesforce back with one Bulk 2.0 query
 COLLECTION_MAX = 2_000  # above this many records of one object, write with Bulk 2.0 ingest
 BULK_AFTER_PAGES = 10  # a window longer than this many GraphQL pages becomes a bulk operation
@@ -113,6 +115,7 @@ class Run:
     dead_lettered: int = 0
     retry_later: int = 0
     api_calls: int | None = None
+    write_calls: int = 0
     shopify_calls: int = 0
     report_csv: str | None = None
     cursor_advanced_to: str | None = None
@@ -120,7 +123,10 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         """A plain dict (JSON-ready) of the run."""
-        counts = dict(self.counts)
+        counts = {**self.counts, "orphan": self.orphans}
+        if self.counts:
+            counts["repaired"] = self.repaired
+            counts["failed"] = self.dead_lettered + self.retry_later
         discrepancies = counts.get("missing", 0) + counts.get("drifted", 0)
         return {
             "run_id": self.run_id,
@@ -133,7 +139,7 @@ class Run:
             "shopify_orders": self.shopify_orders,
             "listing": self.listing,
             "salesforce_read": self.read_path,
-            "counts": {**counts, "orphan": self.orphans},
+            "counts": counts,
             "discrepancies": discrepancies,
             "needs_human": counts.get("duplicate", 0) + self.orphans,
             "skipped": self.skipped,
@@ -143,6 +149,7 @@ class Run:
             "dead_lettered": self.dead_lettered,
             "retry_later": self.retry_later,
             "salesforce_api_calls": self.api_calls,
+            "salesforce_write_calls": self.write_calls,
             "shopify_calls": self.shopify_calls,
             "duration_seconds": round(time.monotonic() - self.started, 3),
             "report_csv": self.report_csv,
@@ -278,10 +285,15 @@ def read_salesforce(
     wanted = set(order_ids)
     lo, hi = first.isoformat(), last.isoformat()
     soql = f"SELECT {select} FROM Opportunity WHERE {key} != null"  # noqa: S608
-    for row in gateway.bulk_query(OPPORTUNITY, soql):
-        close = row.get("CloseDate") or ""
-        if row.get(key) in wanted or lo <= close <= hi:
-            columns.add(row)
+    try:
+        for row in gateway.bulk_query(OPPORTUNITY, soql):
+            close = row.get("CloseDate") or ""
+            if row.get(key) in wanted or lo <= close <= hi:
+                columns.add(row)
+    except (SalesforceError, requests.RequestException) as exc:
+        # The gateway's bulk_query is a generator: its HTTP calls run here, outside the
+        # gateway's own classification, so classify them here (transient → task retry).
+        raise classify_exception(exc) from exc
     return columns.frame(), "bulk"
 
 
@@ -615,7 +627,9 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
             if not run.dry_run:
                 _dead_letter_invalid(runtime, expected.invalid)
                 if len(fix.plan):
+                    before_writes = _api_used(gateway) or 0
                     written = repair(runtime, ctx, fix.plan)
+                    run.write_calls = (_api_used(gateway) or before_writes) - before_writes
                     failures = written.failures
                     run.repaired, run.dead_lettered, run.retry_later = settle(
                         runtime, fix.plan, fix.states, written, ctx
@@ -688,7 +702,9 @@ def _finish(
 
 
 @flow(name="reconcile-orders")
-def reconcile(start: date, end: date, dry_run: bool = False) -> dict[str, Any]:
+def reconcile(
+    start: date | None = None, end: date | None = None, dry_run: bool = False
+) -> dict[str, Any]:
     """Reconcile (backfill) every Shopify order updated between two dates, both inclusive.
 
     Args:
@@ -696,8 +712,14 @@ def reconcile(start: date, end: date, dry_run: bool = False) -> dict[str, Any]:
         end: Last day (inclusive), in the shop's timezone.
         dry_run: Report the repair plan without writing anything to Salesforce.
 
-    A manual window never moves the nightly cursor.
+    A manual window never moves the nightly cursor. Without dates (neither given) this runs the
+    nightly window instead, exactly as ``reconcile-nightly`` does (the CLI's and the nightly
+    deployment's entry).
     """
+    if start is None and end is None:
+        return _nightly(dry_run)
+    if start is None or end is None:
+        raise ValueError("give both start and end, or neither (the nightly window)")
     runtime = build_runtime(get_settings())
     try:
         window_start, window_end = shop_window(start, end, runtime.shop_timezone())
@@ -714,8 +736,12 @@ def reconcile_nightly(dry_run: bool = False) -> dict[str, Any]:
     Args:
         dry_run: Report the repair plan without writing (the cursor then stays where it is).
     """
+    return _nightly(dry_run)
+
+
+def _nightly(dry_run: bool) -> dict[str, Any]:
     settings = get_settings()
-    signpost = utcnow().replace(microsecond=0)
+    signpost = utcnow().replace(microsecond=0)  # fixed before anything else happens
     runtime = build_runtime(settings)
     try:
         cursor = runtime.store.get_cursor(CURSOR)

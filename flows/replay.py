@@ -37,6 +37,7 @@ def replay_dead_letters(ids: list[int] | None = None) -> dict[str, Any]:
             except (AuthError, BudgetExhausted, RateLimited):
                 raise  # the rest stay dead-lettered, untouched; replay again later
             except SyncError as exc:
+                runtime.note_failure(exc)
                 dead_letter(runtime.store, letter.order_id, exc, source=letter.source, payload=None)
                 outcomes["still_failing"] += 1
                 logger.warning("order %s still fails: %s", letter.order_id, exc)

@@ -35,6 +35,7 @@ def sync_order(order_id: str) -> dict[str, Any]:
     except (AuthError, BudgetExhausted, RateLimited):
         raise  # nothing is lost: the order can be synced again once this clears
     except SyncError as exc:
+        runtime.note_failure(exc)
         letter = dead_letter(runtime.store, order_id, exc, source="manual", payload=None)
         logger.error("order %s dead-lettered (#%s): %s", order_id, letter, exc)
         return {"order_id": order_id, "action": "dead_letter", "error": str(exc)}

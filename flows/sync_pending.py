@@ -165,6 +165,7 @@ def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: Drain
         store.retry_later(ids, at=retry_at, error=str(exc))
         report.outcomes["retry_later"] += 1
         return
+    runtime.note_failure(exc)
     newest = claim.deliveries[-1].body
     dead_letter(store, claim.order_id, exc, source="webhook", payload=newest)
     store.dead(ids, str(exc))

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from state import StateStore
-from tasks.org import load_org_schema
+from tasks.errors import SyncError
+from tasks.org import invalidate, load_org_schema
 from tasks.salesforce import SalesforceGateway, SimpleSalesforceGateway
 from tasks.settings import Settings
 from tasks.shopify import ShopifyClient
 from tasks.sync import SyncContext
+
+# Salesforce answers that mean the cached describe is out of date (a field was removed or shrunk).
+SCHEMA_CODES = frozenset({"INVALID_FIELD", "STRING_TOO_LONG", "INVALID_FIELD_FOR_INSERT_UPDATE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +29,7 @@ class Runtime:
 
     def sync_context(self) -> SyncContext:
         """The context for syncing orders: org schema from describe (cached), shop timezone."""
-        org = load_org_schema(self.salesforce, self.settings.data_dir / "org_schema.json")
+        org = load_org_schema(self.salesforce, self.org_schema_cache)
         return SyncContext(
             gateway=self.salesforce,
             store=self.store,
@@ -32,6 +37,16 @@ class Runtime:
             org=org,
             shop_timezone=self.shop_timezone(),
         )
+
+    @property
+    def org_schema_cache(self) -> Path:
+        """Where describe results are cached between runs."""
+        return self.settings.data_dir / "org_schema.json"
+
+    def note_failure(self, error: SyncError) -> None:
+        """Forget the cached org schema when Salesforce says it no longer fits the org."""
+        if error.code in SCHEMA_CODES:
+            invalidate(self.org_schema_cache)
 
     def shop_timezone(self) -> str:
         """The configured shop timezone, else the one Shopify reports."""

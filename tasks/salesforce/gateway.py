@@ -18,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import SalesforceError
+from urllib3.util.retry import Retry
 
 from tasks.errors import AuthError, BudgetExhausted, RecordError
 from tasks.salesforce.auth import AccessToken, fetch_token
@@ -59,7 +60,9 @@ class _TimeoutAdapter(HTTPAdapter):
     """Give every request a timeout; simple-salesforce sets none."""
 
     def __init__(self, timeout: float):
-        super().__init__()
+        # A pooled keep-alive connection the server just closed resets an idempotent GET (seen
+        # with the Bulk 2.0 poll after its 5 s sleep): re-send GETs, never writes.
+        super().__init__(max_retries=Retry(total=2, status=0, allowed_methods={"GET", "HEAD"}))
         self.timeout = timeout
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
