@@ -21,11 +21,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from flows.reconcile import CURSOR, reconcile, reconcile_nightly
+from flows.reconcile import reconcile
 from sandbox.server import BackgroundServer
 from sandbox.shopify import ShopConfig, ShopifySandbox, StoreMix
 from sandbox.shopify.store import OrderFilter
 from state import StateStore
+from tasks.reconcile_run import CURSOR
 from tasks.settings import Settings, get_settings
 from tests.integration.conftest import (
     SHOP,
@@ -41,7 +42,7 @@ OPP = "External_Shopify_Order_ID__c"
 USER_STAGE = "Negotiation/Review"
 WRITE_KINDS = ("collections", "bulk_ingest", "composite", "upsert", "sobject")
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.prefect]
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -233,6 +234,7 @@ def opportunity_stages(salesforce: SalesforceHandle) -> dict[str, str]:
 # -- the 10,000-order scenario ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ten_thousand_orders_seeded_truth_dry_run_repair_and_rerun(
     big: Settings, big_shop: ShopifyHandle, salesforce: SalesforceHandle
 ) -> None:
@@ -296,6 +298,7 @@ def test_ten_thousand_orders_seeded_truth_dry_run_repair_and_rerun(
         store.close()
 
 
+@pytest.mark.slow
 def test_repairing_ten_thousand_missing_orders_stays_within_the_api_budget(
     big: Settings, big_shop: ShopifyHandle, salesforce: SalesforceHandle
 ) -> None:
@@ -312,10 +315,6 @@ def test_repairing_ten_thousand_missing_orders_stays_within_the_api_budget(
 
 
 # -- smaller behaviours (the 300-order session shop) ------------------------------------------
-
-
-def small_window(handle: ShopifyHandle) -> tuple[date, date]:
-    return window(handle)
 
 
 def test_window_past_sixty_days_without_read_all_orders_says_so(
@@ -346,6 +345,7 @@ def test_recent_window_without_read_all_orders_still_runs(
     assert result["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_nightly_advances_cursor_and_dead_letters_rejected_records(
     product: Settings,
     shopify: ShopifyHandle,
@@ -357,9 +357,12 @@ def test_nightly_advances_cursor_and_dead_letters_rejected_records(
     salesforce.rule(
         object="Opportunity", field="Name", contains="#10", message="No orders #10xx today"
     )
-    dry = reconcile_nightly(dry_run=True)
+    dry = reconcile(dry_run=True)
     assert dry["cursor_advanced_to"] is None
-    first = reconcile_nightly()
+    undated = reconcile(dry_run=True)  # the CLI's and nightly deployment's entry: no dates
+    assert undated["mode"] == "nightly"
+    assert undated["counts"] == dry["counts"]
+    first = reconcile()
     assert first["counts"]["missing"] == first["shopify_orders"] > 0
     assert first["dead_lettered"] > 0
     assert first["repaired"] + first["dead_lettered"] == first["counts"]["missing"]
@@ -377,10 +380,10 @@ def test_nightly_advances_cursor_and_dead_letters_rejected_records(
     finally:
         store.close()
     salesforce.clear_rules()
-    second = reconcile_nightly()
+    second = reconcile()
     assert second["repaired"] == first["dead_lettered"]
     assert second["discrepancies"] == second["counts"]["missing"] + second["counts"]["drifted"]
-    third = reconcile_nightly()
+    third = reconcile()
     assert third["discrepancies"] == 0
     assert third["plan"]["opportunities"] == 0
     store = store_of(settings)
@@ -388,3 +391,30 @@ def test_nightly_advances_cursor_and_dead_letters_rejected_records(
         assert store.dead_letters() == []  # resolved by the repair
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_run_killed_mid_repair_completes_on_rerun_without_duplicates(
+    product: Settings, shopify: ShopifyHandle, salesforce: SalesforceHandle
+) -> None:
+    start, end = window(shopify)
+    salesforce.fault(kind="503", path="composite/sobjects/Opportunity", method="PATCH")
+    with pytest.raises(Exception, match=r"SERVER_UNAVAILABLE|503"):
+        reconcile(start, end)
+    assert salesforce.records("Opportunity") == []  # Accounts and Contacts went in first
+    accounts = len(salesforce.records("Account"))
+    assert accounts > 0
+    salesforce.clear_faults()
+    result = reconcile(start, end)
+    assert result["status"] == "ok"
+    assert result["repaired"] == result["counts"]["missing"] == result["shopify_orders"]
+    for sobject, key in (("Opportunity", OPP), ("Account", ACC)):
+        keys = [r[key] for r in salesforce.records(sobject)]
+        assert len(keys) == len(set(keys)), sobject
+    assert len(salesforce.records("Account")) == accounts
+    store = store_of(product)
+    try:
+        assert [r.status for r in store.recent_runs(2)] == ["ok", "failed"]
+    finally:
+        store.close()
+    assert reconcile(start, end)["discrepancies"] == 0

@@ -317,3 +317,82 @@ def test_failures_map_parent_keys_to_orders() -> None:
     assert failures_by_order([lock], None, "opportunity", frozenset({"UNABLE_TO_LOCK_ROW"}))[
         "3"
     ].transient
+
+
+# -- windows and listing helpers (pure) -------------------------------------------------------
+
+
+def test_manual_window_is_whole_shop_days_end_inclusive() -> None:
+    from datetime import UTC, date, datetime
+
+    from tasks.reconcile_run import shop_window
+
+    lo, hi = shop_window(date(2026, 3, 1), date(2026, 3, 31), "America/New_York")
+    assert lo == datetime(2026, 3, 1, 5, tzinfo=UTC)  # EST
+    assert hi == datetime(2026, 4, 1, 4, tzinfo=UTC)  # EDT after the switch
+    with pytest.raises(ValueError, match="before start"):
+        shop_window(date(2026, 3, 2), date(2026, 3, 1), "UTC")
+
+
+def test_nightly_window_looks_back_from_the_cursor() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tasks.reconcile_run import nightly_window
+
+    signpost = datetime(2026, 5, 2, 3, 30, tzinfo=UTC)
+    cursor = datetime(2026, 5, 1, 3, 30, tzinfo=UTC)
+    assert nightly_window(cursor, signpost, 48) == (cursor - timedelta(hours=48), signpost)
+    assert nightly_window(None, signpost, 48) == (signpost - timedelta(hours=48), signpost)
+
+
+def test_sixty_day_rule_needs_read_all_orders() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tasks.reconcile_run import needs_read_all_orders
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    old = now - timedelta(days=61)
+    assert needs_read_all_orders(old, now, frozenset({"read_orders"}))
+    assert not needs_read_all_orders(old, now, frozenset({"read_orders", "read_all_orders"}))
+    assert not needs_read_all_orders(now - timedelta(days=59), now, frozenset({"read_orders"}))
+
+
+def test_close_date_range_follows_the_mapping_offset() -> None:
+    from datetime import UTC, date, datetime
+
+    from tasks.reconcile_run import close_date_range
+
+    lo = datetime(2026, 3, 1, 5, tzinfo=UTC)
+    hi = datetime(2026, 3, 3, 5, tzinfo=UTC)
+    assert close_date_range(lo, hi, "America/New_York", 30) == (
+        date(2026, 3, 31),
+        date(2026, 4, 1),
+    )
+
+
+def test_bulk_jsonl_children_are_stitched_to_their_parent() -> None:
+    import json
+
+    from tasks.shopify_bulk import stitch
+
+    lines = [
+        json.dumps({"id": "gid://shopify/Order/1"}),
+        json.dumps({"id": "gid://shopify/LineItem/9", "__parentId": "gid://shopify/Order/1"}),
+        "",
+        json.dumps({"id": "gid://shopify/Order/2"}),
+    ]
+    orders = list(stitch(lines))
+    assert [o["id"] for o in orders] == ["gid://shopify/Order/1", "gid://shopify/Order/2"]
+    assert orders[0]["__children"] == [{"id": "gid://shopify/LineItem/9"}]
+    assert "__children" not in orders[1]
+
+
+def test_bulk_query_inlines_the_order_fields_and_window() -> None:
+    from datetime import UTC, datetime
+
+    from tasks.shopify_bulk import bulk_orders_query
+
+    query = bulk_orders_query(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    assert "updated_at:>='2026-01-01T00:00:00Z'" in query
+    assert "legacyResourceId" in query
+    assert "..." not in query  # no fragments in a bulk query
