@@ -144,7 +144,11 @@ def _salesforce_user_edits(stack: SandboxStack) -> str:
     from sandbox.salesforce.client import simple_salesforce
 
     sf = simple_salesforce(stack.salesforce_url)
-    opportunities = sorted(stack.salesforce.store.all("Opportunity"), key=lambda r: r["Id"])
+    # Open deals only: a cancelled order's stage is Shopify's to set (Closed Lost).
+    opportunities = sorted(
+        (r for r in stack.salesforce.store.all("Opportunity") if r["StageName"] == "New Order"),
+        key=lambda r: r["Id"],
+    )
     staged, drifted, deleted = opportunities[:2], opportunities[2:5], opportunities[5:7]
     for record in staged:
         sf.Opportunity.update(record["Id"], {"StageName": "Qualification"})
