@@ -10,6 +10,7 @@ from state.store import (
     RunRecord,
     StateStore,
     StoreCounts,
+    SyncRecord,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "RunRecord",
     "StateStore",
     "StoreCounts",
+    "SyncRecord",
 ]

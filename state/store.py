@@ -94,6 +94,18 @@ class LedgerRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncRecord:
+    """One order's state that is now in Salesforce, for the ledger."""
+
+    order_id: str
+    order_updated_at: datetime
+    payload_hash: str
+    account_id: str | None
+    contact_id: str | None
+    opportunity_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetterRecord:
     """An unsynced order and why."""
 
@@ -405,19 +417,28 @@ class StateStore:
         opportunity_id: str | None,
     ) -> None:
         """Record that the order's state as of ``order_updated_at`` is in Salesforce."""
+        self.record_syncs(
+            [
+                SyncRecord(
+                    order_id, order_updated_at, payload_hash, account_id, contact_id, opportunity_id
+                )
+            ]
+        )
+
+    def record_syncs(self, records: Iterable[SyncRecord]) -> None:
+        """Record many syncs in one transaction (a bulk repair writes thousands at once)."""
+        pending = {r.order_id: r for r in records}
+        ids = list(pending)
+        now = utcnow()
         with self._tx() as s:
-            row = s.get(LedgerEntry, order_id)
-            if row is None:
-                row = LedgerEntry(order_id=order_id)
-                s.add(row)
-            elif row.order_updated_at > order_updated_at:
-                return  # never let an older state overwrite a newer one
-            row.order_updated_at = order_updated_at
-            row.payload_hash = payload_hash
-            row.account_id = account_id or row.account_id
-            row.contact_id = contact_id or row.contact_id
-            row.opportunity_id = opportunity_id or row.opportunity_id
-            row.synced_at = utcnow()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = {
+                    row.order_id: row
+                    for row in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(chunk)))
+                }
+                for order_id in chunk:
+                    _apply_sync(s, rows.get(order_id), pending[order_id], now)
 
     def flag_deleted(self, order_id: str, at: datetime) -> bool:
         """Note that Shopify deleted an order we synced; False when the ledger does not know it."""
@@ -532,6 +553,20 @@ class StateStore:
             dead_letters_open=int(open_dead or 0),
             ledger_orders=int(ledger or 0),
         )
+
+
+def _apply_sync(s: Session, row: LedgerEntry | None, record: SyncRecord, now: datetime) -> None:
+    if row is None:
+        row = LedgerEntry(order_id=record.order_id)
+        s.add(row)
+    elif row.order_updated_at > record.order_updated_at:
+        return  # never let an older state overwrite a newer one
+    row.order_updated_at = record.order_updated_at
+    row.payload_hash = record.payload_hash
+    row.account_id = record.account_id or row.account_id
+    row.contact_id = record.contact_id or row.contact_id
+    row.opportunity_id = record.opportunity_id or row.opportunity_id
+    row.synced_at = now
 
 
 def _group_by_order(rows: Sequence[InboxItem]) -> list[ClaimedOrder]:

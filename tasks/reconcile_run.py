@@ -34,6 +34,7 @@ from prefect.context import get_run_context
 from simple_salesforce import format_soql
 from simple_salesforce.exceptions import SalesforceError
 
+from state import SyncRecord
 from state.models import utcnow
 from tasks.errors import (
     AuthError,
@@ -453,17 +454,22 @@ def settle(
     opportunity_ids = written.ids.get(OPPORTUNITY, {})
     keys = _order_keys(plan, ctx)
     open_letters = {letter.order_id for letter in runtime.store.dead_letters()}
+    synced = []
     for order_id in written.succeeded:
         updated_at, payload_hash = repair_states[order_id]
         account_key, contact_key = keys.get(order_id, (None, None))
-        runtime.store.record_sync(
-            order_id,
-            order_updated_at=updated_at,
-            payload_hash=payload_hash,
-            account_id=account_ids.get(account_key or ""),
-            contact_id=contact_ids.get(contact_key or ""),
-            opportunity_id=opportunity_ids.get(order_id),
+        synced.append(
+            SyncRecord(
+                order_id,
+                updated_at,
+                payload_hash,
+                account_ids.get(account_key or ""),
+                contact_ids.get(contact_key or ""),
+                opportunity_ids.get(order_id),
+            )
         )
+    runtime.store.record_syncs(synced)
+    for order_id in written.succeeded:
         if order_id in open_letters:
             runtime.store.resolve_dead_letters(order_id, "reconciled")
     dead = later = 0

@@ -263,10 +263,16 @@ class SimpleSalesforceGateway:
         return results
 
     def bulk_query(self, sobject: str, soql: str) -> Iterator[dict[str, str]]:
-        """Stream a Bulk API 2.0 query's rows as dicts of strings."""
+        """Stream a Bulk API 2.0 query's rows as dicts of strings.
+
+        The job runs while the pages are consumed, so failures are classified here too.
+        """
         pages = self._call(lambda sf: getattr(sf.bulk2, sobject).query(soql, max_records=50_000))
-        for page in pages:
-            yield from csv.DictReader(io.StringIO(page))
+        try:
+            for page in pages:
+                yield from csv.DictReader(io.StringIO(page))
+        except (SalesforceError, requests.RequestException) as exc:
+            raise classify_exception(exc) from exc
 
 
 def _collection_results(
