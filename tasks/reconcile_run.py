@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-import requests
 from prefect import get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -32,7 +31,6 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from simple_salesforce import format_soql
-from simple_salesforce.exceptions import SalesforceError
 
 from state import SyncRecord
 from state.models import utcnow
@@ -68,7 +66,7 @@ from tasks.reconcile import (
 )
 from tasks.runtime import Runtime
 from tasks.salesforce import RecordResult, SalesforceGateway
-from tasks.salesforce.errors import TRANSIENT_CODES, classify_exception
+from tasks.salesforce.errors import TRANSIENT_CODES
 from tasks.shopify import ShopifyClient
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import retry_if_transient, with_retries
@@ -282,15 +280,10 @@ def read_salesforce(
     wanted = set(order_ids)
     lo, hi = first.isoformat(), last.isoformat()
     soql = f"SELECT {select} FROM Opportunity WHERE {key} != null"  # noqa: S608
-    try:
-        for row in gateway.bulk_query(OPPORTUNITY, soql):
-            close = row.get("CloseDate") or ""
-            if row.get(key) in wanted or lo <= close <= hi:
-                columns.add(row)
-    except (SalesforceError, requests.RequestException) as exc:
-        # The gateway's bulk_query is a generator: its HTTP calls run here, outside the
-        # gateway's own classification, so classify them here (transient → task retry).
-        raise classify_exception(exc) from exc
+    for row in gateway.bulk_query(OPPORTUNITY, soql):
+        close = row.get("CloseDate") or ""
+        if row.get(key) in wanted or lo <= close <= hi:
+            columns.add(row)
     return columns.frame(), "bulk"
 
 
