@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+DURATION ?= 120
 
-.PHONY: test demo bench bench-full serve lint format clean
+.PHONY: test demo bench bench-full serve lint format clean soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +36,10 @@ bench: $(STAMP)
 
 bench-full: $(STAMP)
 	$(BIN)/python -m bench --profile full
+
+# Reliability soak (tests/reliability/soak.py): bounded, loopback only; prints a JSON summary.
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

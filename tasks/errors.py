@@ -83,6 +83,16 @@ class ConfigError(PermanentError):
 class InvalidOrder(PermanentError):
     """The order cannot be mapped, or Salesforce rejected its records by validation."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = "INVALID_ORDER",
+        fields: list[str] | None = None,
+        stage: str | None = None,
+    ):
+        super().__init__(message, code=code or "INVALID_ORDER", fields=fields, stage=stage)
+
 
 @dataclass(frozen=True, slots=True)
 class RecordError:

@@ -39,6 +39,7 @@ from tasks.errors import (
     BudgetExhausted,
     InvalidOrder,
     RateLimited,
+    RetryableError,
     SyncError,
 )
 from tasks.mapping import (
@@ -67,7 +68,7 @@ from tasks.reconcile import (
 from tasks.runtime import Runtime
 from tasks.salesforce import RecordResult, SalesforceGateway
 from tasks.salesforce.errors import TRANSIENT_CODES
-from tasks.shopify import ShopifyClient
+from tasks.shopify import ShopifyClient, ShopInfo
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import SyncContext
@@ -110,7 +111,7 @@ class Run:
     dead_lettered: int = 0
     retry_later: int = 0
     api_calls: int | None = None
-    write_calls: int = 0
+    write_calls: int | None = 0
     shopify_calls: int = 0
     report_csv: str | None = None
     cursor_advanced_to: str | None = None
@@ -569,7 +570,8 @@ def _flow_run_id() -> str | None:
         return None
 
 
-def _fresh_usage(gateway: SalesforceGateway) -> int:
+@task(name="read-api-usage", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def read_api_usage(gateway: SalesforceGateway) -> int:
     """The org's API usage just before this one ``/limits`` call.
 
     The gateway reads ``Sforce-Limit-Info`` from REST responses only (simple-salesforce's Bulk 2.0
@@ -577,6 +579,24 @@ def _fresh_usage(gateway: SalesforceGateway) -> int:
     """
     gateway.limits()
     return (_api_used(gateway) or 1) - 1
+
+
+def _fresh_usage(runtime: Runtime) -> int | None:
+    """Usage for the run's bookkeeping; unknown (None) rather than a failed run if unreadable."""
+    try:
+        return with_retries(read_api_usage, runtime.settings)(runtime.salesforce)
+    except RetryableError:
+        return None
+
+
+@task(name="prepare-reconcile", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def prepare(runtime: Runtime) -> tuple[ShopInfo, SyncContext]:
+    """The shop (scopes, timezone) and the sync context (org schema), with retries."""
+    return runtime.shopify.shop_info(), runtime.sync_context()
+
+
+def _minus(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before
 
 
 def _api_used(gateway: SalesforceGateway) -> int | None:
@@ -636,14 +656,14 @@ def repair_window(
     runtime: Runtime, run: Run, ctx: SyncContext, spool: Path, found: Comparison
 ) -> tuple[dict[str, Failure], Written | None]:
     """Plan (and unless dry-run, write) the repair chunk by chunk; dead-letter what fails."""
-    gateway = runtime.salesforce
     failures: dict[str, Failure] = {}
     written: Written | None = None
     if not run.dry_run:
         _dead_letter_invalid(runtime, found.invalid)
         run.dead_lettered += len(found.invalid)
     writing = not run.dry_run and bool(run.counts["missing"] or run.counts["drifted"])
-    before_writes = _fresh_usage(gateway) + 1 if writing else 0
+    before = _fresh_usage(runtime) if writing else None
+    before_writes = None if before is None else before + 1
     for chunk in chunks(repair_items(spool, ctx, found.result), REPAIR_CHUNK):
         fix = build_repair(chunk, ctx)
         del chunk
@@ -660,9 +680,9 @@ def repair_window(
             run.message = f"writes stopped: {written.stopped}"
             break
     if writing:
-        run.write_calls = _fresh_usage(gateway) - before_writes
+        run.write_calls = _minus(_fresh_usage(runtime), before_writes)
     elif run.read_path == "bulk":
-        _fresh_usage(gateway)  # bulk reads leave the gateway's usage figure stale
+        _fresh_usage(runtime)  # bulk reads leave the gateway's usage figure stale
     return failures, written
 
 
@@ -682,7 +702,7 @@ def report(runtime: Runtime, run: Run, found: Comparison, failures: dict[str, Fa
 
 def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
     """One reconcile run over ``[run.window_start, run.window_end)``."""
-    shop = runtime.shopify.shop_info()
+    shop, ctx = with_retries(prepare, runtime.settings)(runtime)
     shopify_before = runtime.shopify.calls - 1
     run.run_id = runtime.store.start_run(
         run.mode,
@@ -696,8 +716,7 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
         if needs_read_all_orders(run.window_start, utcnow(), shop.scopes):
             run.status, run.message = "incomplete_scope", SCOPE_MESSAGE
             return _finish(runtime, run, None, shopify_before, progress)
-        baseline = _fresh_usage(runtime.salesforce)
-        ctx = runtime.sync_context()
+        baseline = _fresh_usage(runtime)
         spool = runtime.settings.data_dir / "reconcile" / f"run-{run.run_id}.jsonl"
         try:
             found = compare(runtime, run, ctx, spool)
@@ -708,7 +727,7 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
             spool.unlink(missing_ok=True)
         report(runtime, run, found, failures)
         run.status = _status(run, written)
-        run.api_calls = (_api_used(runtime.salesforce) or baseline) - baseline
+        run.api_calls = _minus(_api_used(runtime.salesforce), baseline)
         if advance and _all_accounted(run, written):
             runtime.store.advance_cursor(CURSOR, run.window_end)
             run.cursor_advanced_to = run.window_end.isoformat()

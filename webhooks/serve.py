@@ -67,6 +67,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _prefect_api_configured() -> bool:
+    """Whether a Prefect API is configured. Without one there is no trigger to nudge, and an
+    event would make Prefect start a temporary server inside the receiver on the first delivery,
+    blocking every request for seconds (past Shopify's 5 s timeout)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return True
+    log.warning(
+        "PREFECT_API_URL is not set: deliveries are stored but Prefect is not nudged; the "
+        "drain's safety-net schedule picks them up"
+    )
+    return False
+
+
 def serve_receiver(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Serve the receiver in the foreground until interrupted."""
     import uvicorn
@@ -74,6 +89,6 @@ def serve_receiver(settings: Settings, host: str | None = None, port: int | None
     host = host or settings.webhook_host
     port = settings.webhook_port if port is None else port
     check_bind(host, allow_public=settings.webhook_allow_public_bind)
-    app = build_receiver(settings)
+    app = build_receiver(settings, notify_prefect=_prefect_api_configured())
     log.info("webhook receiver on http://%s:%s/webhooks/shopify", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
