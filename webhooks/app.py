@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -61,11 +62,11 @@ def create_app(
         headers = {k.lower(): v for k, v in request.headers.items()}
         if not signature_matches(body, shopify_header(headers, "hmac-sha256"), config.secrets):
             return _answer(401, "invalid signature")
-        return _accept(body, headers, config, store, notify)
+        return await _accept(body, headers, config, store, notify)
 
     async def healthz(_: Request) -> JSONResponse:
         try:
-            depth = store.counts().inbox
+            depth = (await run_in_threadpool(store.counts)).inbox
         except SQLAlchemyError:
             return _answer(503, "inbox unavailable")
         return JSONResponse({"status": "ok", "inbox": depth})
@@ -78,7 +79,7 @@ def create_app(
     )
 
 
-def _accept(
+async def _accept(
     body: bytes,
     headers: dict[str, str],
     config: ReceiverConfig,
@@ -108,7 +109,8 @@ def _accept(
     )
     ignored = topic not in HANDLED_TOPICS or delivery.order_id is None
     try:
-        result = store.add_delivery(delivery, ignored=ignored)
+        # The commit waits for the disk (synchronous=FULL); keep the event loop free meanwhile.
+        result = await run_in_threadpool(store.add_delivery, delivery, ignored=ignored)
     except SQLAlchemyError:
         log.exception("inbox write failed for webhook %s", webhook_id)
         return _answer(503, "inbox unavailable")
