@@ -70,7 +70,7 @@ from tasks.salesforce import RecordResult, SalesforceGateway
 from tasks.salesforce.errors import TRANSIENT_CODES
 from tasks.shopify import ShopifyClient, ShopInfo
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
-from tasks.steps import retry_if_transient, with_retries
+from tasks.steps import dead_letter, retry_if_transient, with_retries
 from tasks.sync import SyncContext
 
 CURSOR = "nightly"  # the name `shopsync status` reads
@@ -422,14 +422,7 @@ def _dead_letter(runtime: Runtime, failure: Failure) -> None:
 
 def _dead_letter_invalid(runtime: Runtime, invalid: dict[str, InvalidOrder]) -> None:
     for order_id, exc in invalid.items():
-        runtime.store.add_dead_letter(
-            order_id,
-            source=SOURCE,
-            stage=exc.stage or "map",
-            error_code=exc.code,
-            message=exc.message,
-            fields=exc.fields,
-        )
+        dead_letter(runtime.store, order_id, exc, source=SOURCE, payload=None, stage="map")
 
 
 def settle(

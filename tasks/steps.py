@@ -68,13 +68,19 @@ def with_retries(step: Task[Any, Any], settings: Settings) -> Task[Any, Any]:
 
 
 def dead_letter(
-    store: StateStore, order_id: str, error: SyncError, *, source: str, payload: bytes | None
+    store: StateStore,
+    order_id: str,
+    error: SyncError,
+    *,
+    source: str,
+    payload: bytes | None,
+    stage: str = "sync",
 ) -> int:
-    """Park an order with Salesforce's (or our) full reason."""
+    """Park an order with Salesforce's (or our) full reason; ``stage`` when the error has none."""
     return store.add_dead_letter(
         order_id,
         source=source,
-        stage=error.stage or "sync",
+        stage=error.stage or stage,
         error_code=error.code,
         message=error.message,
         fields=error.fields,
