@@ -186,6 +186,33 @@ def sandbox_all(
             typer.echo("stopped")
 
 
+@webhooks_app.command("register")
+def webhooks_register(
+    url: Annotated[str, typer.Option(help="Public HTTPS URL of /webhooks/shopify.")],
+) -> None:
+    """Subscribe the order topics to URL through the Shopify Admin API."""
+    from tasks.errors import SyncError
+    from tasks.shopify import ShopifyClient
+    from tasks.topics import REGISTERED_TOPICS
+
+    if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        _fail([f"{url} must be an https:// URL (Shopify delivers webhooks over HTTPS only)"])
+    client = ShopifyClient(_settings("shopify"))
+    failures = 0
+    try:
+        for topic in REGISTERED_TOPICS:
+            try:
+                client.subscribe_webhook(topic, url)
+                typer.echo(f"subscribed {topic} → {url}")
+            except SyncError as exc:
+                failures += 1
+                typer.echo(f"{topic}: {exc}", err=True)
+    finally:
+        client.close()
+    if failures:
+        raise typer.Exit(EXIT_FAILED)
+
+
 @webhooks_app.command("serve")
 def webhooks_serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
@@ -394,8 +421,24 @@ def doctor() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    sys.exit(app())
+    """Console-script entry point: failures are one clear line, not a traceback."""
+    from tasks.errors import SyncError
+    from tasks.settings import SettingsError
+
+    try:
+        sys.exit(app())
+    except SettingsError as exc:
+        _print_and_exit(exc.problems, EXIT_CONFIG)
+    except SyncError as exc:
+        _print_and_exit([f"shopsync: {exc}"], EXIT_FAILED)
+    except KeyboardInterrupt:
+        _print_and_exit(["interrupted"], 130)
+
+
+def _print_and_exit(lines: list[str], code: int) -> None:
+    for line in lines:
+        typer.echo(line, err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

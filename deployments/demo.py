@@ -90,6 +90,8 @@ def _run(stack: SandboxStack, orders: int, say: Any) -> int:
             f"   the receiver answered {len(deliveries)} deliveries "
             f"({duplicates} duplicates), all {_statuses(deliveries)}"
         )
+        forged = _forged_delivery(url)
+        say(f"   a forged delivery (wrong signature) was refused with HTTP {forged}")
 
     drained = _drain(sync_pending_orders, store)
     in_salesforce = len(stack.salesforce.store.all("Opportunity"))
@@ -106,7 +108,38 @@ def _run(stack: SandboxStack, orders: int, say: Any) -> int:
     again = reconcile(start=start, end=end, dry_run=False)
     say(f"   second reconcile: {_counts(again)}")
 
+    _summary(stack, store, repaired, say)
     return _verdict(stack, store, orders, again, say)
+
+
+def _forged_delivery(url: str) -> int:
+    import httpx
+
+    body = b'{"id": 1, "name": "#forged"}'
+    headers = {
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": "Zm9yZ2VkIHNpZ25hdHVyZQ==",
+        "X-Shopify-Shop-Domain": "sandbox-shop.myshopify.com",
+        "X-Shopify-Webhook-Id": "forged-delivery",
+    }
+    return httpx.post(url, content=body, headers=headers).status_code
+
+
+def _summary(stack: SandboxStack, store: Any, repaired: dict[str, Any], say: Any) -> None:
+    counts = repaired.get("counts", {})
+    calls = stack.salesforce.stats["api_calls"]["total"]
+    rows = [
+        ("found missing / drifted", f"{counts.get('missing', 0)} / {counts.get('drifted', 0)}"),
+        ("repaired", str(repaired.get("repaired", 0))),
+        ("dead-lettered", str(store.counts().dead_letters_open)),
+        ("Salesforce API calls, whole demo", str(calls)),
+        ("reconcile report (CSV)", str(repaired.get("report_csv"))),
+        ("Prefect UI (while the demo runs)", os.environ["PREFECT_API_URL"].removesuffix("/api")),
+    ]
+    width = max(len(name) for name, _ in rows)
+    say("5. summary")
+    for name, value in rows:
+        say(f"   {name.ljust(width)}  {value}")
 
 
 def _send_webhooks(stack: SandboxStack, orders: int) -> dict[str, int]:

@@ -21,11 +21,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from state import ClaimedOrder
 from state.models import utcnow
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
-from tasks.inbox import SyncPlan, next_attempt, plan_claim
+from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
 from tasks.steps import dead_letter, sync_claimed_order, with_retries
-from tasks.sync import SyncContext, SyncOutcome
+from tasks.sync import SyncContext, SyncOutcome, customer_of, with_contact_hints
 
 
 @dataclass
@@ -74,12 +74,51 @@ def _drain(
             ctx = _context_or_hold(runtime, claims, report)
             if ctx is None:
                 return
-        step = with_retries(sync_claimed_order, runtime.settings)
-        runner = ThreadPoolTaskRunner(max_workers=runtime.settings.salesforce_concurrency)
-        with runner:
-            pending = [(claim, _submit(runner, step, claim, ctx, runtime)) for claim in claims]
+        _sync_batch(runtime, ctx, claims, report)
+
+
+def _sync_batch(
+    runtime: Runtime, ctx: SyncContext, claims: list[ClaimedOrder], report: DrainReport
+) -> None:
+    """Sync one claimed batch: e-mails looked up together, each customer's orders in turn."""
+    planned = [(claim, _plan(claim)) for claim in claims]
+    batch_ctx = _with_hints(planned, ctx)
+    step = with_retries(sync_claimed_order, runtime.settings)
+    runner = ThreadPoolTaskRunner(max_workers=runtime.settings.salesforce_concurrency)
+    with runner:
+        # Two orders of one customer never run at once: a new guest's Contact is created once.
+        for wave in waves(planned, key=lambda item: _customer(item[1], ctx)):
+            pending = [
+                (claim, _submit(runner, step, plan, batch_ctx, runtime)) for claim, plan in wave
+            ]
             for claim, submitted in pending:
                 _settle(runtime, claim, submitted, report)
+
+
+def _plan(claim: ClaimedOrder) -> SyncPlan | SyncError:
+    try:
+        return plan_claim(claim)
+    except SyncError as exc:
+        return exc
+
+
+def _customer(plan: SyncPlan | SyncError, ctx: SyncContext) -> str | None:
+    if isinstance(plan, SyncError) or plan.order is None:
+        return None
+    try:
+        return customer_of(plan.order, ctx)
+    except SyncError:
+        return None  # it fails again in its task, and is dead-lettered there
+
+
+def _with_hints(
+    planned: list[tuple[ClaimedOrder, SyncPlan | SyncError]], ctx: SyncContext
+) -> SyncContext:
+    orders = [p.order for _, p in planned if isinstance(p, SyncPlan) and p.order is not None]
+    try:
+        return with_contact_hints(orders, ctx)
+    except SyncError:
+        return ctx  # each order then looks its customer up itself (and retries as usual)
 
 
 def _context_or_hold(
@@ -102,14 +141,12 @@ def _context_or_hold(
 def _submit(
     runner: ThreadPoolTaskRunner,
     step: Task[..., SyncOutcome],
-    claim: ClaimedOrder,
+    plan: SyncPlan | SyncError,
     ctx: SyncContext,
     runtime: Runtime,
 ) -> PrefectFuture[SyncOutcome] | SyncError | None:
-    try:
-        plan = plan_claim(claim)
-    except SyncError as exc:
-        return exc
+    if isinstance(plan, SyncError):
+        return plan
     if plan.kind == "deleted":
         return _deleted(runtime, plan)
     return runner.submit(step, parameters={"plan": plan, "ctx": ctx, "shopify": runtime.shopify})

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from state import ClaimedOrder, InboxRow
 from tasks.errors import InvalidOrder
 from tasks.orders import Order, parse_rest_order
 from tasks.topics import DELETE_TOPIC, ORDER_TOPICS, REFUND_TOPIC
+
+T = TypeVar("T")
 
 PlanKind = Literal["sync", "fetch", "deleted"]
 
@@ -71,3 +73,24 @@ def next_attempt(attempts: int, now: datetime, backoff: Sequence[float]) -> date
     if attempts > len(backoff):
         return None
     return now + timedelta(seconds=backoff[max(0, attempts - 1)])
+
+
+def waves(items: Sequence[T], key: Callable[[T], str | None]) -> list[list[T]]:
+    """Split ``items`` into waves in which no key appears twice, keeping each key's order.
+
+    Items whose key is None never clash. The first wave holds the first item of every key.
+    """
+    result: list[list[T]] = []
+    keys: list[set[str]] = []
+    for item in items:
+        k = key(item)
+        for wave, taken in zip(result, keys, strict=True):
+            if k is None or k not in taken:
+                wave.append(item)
+                if k is not None:
+                    taken.add(k)
+                break
+        else:
+            result.append([item])
+            keys.append(set() if k is None else {k})
+    return result

@@ -41,6 +41,17 @@ query OrdersPage($first: Int!, $after: String, $query: String) {{
 fragment OrderFields on Order {{ {ORDER_FIELDS} }}
 """
 
+SUBSCRIBE_MUTATION = """
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $url: URL!) {
+  webhookSubscriptionCreate(
+    topic: $topic, webhookSubscription: {callbackUrl: $url, format: JSON}
+  ) {
+    webhookSubscription { id topic }
+    userErrors { field message }
+  }
+}
+"""
+
 SHOP_QUERY = """
 query ShopInfo {
   shop { name myshopifyDomain ianaTimezone currencyCode }
@@ -260,6 +271,16 @@ class ShopifyClient:
                 return
             after = page.get("endCursor")
 
+    def subscribe_webhook(self, topic: str, url: str) -> str:
+        """Create a webhook subscription; returns its id, or raises with Shopify's user error."""
+        data = self.graphql(SUBSCRIBE_MUTATION, {"topic": topic_enum(topic), "url": url})
+        payload = data.get("webhookSubscriptionCreate") or {}
+        errors = payload.get("userErrors") or []
+        if errors:
+            message = "; ".join(str(e.get("message")) for e in errors)
+            raise PermanentError(f"Shopify refused the {topic} subscription: {message}")
+        return str((payload.get("webhookSubscription") or {}).get("id", ""))
+
     def shop_info(self) -> ShopInfo:
         """The shop's domain, timezone, currency and this app's access scopes."""
         data = self.graphql(SHOP_QUERY)
@@ -271,6 +292,11 @@ class ShopifyClient:
             currency=str(shop.get("currencyCode") or ""),
             scopes=frozenset(str(s.get("handle")) for s in scopes),
         )
+
+
+def topic_enum(topic: str) -> str:
+    """``orders/create`` → ``ORDERS_CREATE`` (the GraphQL WebhookSubscriptionTopic)."""
+    return topic.replace("/", "_").upper()
 
 
 def _estimated_cost(query: str, variables: Mapping[str, Any] | None) -> int:

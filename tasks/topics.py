@@ -8,3 +8,11 @@ ORDER_TOPICS = frozenset(
 REFUND_TOPIC = "refunds/create"
 DELETE_TOPIC = "orders/delete"
 HANDLED_TOPICS = ORDER_TOPICS | {REFUND_TOPIC, DELETE_TOPIC}
+# What `shopsync webhooks register` subscribes (orders/delete only when it should be flagged).
+REGISTERED_TOPICS = (
+    "orders/create",
+    "orders/updated",
+    "orders/paid",
+    "orders/cancelled",
+    "refunds/create",
+)

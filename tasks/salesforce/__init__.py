@@ -25,6 +25,10 @@ class SalesforceGateway(Protocol):
 
     def find_contacts_by_email(self, email: str, key_field: str) -> list[dict[str, Any]]: ...
 
+    def find_contacts_by_emails(
+        self, emails: Sequence[str], key_field: str
+    ) -> dict[str, list[dict[str, Any]]]: ...
+
     def records_by_keys(
         self, sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
     ) -> list[dict[str, Any]]: ...

@@ -35,6 +35,7 @@ from tasks.settings import Settings
 T = TypeVar("T")
 COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call
 SOQL_IN_CHUNK = 300  # research §4: GET URLs cap at 16 KB; 300 quoted ids stay well inside
+EMAIL_CHUNK = 100  # e-mails are longer than ids; 100 quoted ones stay well under 16 KB
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,23 @@ class SimpleSalesforceGateway:
             email,
         )
         return self.query(soql)
+
+    def find_contacts_by_emails(
+        self, emails: Sequence[str], key_field: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Contacts by lower-cased e-mail (every e-mail asked for is a key), 100 e-mails a query."""
+        found: dict[str, list[dict[str, Any]]] = {email.lower(): [] for email in emails}
+        unique = list(found)
+        for start in range(0, len(unique), EMAIL_CHUNK):
+            soql = format_soql(
+                "SELECT Id, AccountId, Email, {:literal} FROM Contact WHERE Email IN {} "
+                "ORDER BY CreatedDate ASC",
+                key_field,
+                unique[start : start + EMAIL_CHUNK],
+            )
+            for contact in self.query(soql):
+                found.setdefault(str(contact.get("Email") or "").lower(), []).append(contact)
+        return found
 
     def records_by_keys(
         self, sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
