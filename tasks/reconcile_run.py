@@ -582,10 +582,16 @@ def _fresh_usage(runtime: Runtime) -> int | None:
         return None
 
 
-@task(name="prepare-reconcile", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
-def prepare(runtime: Runtime) -> tuple[ShopInfo, SyncContext]:
-    """The shop (scopes, timezone) and the sync context (org schema), with retries."""
-    return runtime.shopify.shop_info(), runtime.sync_context()
+@task(name="read-shop", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def read_shop(shopify: ShopifyClient) -> ShopInfo:
+    """The shop's scopes and timezone."""
+    return shopify.shop_info()
+
+
+@task(name="read-org", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def read_org(runtime: Runtime) -> SyncContext:
+    """The sync context: the org schema (describe, cached) and the shop timezone."""
+    return runtime.sync_context()
 
 
 def _minus(after: int | None, before: int | None) -> int | None:
@@ -695,7 +701,7 @@ def report(runtime: Runtime, run: Run, found: Comparison, failures: dict[str, Fa
 
 def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
     """One reconcile run over ``[run.window_start, run.window_end)``."""
-    shop, ctx = with_retries(prepare, runtime.settings)(runtime)
+    shop = with_retries(read_shop, runtime.settings)(runtime.shopify)
     shopify_before = runtime.shopify.calls - 1
     run.run_id = runtime.store.start_run(
         run.mode,
@@ -710,6 +716,7 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
             run.status, run.message = "incomplete_scope", SCOPE_MESSAGE
             return _finish(runtime, run, None, shopify_before, progress)
         baseline = _fresh_usage(runtime)
+        ctx = with_retries(read_org, runtime.settings)(runtime)
         spool = runtime.settings.data_dir / "reconcile" / f"run-{run.run_id}.jsonl"
         try:
             found = compare(runtime, run, ctx, spool)
