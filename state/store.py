@@ -247,29 +247,40 @@ class StateStore:
         """Store a delivery; a webhook id seen before is a duplicate and changes nothing."""
         now = utcnow()
         status: InboxStatus = "ignored" if ignored else "pending"
-        row = InboxItem(
-            webhook_id=delivery.webhook_id,
-            topic=delivery.topic,
-            shop_domain=delivery.shop_domain,
-            order_id=delivery.order_id,
-            event_id=delivery.event_id,
-            api_version=delivery.api_version,
-            triggered_at=delivery.triggered_at,
-            received_at=now,
-            body=delivery.body,
-            status=status,
-            attempts=0,
-            next_attempt_at=now,
-            finished_at=now if ignored else None,
-        )
+        values = {
+            "webhook_id": delivery.webhook_id,
+            "topic": delivery.topic,
+            "shop_domain": delivery.shop_domain,
+            "order_id": delivery.order_id,
+            "event_id": delivery.event_id,
+            "api_version": delivery.api_version,
+            "triggered_at": delivery.triggered_at,
+            "received_at": now,
+            "body": delivery.body,
+            "status": status,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "finished_at": now if ignored else None,
+        }
+        if not self._insert_delivery(values):
+            return "duplicate"
+        return "ignored" if ignored else "stored"
+
+    def _insert_delivery(self, values: dict[str, Any]) -> bool:
+        dialect = self.engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            # One INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path.
+            with self.engine.begin() as connection:
+                result = connection.execute(_insert_ignoring_duplicates(dialect, values))
+                return bool(result.rowcount)
         try:
             with self._tx() as s:
-                if s.get(InboxItem, delivery.webhook_id) is not None:
-                    return "duplicate"
-                s.add(row)
+                if s.get(InboxItem, values["webhook_id"]) is not None:
+                    return False
+                s.add(InboxItem(**values))
         except IntegrityError:
-            return "duplicate"  # a concurrent insert of the same webhook id won the race
-        return "ignored" if ignored else "stored"
+            return False  # a concurrent insert of the same webhook id won the race
+        return True
 
     def claim(
         self,
@@ -553,6 +564,16 @@ class StateStore:
             dead_letters_open=int(open_dead or 0),
             ledger_orders=int(ledger or 0),
         )
+
+
+def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(InboxItem).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(InboxItem).values(**values).on_conflict_do_nothing()
 
 
 def _apply_sync(s: Session, row: LedgerEntry | None, record: SyncRecord, now: datetime) -> None:

@@ -10,11 +10,14 @@ GET /healthz: the inbox answers.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import anyio
+import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -54,6 +57,10 @@ def create_app(
 ) -> Starlette:
     """The receiver's ASGI app."""
 
+    # One writer at a time: SQLite takes one write transaction at once, and threads queueing in
+    # its busy handler sleep far longer than they would wait here.
+    writer = anyio.CapacityLimiter(1)
+
     async def receive(request: Request) -> JSONResponse:
         try:
             body = await _read_body(request, config.max_body_bytes)
@@ -62,7 +69,7 @@ def create_app(
         headers = {k.lower(): v for k, v in request.headers.items()}
         if not signature_matches(body, shopify_header(headers, "hmac-sha256"), config.secrets):
             return _answer(401, "invalid signature")
-        return await _accept(body, headers, config, store, notify)
+        return await _accept(body, headers, config, store, notify, writer)
 
     async def healthz(_: Request) -> JSONResponse:
         try:
@@ -85,6 +92,7 @@ async def _accept(
     config: ReceiverConfig,
     store: StateStore,
     notify: Notify | None,
+    writer: anyio.CapacityLimiter,
 ) -> JSONResponse:
     topic = shopify_header(headers, "topic")
     shop = (shopify_header(headers, "shop-domain") or "").lower()
@@ -110,7 +118,9 @@ async def _accept(
     ignored = topic not in HANDLED_TOPICS or delivery.order_id is None
     try:
         # The commit waits for the disk (synchronous=FULL); keep the event loop free meanwhile.
-        result = await run_in_threadpool(store.add_delivery, delivery, ignored=ignored)
+        result = await anyio.to_thread.run_sync(
+            functools.partial(store.add_delivery, delivery, ignored=ignored), limiter=writer
+        )
     except SQLAlchemyError:
         log.exception("inbox write failed for webhook %s", webhook_id)
         return _answer(503, "inbox unavailable")
