@@ -245,42 +245,36 @@ class StateStore:
 
     def add_delivery(self, delivery: Delivery, *, ignored: bool = False) -> AddResult:
         """Store a delivery; a webhook id seen before is a duplicate and changes nothing."""
-        now = utcnow()
-        status: InboxStatus = "ignored" if ignored else "pending"
-        values = {
-            "webhook_id": delivery.webhook_id,
-            "topic": delivery.topic,
-            "shop_domain": delivery.shop_domain,
-            "order_id": delivery.order_id,
-            "event_id": delivery.event_id,
-            "api_version": delivery.api_version,
-            "triggered_at": delivery.triggered_at,
-            "received_at": now,
-            "body": delivery.body,
-            "status": status,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "finished_at": now if ignored else None,
-        }
-        if not self._insert_delivery(values):
-            return "duplicate"
-        return "ignored" if ignored else "stored"
+        return self.add_deliveries([(delivery, ignored)])[0]
 
-    def _insert_delivery(self, values: dict[str, Any]) -> bool:
+    def add_deliveries(self, items: Sequence[tuple[Delivery, bool]]) -> list[AddResult]:
+        """Store several deliveries in one transaction (one disk sync for all of them).
+
+        Each ``(delivery, ignored)`` gets its own answer; if the transaction fails, none is
+        stored and the error propagates.
+        """
+        now = utcnow()
+        rows = [_inbox_values(delivery, ignored, now) for delivery, ignored in items]
         dialect = self.engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            # One INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path.
-            with self.engine.begin() as connection:
-                result = connection.execute(_insert_ignoring_duplicates(dialect, values))
-                return bool(result.rowcount)
+        if dialect not in ("sqlite", "postgresql"):
+            return [self._add_portably(row) for row in rows]
+        inserted: list[bool] = []
+        # INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path.
+        with self.engine.begin() as connection:
+            for row in rows:
+                result = connection.execute(_insert_ignoring_duplicates(dialect, row))
+                inserted.append(bool(result.rowcount))
+        return [_add_result(ok, row) for ok, row in zip(inserted, rows, strict=True)]
+
+    def _add_portably(self, row: dict[str, Any]) -> AddResult:
         try:
             with self._tx() as s:
-                if s.get(InboxItem, values["webhook_id"]) is not None:
-                    return False
-                s.add(InboxItem(**values))
+                if s.get(InboxItem, row["webhook_id"]) is not None:
+                    return "duplicate"
+                s.add(InboxItem(**row))
         except IntegrityError:
-            return False  # a concurrent insert of the same webhook id won the race
-        return True
+            return "duplicate"  # a concurrent insert of the same webhook id won the race
+        return _add_result(True, row)
 
     def claim(
         self,
@@ -564,6 +558,30 @@ class StateStore:
             dead_letters_open=int(open_dead or 0),
             ledger_orders=int(ledger or 0),
         )
+
+
+def _inbox_values(delivery: Delivery, ignored: bool, now: datetime) -> dict[str, Any]:
+    return {
+        "webhook_id": delivery.webhook_id,
+        "topic": delivery.topic,
+        "shop_domain": delivery.shop_domain,
+        "order_id": delivery.order_id,
+        "event_id": delivery.event_id,
+        "api_version": delivery.api_version,
+        "triggered_at": delivery.triggered_at,
+        "received_at": now,
+        "body": delivery.body,
+        "status": "ignored" if ignored else "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "finished_at": now if ignored else None,
+    }
+
+
+def _add_result(inserted: bool, row: dict[str, Any]) -> AddResult:
+    if not inserted:
+        return "duplicate"
+    return "ignored" if row["status"] == "ignored" else "stored"
 
 
 def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Any:

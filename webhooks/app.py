@@ -10,13 +10,12 @@ GET /healthz: the inbox answers.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import anyio
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -26,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from state import Delivery, StateStore
+from state.store import AddResult
 from tasks.topics import HANDLED_TOPICS
 from webhooks.deliveries import (
     order_id_of,
@@ -37,6 +37,41 @@ from webhooks.deliveries import (
 log = logging.getLogger("shopsync.webhooks")
 
 Notify = Callable[[Delivery], None]
+
+
+class InboxWriter:
+    """Group commit: deliveries that arrive while a commit is under way share the next one.
+
+    Every response still waits for its own delivery's commit (durable before 200), but one disk
+    sync serves every request waiting at that moment, and only one thread writes (SQLite takes
+    one writer at a time; threads queueing in its busy handler would sleep far longer).
+    """
+
+    def __init__(self, store: StateStore):
+        self._store = store
+        self._waiting: list[tuple[Delivery, bool, asyncio.Future[AddResult]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def add(self, delivery: Delivery, ignored: bool) -> AddResult:
+        """Store one delivery (with whatever else is waiting); raises if the commit fails."""
+        future: asyncio.Future[AddResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((delivery, ignored, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            items = [(delivery, ignored) for delivery, ignored, _ in batch]
+            try:
+                results = await anyio.to_thread.run_sync(self._store.add_deliveries, items)
+            except Exception as exc:  # every waiting request answers 503; none was stored
+                for *_, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (*_, future), result in zip(batch, results, strict=True):
+                future.set_result(result)
 
 
 class BodyTooLarge(Exception):
@@ -57,9 +92,7 @@ def create_app(
 ) -> Starlette:
     """The receiver's ASGI app."""
 
-    # One writer at a time: SQLite takes one write transaction at once, and threads queueing in
-    # its busy handler sleep far longer than they would wait here.
-    writer = anyio.CapacityLimiter(1)
+    writer = InboxWriter(store)
 
     async def receive(request: Request) -> JSONResponse:
         try:
@@ -92,7 +125,7 @@ async def _accept(
     config: ReceiverConfig,
     store: StateStore,
     notify: Notify | None,
-    writer: anyio.CapacityLimiter,
+    writer: InboxWriter,
 ) -> JSONResponse:
     topic = shopify_header(headers, "topic")
     shop = (shopify_header(headers, "shop-domain") or "").lower()
@@ -118,9 +151,7 @@ async def _accept(
     ignored = topic not in HANDLED_TOPICS or delivery.order_id is None
     try:
         # The commit waits for the disk (synchronous=FULL); keep the event loop free meanwhile.
-        result = await anyio.to_thread.run_sync(
-            functools.partial(store.add_delivery, delivery, ignored=ignored), limiter=writer
-        )
+        result = await writer.add(delivery, ignored)
     except SQLAlchemyError:
         log.exception("inbox write failed for webhook %s", webhook_id)
         return _answer(503, "inbox unavailable")

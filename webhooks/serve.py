@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
+import time
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 
@@ -39,13 +42,54 @@ def prefect_notify(delivery: Delivery) -> None:
     )
 
 
+class Debounced:
+    """Pass on at most one notification per ``interval`` seconds, always including the last.
+
+    A burst of deliveries needs one nudge, not one each: the drain it starts syncs every pending
+    delivery. The trailing call guarantees a delivery that arrives just after a nudge is nudged too.
+    """
+
+    def __init__(self, notify: Callable[[Delivery], None], interval: float = 1.0):
+        self._notify = notify
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._trailing: Delivery | None = None
+        self._timer: threading.Timer | None = None
+
+    def __call__(self, delivery: Delivery) -> None:
+        with self._lock:
+            wait = self._last + self._interval - time.monotonic()
+            if wait <= 0:
+                self._last = time.monotonic()
+            else:
+                self._trailing = delivery
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self._flush)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        self._notify(delivery)
+
+    def _flush(self) -> None:
+        with self._lock:
+            delivery, self._trailing, self._timer = self._trailing, None, None
+            self._last = time.monotonic()
+        if delivery is not None:
+            try:
+                self._notify(delivery)
+            except Exception:
+                log.warning("could not nudge Prefect", exc_info=True)
+
+
 def build_receiver(settings: Settings, *, notify_prefect: bool = True) -> Starlette:
     """The receiver app for these settings (refuses to start without a webhook secret)."""
     problems = settings.problems(need={"webhooks"})
     if problems:
         raise SystemExit("\n".join(problems))
     store = StateStore.open(settings.state_url)
-    return create_app(receiver_config(settings), store, prefect_notify if notify_prefect else None)
+    notify = Debounced(prefect_notify) if notify_prefect else None
+    return create_app(receiver_config(settings), store, notify)
 
 
 def check_bind(host: str, *, allow_public: bool) -> None:

@@ -239,3 +239,18 @@ def test_the_receiver_never_answers_5xx_and_stores_only_signed_deliveries(
     if not sign_it:
         assert response.status_code == 401
         assert len(store.inbox_rows()) == before
+
+
+def test_nudges_are_debounced_but_the_last_one_always_goes_out() -> None:
+    import time
+
+    from state import Delivery
+    from webhooks.serve import Debounced
+
+    sent: list[str] = []
+    nudge = Debounced(lambda d: sent.append(d.webhook_id), interval=0.2)
+    for n in range(5):
+        nudge(Delivery(f"w{n}", "orders/create", SHOP, b"{}", order_id=str(n)))
+    assert sent == ["w0"]
+    time.sleep(0.4)
+    assert sent == ["w0", "w4"]

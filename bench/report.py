@@ -1,0 +1,165 @@
+"""Render ``bench/results/latest.json`` as the Markdown tables of ``BENCHMARKS.md``.
+
+python -m bench.report [path/to/latest.json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+LATEST = Path(__file__).with_name("results") / "latest.json"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _row(*cells: Any) -> str:
+    return "| " + " | ".join(_fmt(c) for c in cells) + " |"
+
+
+def render(report: dict[str, Any]) -> str:
+    """The Markdown for one run."""
+    rows = {(r["benchmark"], r["name"]): r for r in report["results"]}
+    m = report["machine"]
+    out = [
+        f"Run: `{report['command']}` finished {report['finished_at']} in {report['wall_s']} s "
+        f"on {m['nproc']} × {m['cpu']}, Python {m['python']}, load average (1/5/15 min) at "
+        f"the end {', '.join(f'{x:.1f}' for x in m.get('loadavg_at_end', m['loadavg_at_start']))}.",
+        "",
+        "| Benchmark | Product | Baseline (same run) | Ratio | Target | Met |",
+        "|---|---|---|---|---|---|",
+    ]
+    r = rows.get(("api_calls", "webhook_path_calls_per_order"))
+    if r:
+        out.append(
+            _row(
+                f"1. SF calls per order, webhook path ({r['orders_synced']} orders, 30 % repeat)",
+                r["product_calls_per_order"],
+                f"blueprint {_fmt(r['blueprint_calls_per_order'])}",
+                f"{_fmt(r['product_over_blueprint'])}×",
+                "≤ 1.1",
+                r["met"],
+            )
+        )
+    for (bench, name), r in rows.items():
+        if bench == "api_calls" and name.startswith("repair_"):
+            extra = " (extrapolated from " if r["blueprint_extrapolated"] else " ("
+            extra += f"{_fmt(r['blueprint_orders_measured'])} orders measured)"
+            out.append(
+                _row(
+                    f"1. SF calls to repair {_fmt(r['orders'])} missing orders",
+                    r["product_calls"],
+                    f"blueprint {_fmt(r['blueprint_calls'])}{extra}",
+                    f"blueprint/product {_fmt(r['blueprint_over_product'])}×",
+                    "≤ 50 (blueprint ≥ 40,000)",
+                    r["met"],
+                )
+            )
+    for kind in ("product", "product-nudge"):
+        r = rows.get(("receiver", f"{kind}_vs_floor"))
+        if r:
+            p, f = r["product"], r["floor"]
+            out.append(
+                _row(
+                    f"3. Receiver `{kind}`, {r['connections']} connections: req/s · p50 / p99 ms "
+                    "· CPU ms/req",
+                    f"{_fmt(p['rps'])} · {_fmt(p['p50_ms'])} / {_fmt(p['p99_ms'])} · "
+                    f"{_fmt(p['cpu_ms_per_request'])}",
+                    f"floor {_fmt(f['rps'])} · {_fmt(f['p50_ms'])} / {_fmt(f['p99_ms'])} · "
+                    f"{_fmt(f['cpu_ms_per_request'])}",
+                    f"req/s {_fmt(r['rps_ratio'])}×, CPU/req {_fmt(r['cpu_per_request_ratio'])}×",
+                    "≥ 0.5× floor, p99 < 25 ms",
+                    r["met"],
+                )
+            )
+    r = rows.get(("end_to_end", "webhook_to_opportunity"))
+    if r:
+        p, b = r["product"], r["baseline"]
+        out.append(
+            _row(
+                "4. Webhook → Opportunity: orders/s · p50 / p95 s",
+                f"{_fmt(p.get('orders_per_s'))} · {_fmt(p.get('p50_s'))} / {_fmt(p.get('p95_s'))}"
+                f" ({_fmt(p.get('orders_synced'))} orders)",
+                f"run-per-webhook {_fmt(b.get('orders_per_s'))} · {_fmt(b.get('p50_s'))} / "
+                f"{_fmt(b.get('p95_s'))} ({_fmt(b.get('orders_synced'))} of "
+                f"{_fmt(r['baseline_orders'])} orders)",
+                f"{_fmt(r['throughput_ratio'])}×",
+                "≥ 25/s and ≥ 50×",
+                r["met"],
+            )
+        )
+    recon = [r for (b, _), r in rows.items() if b == "reconcile" and "phase" in r]
+    if recon:
+        out += [
+            "",
+            "Benchmark 2, reconcile (product process only; sandboxes and Prefect server apart):",
+            "",
+            "| Orders | Phase | Found | Wall s | CPU s | Peak RSS MB | Shopify calls / cost "
+            "| SF calls | CPU ms/order |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in recon:
+            counts = r.get("counts") or {}
+            found = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+            calls = r.get("shopify_calls") or {}
+            out.append(
+                _row(
+                    r["orders"],
+                    r["phase"],
+                    found,
+                    r["wall_s"],
+                    r["cpu_s"],
+                    r["peak_rss_mb"],
+                    f"{sum(calls.values()):,} / {_fmt(r.get('shopify_cost'))}",
+                    r["salesforce_calls"],
+                    r["cpu_ms_per_order"],
+                )
+            )
+        growth = [r for (b, n), r in rows.items() if b == "reconcile" and n.startswith("growth")]
+        if growth:
+            out += [
+                "",
+                "| Growth | Wall/order | CPU/order | Peak RSS MB | Met |",
+                "|---|---|---|---|---|",
+            ]
+            for r in growth:
+                out.append(
+                    _row(
+                        r["name"],
+                        f"{_fmt(r['wall_per_order_growth'])}×",
+                        f"{_fmt(r['cpu_per_order_growth'])}×",
+                        r["peak_rss_mb"],
+                        r["met"],
+                    )
+                )
+    errors = [
+        r
+        for r in report["results"]
+        if r["name"] == "error" or str(r.get("status", "")).startswith("not measured")
+    ]
+    for r in errors:
+        out.append(f"\n- `{r['benchmark']}`: {r.get('error') or r.get('status')}")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the Markdown for the given (or the latest) results file."""
+    args = argv if argv is not None else sys.argv[1:]
+    path = Path(args[0]) if args else LATEST
+    print(render(json.loads(path.read_text())))
+
+
+if __name__ == "__main__":
+    main()
