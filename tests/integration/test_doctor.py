@@ -90,3 +90,20 @@ def test_wrong_salesforce_credentials_are_a_failed_check_not_a_traceback(
     assert code == 1
     assert "[FAIL] Salesforce:" in output
     assert "Traceback" not in output
+
+
+def test_webhooks_register_creates_the_subscriptions_doctor_checks(product, shopify) -> None:
+    url = "https://shopsync.example.com/webhooks/shopify"
+    result = CliRunner().invoke(app, ["webhooks", "register", "--url", url])
+    assert result.exit_code == 0, result.output
+    topics = {sub.topic for sub in shopify.shop.webhooks.list_subscriptions()}
+    assert {"orders/create", "orders/updated", "orders/cancelled", "refunds/create"} <= topics
+    code, output = doctor()
+    assert "[FAIL] Webhook" not in output, output
+    assert code == 0, output
+
+
+def test_webhooks_register_refuses_plain_http(product) -> None:
+    result = CliRunner().invoke(app, ["webhooks", "register", "--url", "http://example.com/x"])
+    assert result.exit_code == 2
+    assert "must be an https:// URL" in result.output
