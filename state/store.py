@@ -6,14 +6,15 @@ Every method is one short transaction and returns plain dataclasses, never ORM o
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -615,64 +616,29 @@ def _group_by_order(rows: Sequence[InboxItem]) -> list[ClaimedOrder]:
     return [ClaimedOrder(order_id=oid, deliveries=items) for oid, items in grouped.items()]
 
 
+R = TypeVar("R")
+
+
+def _record(row: object, record_type: type[R]) -> R:
+    """Copy an ORM row into its plain record (lists and dicts copied, so callers own them)."""
+    values = {}
+    for item in fields(record_type):  # type: ignore[arg-type]
+        value = getattr(row, item.name)
+        values[item.name] = copy.copy(value) if isinstance(value, list | dict) else value
+    return record_type(**values)
+
+
 def _inbox_row(row: InboxItem) -> InboxRow:
-    return InboxRow(
-        webhook_id=row.webhook_id,
-        topic=row.topic,
-        shop_domain=row.shop_domain,
-        order_id=row.order_id,
-        body=row.body,
-        status=row.status,
-        attempts=row.attempts,
-        received_at=row.received_at,
-        triggered_at=row.triggered_at,
-        next_attempt_at=row.next_attempt_at,
-        lease_expires_at=row.lease_expires_at,
-        last_error=row.last_error,
-    )
+    return _record(row, InboxRow)
 
 
 def _ledger_record(row: LedgerEntry) -> LedgerRecord:
-    return LedgerRecord(
-        order_id=row.order_id,
-        account_id=row.account_id,
-        contact_id=row.contact_id,
-        opportunity_id=row.opportunity_id,
-        order_updated_at=row.order_updated_at,
-        payload_hash=row.payload_hash,
-        synced_at=row.synced_at,
-        deleted_in_shopify_at=row.deleted_in_shopify_at,
-    )
+    return _record(row, LedgerRecord)
 
 
 def _dead_letter_record(row: DeadLetter) -> DeadLetterRecord:
-    return DeadLetterRecord(
-        id=row.id,
-        order_id=row.order_id,
-        source=row.source,
-        stage=row.stage,
-        error_code=row.error_code,
-        message=row.message,
-        fields=list(row.fields or []),
-        payload=row.payload,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        attempts=row.attempts,
-        resolved_at=row.resolved_at,
-        resolution=row.resolution,
-    )
+    return _record(row, DeadLetterRecord)
 
 
 def _run_record(row: ReconcileRun) -> RunRecord:
-    return RunRecord(
-        id=row.id,
-        mode=row.mode,
-        window_start=row.window_start,
-        window_end=row.window_end,
-        dry_run=row.dry_run,
-        status=row.status,
-        counts=dict(row.counts or {}),
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        error=row.error,
-    )
+    return _record(row, RunRecord)
