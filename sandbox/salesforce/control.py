@@ -70,6 +70,7 @@ def control_routes(core: Core) -> list[BaseRoute]:
         from .core import Stats
 
         core.stats = Stats()
+        core.tokens.requests.clear()
         core.store.written.clear()
         if body.get("api_usage", True):
             core.api_used = 0
@@ -117,6 +118,12 @@ def control_routes(core: Core) -> list[BaseRoute]:
     async def tokens_expire(request: Request) -> dict[str, Any]:
         return {"expired": core.tokens.expire_all()}
 
+    async def credentials(request: Request) -> dict[str, Any]:
+        body = await _json(request)
+        if "revoked" in body:
+            core.tokens.revoke(bool(body["revoked"]))
+        return {"revoked": core.tokens.revoked}
+
     def r(path: str, func: Callable[[Request], Awaitable[Any]], *methods: str) -> Route:
         return Route(f"/__sandbox/{path}", _guard(func), methods=list(methods))
 
@@ -132,6 +139,7 @@ def control_routes(core: Core) -> list[BaseRoute]:
         r("faults/{fault_id}", faults, "DELETE"),
         r("tokens", tokens, "POST"),
         r("tokens/expire", tokens_expire, "POST"),
+        r("credentials", credentials, "GET", "POST"),
     ]
 
 

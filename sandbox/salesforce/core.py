@@ -110,6 +110,8 @@ class Core:
             self.store.clear()
             self.store.written.clear()
             self.stats = Stats()
+            self.tokens.requests.clear()
+            self.tokens.revoked = False
             self.api_used = 0
             self.cursors.clear()
             self.ingest_jobs.clear()
@@ -132,4 +134,5 @@ class Core:
         data["records"] = self.store.counts()
         data["api_usage"] = {"used": self.api_used, "limit": self.api_limit}
         data["tokens_issued"] = self.tokens.issued
+        data["token_requests"] = self.tokens.request_stats()
         return data
