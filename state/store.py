@@ -117,6 +117,7 @@ class DeadLetterRecord:
     error_code: str | None
     message: str
     fields: list[str]
+    errors: list[dict[str, Any]] | None
     payload: bytes | None
     first_seen: datetime
     last_seen: datetime
@@ -495,8 +496,13 @@ class StateStore:
         error_code: str | None = None,
         fields: list[str] | None = None,
         payload: bytes | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> int:
-        """Record a failure; an order's open dead letter is updated rather than repeated."""
+        """Record a failure; an order's open dead letter is updated rather than repeated.
+
+        ``errors`` is the remote system's whole error list (``[{"code", "message", "fields"}]``);
+        ``error_code``/``message``/``fields`` repeat its first real cause.
+        """
         now = utcnow()
         with self._tx() as s:
             row = s.scalars(
@@ -512,6 +518,7 @@ class StateStore:
             row.message = message
             row.error_code = error_code
             row.fields = list(fields or [])
+            row.errors = [dict(e) for e in errors] if errors else None
             row.payload = payload if payload is not None else row.payload
             row.last_seen = now
             row.attempts = (row.attempts or 0) + 1

@@ -31,12 +31,16 @@ class SyncError(Exception):
         code: str | None = None,
         fields: list[str] | None = None,
         stage: str | None = None,
+        errors: list[RecordError] | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.code = code
         self.fields = fields or []
         self.stage = stage  # which record or step failed: account, contact, opportunity, fetch…
+        # Every error the remote system reported (Salesforce sends a list); the first real one
+        # is also ``code``/``message``/``fields``.
+        self.errors: list[RecordError] = list(errors or [])
 
     def __str__(self) -> str:
         prefix = f"{self.code}: " if self.code else ""
@@ -90,17 +94,31 @@ class InvalidOrder(PermanentError):
         code: str | None = "INVALID_ORDER",
         fields: list[str] | None = None,
         stage: str | None = None,
+        errors: list[RecordError] | None = None,
     ):
-        super().__init__(message, code=code or "INVALID_ORDER", fields=fields, stage=stage)
+        super().__init__(
+            message, code=code or "INVALID_ORDER", fields=fields, stage=stage, errors=errors
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class RecordError:
-    """One error Salesforce reported for one record (``errorCode`` or ``statusCode``)."""
+    """One error Salesforce reported for one record (``errorCode`` or ``statusCode``).
+
+    ``stage`` names the record it belongs to when one request wrote several (a composite).
+    """
 
     code: str
     message: str
     fields: list[str] = field(default_factory=list)
+    stage: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form, as dead letters keep it."""
+        out: dict[str, object] = {"code": self.code, "message": self.message, "fields": self.fields}
+        if self.stage:
+            out["stage"] = self.stage
+        return out
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -85,6 +85,7 @@ def dead_letter(
         message=error.message,
         fields=error.fields,
         payload=payload,
+        errors=[e.as_dict() for e in error.errors] or None,
     )
 
 

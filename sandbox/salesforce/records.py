@@ -486,10 +486,15 @@ class Engine:
                 f"Required fields are missing: [{', '.join(missing)}]",
                 missing,
             )
-        for rule in self.rules:
-            if rule.object.lower() == odef.name.lower() and rule.fails(rec):
-                fields = [rule.error_field] if rule.error_field else []
-                raise SfError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, fields)
+        # Every failing validation rule is reported, not only the first.
+        broken = [
+            ErrorItem("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message,
+                      [rule.error_field] if rule.error_field else [])
+            for rule in self.rules
+            if rule.object.lower() == odef.name.lower() and rule.fails(rec)
+        ]
+        if broken:
+            raise SfError.of(broken)
         for fdef in odef.fields.values():
             if fdef.unique and rec.get(fdef.name) is not None:
                 others = [
