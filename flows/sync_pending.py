@@ -27,6 +27,14 @@ from tasks.settings import get_settings
 from tasks.steps import dead_letter, sync_claimed_order, with_retries
 from tasks.sync import SyncContext, SyncOutcome, customer_of, with_contact_hints
 
+HOLD_AFTER_AUTH = timedelta(minutes=5)
+HOLD_WHEN_RATE_LIMITED = timedelta(seconds=60)  # when Salesforce sends no Retry-After
+
+
+class DrainHalted(RuntimeError):
+    """Salesforce refused to go on (login refused, request limit): the rows stay pending and
+    the run ends Failed with this one-line message."""
+
 
 @dataclass
 class DrainReport:
@@ -34,9 +42,18 @@ class DrainReport:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_because: str | None = None
+    halted_by: SyncError | None = None  # AuthError or RateLimited: the run must fail
 
     def as_dict(self) -> dict[str, Any]:
         return {"outcomes": dict(self.outcomes), "stopped_because": self.stopped_because}
+
+    def halt_message(self) -> str:
+        """One line for the Failed state: why, and how many orders were left pending."""
+        held = self.outcomes["held"] + self.outcomes["rate_limited"]
+        return (
+            f"Salesforce stopped the drain ({self.stopped_because}); "
+            f"{held} order(s) left pending"
+        )
 
 
 @flow(name="sync-pending-orders")
@@ -58,6 +75,8 @@ def sync_pending_orders(
     finally:
         runtime.close()
     get_run_logger().info("drain finished: %s", report.as_dict())
+    if report.halted_by is not None:
+        raise DrainHalted(report.halt_message())
     return report.as_dict()
 
 
@@ -88,6 +107,10 @@ def _sync_batch(
     with runner:
         # Two orders of one customer never run at once: a new guest's Contact is created once.
         for wave in waves(planned, key=lambda item: _customer(item[1], ctx)):
+            if report.halted_by is not None:  # Salesforce said stop: the rest stays pending
+                for claim, _ in wave:
+                    _hold(runtime, claim, report.halted_by, report)
+                continue
             pending = [
                 (claim, _submit(runner, step, plan, batch_ctx, runtime)) for claim, plan in wave
             ]
@@ -127,6 +150,10 @@ def _context_or_hold(
     """The sync context; if Salesforce or Shopify cannot give it, put the claims back."""
     try:
         return runtime.sync_context()
+    except (AuthError, RateLimited) as exc:
+        for claim in claims:
+            _hold(runtime, claim, exc, report)
+        return None
     except SyncError as exc:
         wait = timedelta(seconds=runtime.settings.inbox_backoff_seconds[0])
         for claim in claims:
@@ -170,15 +197,8 @@ def _settle(
         outcome = submitted.result() if isinstance(submitted, PrefectFuture) else submitted
         if isinstance(outcome, SyncError):
             raise outcome
-    except (AuthError, BudgetExhausted) as exc:
-        store.retry_later(ids, at=utcnow() + timedelta(minutes=5), error=str(exc))
-        report.outcomes["held"] += 1
-        report.stopped_because = f"{exc.code}: {exc.message}"
-        return
-    except RateLimited as exc:
-        wait = timedelta(seconds=exc.retry_after or 60)
-        store.retry_later(ids, at=utcnow() + wait, error=str(exc))
-        report.outcomes["rate_limited"] += 1
+    except (AuthError, BudgetExhausted, RateLimited) as exc:
+        _hold(runtime, claim, exc, report)
         return
     except SyncError as exc:
         _failed(runtime, claim, exc, report)
@@ -188,6 +208,22 @@ def _settle(
     if action in {"created", "updated"}:
         store.resolve_dead_letters(claim.order_id, "synced")
     report.outcomes[action] += 1
+
+
+def _hold(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:
+    """Leave an order pending: after a refused login or the API reserve, and for as long as
+    Salesforce's Retry-After says when rate limited. Login and rate limits fail the run."""
+    if isinstance(exc, RateLimited):
+        wait = timedelta(seconds=exc.retry_after) if exc.retry_after else HOLD_WHEN_RATE_LIMITED
+        report.outcomes["rate_limited"] += 1
+    else:
+        wait = HOLD_AFTER_AUTH
+        report.outcomes["held"] += 1
+    runtime.store.retry_later(claim.webhook_ids, at=utcnow() + wait, error=str(exc))
+    if report.stopped_because is None:
+        report.stopped_because = f"{exc.code}: {exc.message}"
+    if isinstance(exc, AuthError | RateLimited) and report.halted_by is None:
+        report.halted_by = exc
 
 
 def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:

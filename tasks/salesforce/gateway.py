@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,7 +22,7 @@ from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import SalesforceError
 from urllib3.util.retry import Retry
 
-from tasks.errors import AuthError, BudgetExhausted, RecordError
+from tasks.errors import AuthError, BudgetExhausted, RateLimited, RecordError, SyncError
 from tasks.salesforce.auth import AccessToken, fetch_token
 from tasks.salesforce.composite import (
     OrderWrite,
@@ -29,7 +31,7 @@ from tasks.salesforce.composite import (
     dumps,
     parse_composite,
 )
-from tasks.salesforce.errors import classify_exception, record_errors
+from tasks.salesforce.errors import classify_exception, record_errors, retry_after_seconds
 from tasks.settings import Settings
 
 T = TypeVar("T")
@@ -104,15 +106,26 @@ class SimpleSalesforceGateway:
         self._token: AccessToken | None = None
         self._sf: Salesforce | None = None
         self._usage: ApiUsage | None = None
+        # Set when Salesforce told us to stop (re-login refused, REQUEST_LIMIT_EXCEEDED): every
+        # later call raises it at once, without a request, until ``_halted_until`` (if any).
+        self._halted: SyncError | None = None
+        self._halted_until: float | None = None
+        self._last = threading.local()  # the last response's headers, per thread
 
     # -- connection --------------------------------------------------------------------------
 
     def _connect(self) -> Salesforce:
         with self._lock:
+            self._raise_if_halted()
             if self._sf is None:
                 login = build_session(self.settings, self.settings.salesforce_login_url)
-                self._token = fetch_token(self.settings, login)
+                try:
+                    self._token = fetch_token(self.settings, login)
+                except AuthError as exc:
+                    self._halt(exc)  # one refused login is enough: nobody asks again
+                    raise
                 session = build_session(self.settings, self._token.instance_url)
+                session.hooks["response"].append(self._on_response)
                 self._sf = Salesforce(
                     instance_url=self._token.instance_url,
                     session_id=self._token.access_token.get_secret_value(),
@@ -127,25 +140,56 @@ class SimpleSalesforceGateway:
                 self._sf = None
 
     def _call(self, action: Callable[[Salesforce], T]) -> T:
-        """Run one API call; after a 401, log in again once and repeat it once."""
+        """Run one API call; after a 401, log in again once and repeat it once.
+
+        A refused re-login, a second 401 or a rate limit halts the gateway: this call and every
+        later one raise at once, so a batch never storms the token endpoint or probes a limit
+        order by order.
+        """
         for attempt in (1, 2):
             sf = self._connect()
+            self._last.headers = {}
             try:
-                result = action(sf)
+                return action(sf)
             except (SalesforceError, requests.RequestException) as exc:
-                error = classify_exception(exc)
+                error = classify_exception(exc, retry_after=self._retry_after())
                 if isinstance(error, AuthError) and attempt == 1:
                     self._reconnect(sf)
                     continue
+                if isinstance(error, AuthError | RateLimited):
+                    self._halt(error)
                 raise error from exc
-            self._note_usage(sf)
-            return result
         raise AssertionError("unreachable")
 
-    def _note_usage(self, sf: Salesforce) -> None:
-        usage = (sf.api_usage or {}).get("api-usage")
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Every response (errors and Bulk included): remember headers, read the API usage."""
+        self._last.headers = response.headers
+        usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
         if usage is not None:
-            self._usage = ApiUsage(used=int(usage.used), limit=int(usage.total))
+            self._usage = usage
+
+    def _retry_after(self) -> float | None:
+        headers = getattr(self._last, "headers", None) or {}
+        return retry_after_seconds(headers.get("Retry-After"))
+
+    def _halt(self, error: SyncError) -> None:
+        retry_after = error.retry_after if isinstance(error, RateLimited) else None
+        self._halted = error
+        self._halted_until = time.monotonic() + retry_after if retry_after else None
+
+    def _raise_if_halted(self) -> None:
+        halted = self._halted
+        if halted is None:
+            return
+        if self._halted_until is not None and time.monotonic() >= self._halted_until:
+            self._halted = self._halted_until = None
+            return
+        raise halted
+
+    @property
+    def halted(self) -> SyncError | None:
+        """Why this gateway stopped talking to Salesforce (None while it has not)."""
+        return self._halted
 
     @property
     def api_usage(self) -> ApiUsage | None:
@@ -291,6 +335,15 @@ class SimpleSalesforceGateway:
                 yield from csv.DictReader(io.StringIO(page))
         except (SalesforceError, requests.RequestException) as exc:
             raise classify_exception(exc) from exc
+
+
+_API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+
+
+def parse_limit_info(header: str | None) -> ApiUsage | None:
+    """``Sforce-Limit-Info: api-usage=18/5000; api-bursts=1/750`` → ``ApiUsage(18, 5000)``."""
+    match = _API_USAGE.search(header or "")
+    return ApiUsage(used=int(match[1]), limit=int(match[2])) if match else None
 
 
 def _collection_results(

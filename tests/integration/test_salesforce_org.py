@@ -58,3 +58,93 @@ def test_a_dead_letter_keeps_every_error_salesforce_reported(cli, shopify, sales
             "stage": "opportunity",
         },
     ]
+
+
+# -- 15: stop at once on a refused re-login or a request limit -----------------------------------
+
+
+@pytest.fixture
+def store(product):
+    from state import StateStore
+
+    s = StateStore.open(product.state_url)
+    yield s
+    s.close()
+
+
+def enqueue_creates(store, shopify, count: int) -> list[str]:
+    """``orders/create`` deliveries for the first ``count`` generated orders, as the receiver
+    would have stored them."""
+    from state import Delivery
+
+    ids = order_ids(shopify, count)
+    for order_id in ids:
+        body = json.dumps(shopify.shop.rest(shopify.shop.store.get(int(order_id)))).encode()
+        store.add_delivery(
+            Delivery(
+                webhook_id=f"wh-{order_id}",
+                topic="orders/create",
+                shop_domain=shopify.shop.domain,
+                body=body,
+                order_id=order_id,
+            )
+        )
+    return ids
+
+
+def pending(store) -> int:
+    return len(store.inbox_rows(status="pending"))
+
+
+def test_a_refused_relogin_stops_the_drain_at_once_and_fails_the_run(
+    store, shopify, salesforce
+) -> None:
+    from flows.sync_pending import sync_pending_orders
+
+    enqueue_creates(store, shopify, 30)
+    # The first write finds its session dead and the app's access revoked.
+    salesforce.fault(kind="revoke", path="/composite", count=1)
+    state = sync_pending_orders(
+        max_seconds=60, batch_size=50, lease_seconds=30, return_state=True
+    )
+    tokens = salesforce.stats()["token_requests"]
+    assert tokens["total"] == 2, tokens  # the run's login, then exactly one re-login
+    assert tokens["refused"] == 1
+    assert state.is_failed(), state
+    assert "invalid_client" in (state.message or "")
+    written = len(salesforce.records("Opportunity"))
+    assert written <= 3  # only writes already in flight when the session died
+    assert pending(store) == 30 - written
+    assert store.dead_letters() == []
+
+
+def test_request_limit_exceeded_stops_the_drain_without_probing_order_by_order(
+    store, shopify, salesforce, product
+) -> None:
+    from flows.sync_pending import sync_pending_orders
+
+    enqueue_creates(store, shopify, 30)
+    salesforce.fault(kind="request_limit", path="/composite")
+    state = sync_pending_orders(
+        max_seconds=60, batch_size=50, lease_seconds=30, return_state=True
+    )
+    assert state.is_failed(), state
+    assert "REQUEST_LIMIT_EXCEEDED" in (state.message or "")
+    probes = salesforce.stats()["faults_fired"]["403"]
+    assert probes <= product.salesforce_concurrency  # only the writes already in flight
+    assert pending(store) == 30
+    assert store.dead_letters() == []
+
+
+def test_retry_after_is_the_hold_time_of_a_rate_limited_order(store, shopify, salesforce) -> None:
+    from flows.sync_pending import sync_pending_orders
+    from state.models import utcnow
+
+    enqueue_creates(store, shopify, 1)
+    salesforce.fault(kind="429", path="/composite", retry_after=900)
+    before = utcnow()
+    state = sync_pending_orders(max_seconds=60, batch_size=50, lease_seconds=30, return_state=True)
+    assert state.is_failed()
+    [row] = store.inbox_rows(status="pending")
+    assert (row.next_attempt_at - before).total_seconds() >= 890
+    assert salesforce.stats()["faults_fired"]["429"] == 1  # Prefect did not retry it either
