@@ -6,12 +6,17 @@ The checks are pure functions over what describe, the token endpoint and the Adm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.errors import SyncError
-from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig
+from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig, OrgSchema
+from tasks.org import (
+    PERSON_RECORD_TYPES_SOQL,
+    choose_person_record_type,
+    person_record_type_problem,
+)
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
 WEBHOOK_TOPICS = ("orders/create", "orders/updated", "orders/cancelled", "refunds/create")
@@ -128,6 +133,29 @@ def org_feature_checks(describes: Mapping[str, Mapping[str, Any]]) -> list[Check
     ]
 
 
+def person_account_checks(
+    record_types: Sequence[Mapping[str, Any]], mapping: MappingConfig
+) -> list[Check]:
+    """On a Person Account org: the record type new Accounts are created with exists."""
+    configured = mapping.person_account_record_type
+    chosen = choose_person_record_type(record_types, configured)
+    if chosen is None:
+        return [
+            Check(
+                "Person Account record type",
+                False,
+                person_record_type_problem(record_types, configured),
+                "Activate a Person Account record type for the integration user's profile, or "
+                "set SHOPSYNC_MAPPING__PERSON_ACCOUNT_RECORD_TYPE to one of the active ones.",
+            )
+        ]
+    name = next(
+        (r.get("DeveloperName") for r in record_types if str(r.get("Id")) == chosen), chosen
+    )
+    how = "configured" if configured else "found by RecordType query"
+    return [Check("Person Account record type", True, f"{name} ({chosen}), {how}")]
+
+
 def scope_checks(scopes: Iterable[str]) -> list[Check]:
     """The app has the scopes the sync reads with."""
     granted = set(scopes)
@@ -196,7 +224,11 @@ def run_doctor(salesforce: Any, shopify: Any, mapping: MappingConfig) -> list[Ch
         found = [Check("Salesforce login", True, "token obtained, describe readable")]
         found += external_id_checks(describes, mapping)
         found += stage_checks(describes[OPPORTUNITY], mapping)
-        return found + org_feature_checks(describes)
+        found += org_feature_checks(describes)
+        if OrgSchema.from_describe(describes).person_accounts:
+            record_types = salesforce.query(PERSON_RECORD_TYPES_SOQL)
+            found += person_account_checks(record_types, mapping)
+        return found
 
     def shop() -> list[Check]:
         info = shopify.shop_info()

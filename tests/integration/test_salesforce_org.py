@@ -148,3 +148,82 @@ def test_retry_after_is_the_hold_time_of_a_rate_limited_order(store, shopify, sa
     [row] = store.inbox_rows(status="pending")
     assert (row.next_attempt_at - before).total_seconds() >= 890
     assert salesforce.stats()["faults_fired"]["429"] == 1  # Prefect did not retry it either
+
+
+# -- 8: Person Account orgs --------------------------------------------------------------------
+
+
+def person_org(salesforce) -> None:
+    salesforce.control.post("/__sandbox/org", json={"person_accounts": True}).raise_for_status()
+
+
+def person_record_type(salesforce) -> dict:
+    [record_type] = [r for r in salesforce.records("RecordType") if r["IsPersonType"]]
+    return record_type
+
+
+def test_a_person_account_org_gets_person_accounts_with_their_record_type(
+    product, shopify, salesforce
+) -> None:
+    person_org(salesforce)
+    order_id = order_ids(shopify, 1)[0]
+    result = sync_order(order_id)
+    assert result["action"] == "created", result
+    [account] = salesforce.records("Account")
+    assert account["IsPersonAccount"] is True
+    assert account["RecordTypeId"] == person_record_type(salesforce)["Id"]
+    assert account["PersonEmail"]
+    assert salesforce.records("Contact") == []  # the person account is the contact
+    [opportunity] = salesforce.records("Opportunity")
+    assert opportunity["AccountId"] == account["Id"]
+
+
+def test_a_configured_person_record_type_is_used(
+    shopify, salesforce, product, monkeypatch
+) -> None:
+    from tasks.settings import get_settings
+
+    person_org(salesforce)
+    salesforce.control.post(
+        "/__sandbox/seed",
+        json={
+            "records": {
+                "RecordType": [
+                    {"Name": "Shop Buyer", "DeveloperName": "Shop_Buyer",
+                     "SobjectType": "Account", "IsPersonType": True, "IsActive": True}
+                ]
+            }
+        },
+    ).raise_for_status()
+    monkeypatch.setenv("SHOPSYNC_MAPPING__PERSON_ACCOUNT_RECORD_TYPE", "Shop_Buyer")
+    get_settings.cache_clear()
+    assert sync_order(order_ids(shopify, 1)[0])["action"] == "created"
+    [account] = salesforce.records("Account")
+    [shop_buyer] = [r for r in salesforce.records("RecordType") if r["Name"] == "Shop Buyer"]
+    assert account["RecordTypeId"] == shop_buyer["Id"]
+
+
+def doctor() -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["doctor"])
+    return result.exit_code, result.output
+
+
+def test_doctor_reports_the_person_record_type(product, salesforce, shopify) -> None:
+    person_org(salesforce)
+    _, output = doctor()
+    expected = person_record_type(salesforce)["Id"]
+    assert f"[ok  ] Person Account record type: PersonAccount ({expected})" in output
+
+
+def test_doctor_fails_a_person_record_type_the_org_does_not_have(
+    product, salesforce, shopify, monkeypatch
+) -> None:
+    from tasks.settings import get_settings
+
+    person_org(salesforce)
+    monkeypatch.setenv("SHOPSYNC_MAPPING__PERSON_ACCOUNT_RECORD_TYPE", "No_Such_Type")
+    get_settings.cache_clear()
+    code, output = doctor()
+    assert code == 1
+    assert "[FAIL] Person Account record type:" in output
+    assert "No_Such_Type is not an active Person Account record type" in output
