@@ -118,6 +118,7 @@ class Core:
             self.query_jobs.clear()
             self.faults.clear()
             self.engine.rules.clear()
+            self.engine.duplicate_rules.clear()
             if not keep_org:
                 self.api_limit = self.initial[1]
                 self.set_org(self.initial[0])

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from . import duplicates
+from .duplicates import DuplicateRule
 from .errors import ErrorItem, SfError, not_found
 from .ids import to18
 from .schema import FieldDef, ObjectDef, OrgProfile
@@ -83,6 +85,7 @@ class Engine:
         self.store = store
         self.org = org
         self.rules: list[ValidationRule] = []
+        self.duplicate_rules: list[DuplicateRule] = []
         self.record_faults: Any = None  # callable(obj, body) -> None, set by the app
         self.race_check: Any = None  # callable(obj, value) -> bool, set by the app
 
@@ -495,6 +498,9 @@ class Engine:
         ]
         if broken:
             raise SfError.of(broken)
+        if self.duplicate_rules:
+            duplicates.check(self.duplicate_rules, odef.name, rec, own_id,
+                             self.store.records.get(odef.name, {}).values())
         for fdef in odef.fields.values():
             if fdef.unique and rec.get(fdef.name) is not None:
                 others = [
