@@ -156,6 +156,57 @@ def person_account_checks(
     return [Check("Person Account record type", True, f"{name} ({chosen}), {how}")]
 
 
+DUPLICATE_RULES_SOQL = (
+    "SELECT DeveloperName, MasterLabel, SobjectType FROM DuplicateRule "
+    "WHERE IsActive = true AND SobjectType IN ('Account', 'Contact', 'Opportunity') "
+    "ORDER BY SobjectType, DeveloperName"
+)
+
+
+def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
+    """Active duplicate rules on the three objects: they can reject the sync's saves."""
+    if not rules:
+        return [Check("Duplicate rules", True, "none active on Account, Contact, Opportunity",
+                      severity="info")]
+    names = ", ".join(f"{r.get('SobjectType')}: {r.get('DeveloperName')}" for r in rules)
+    if allow_save:
+        detail = (
+            f"active: {names}; writes send allowSave=true, so alert rules let orders through, "
+            "but a rule whose action is Block rejects them (DUPLICATES_DETECTED dead letters)"
+        )
+        fix = (
+            "Set those rules' action to Allow with an alert, or exclude the integration user "
+            "in the rule's conditions."
+        )
+    else:
+        detail = (
+            f"active: {names}; SHOPSYNC_SALESFORCE_DUPLICATE_RULE_ALLOW_SAVE=false, so any "
+            "match rejects the order (DUPLICATES_DETECTED dead letters)"
+        )
+        fix = (
+            "Set SHOPSYNC_SALESFORCE_DUPLICATE_RULE_ALLOW_SAVE=true, or exclude the "
+            "integration user in the rules' conditions."
+        )
+    return [Check("Duplicate rules", False, detail, fix, severity="warning")]
+
+
+def _duplicate_rules(salesforce: Any, allow_save: bool) -> list[Check]:
+    try:
+        rules = salesforce.query(DUPLICATE_RULES_SOQL)
+    except SyncError as exc:  # DuplicateRule needs "View Setup and Configuration"
+        return [
+            Check(
+                "Duplicate rules",
+                False,
+                f"could not list them: {exc}",
+                "Give the integration user View Setup and Configuration, or check the rules "
+                "on Account, Contact and Opportunity by hand (Setup → Duplicate Rules).",
+                severity="warning",
+            )
+        ]
+    return duplicate_rule_checks(rules, allow_save)
+
+
 def scope_checks(scopes: Iterable[str]) -> list[Check]:
     """The app has the scopes the sync reads with."""
     granted = set(scopes)
@@ -213,8 +264,10 @@ def failed(checks: Iterable[Check]) -> list[Check]:
     return [c for c in checks if not c.ok and c.severity == "error"]
 
 
-def run_doctor(salesforce: Any, shopify: Any, mapping: MappingConfig) -> list[Check]:
-    """Ask both systems and check every answer."""
+def run_doctor(
+    salesforce: Any, shopify: Any, mapping: MappingConfig, *, allow_save: bool = True
+) -> list[Check]:
+    """Ask both systems and check every answer (``allow_save``: the duplicate-rule header)."""
     checks: list[Check] = []
     describes: dict[str, dict[str, Any]] = {}
 
@@ -228,7 +281,7 @@ def run_doctor(salesforce: Any, shopify: Any, mapping: MappingConfig) -> list[Ch
         if OrgSchema.from_describe(describes).person_accounts:
             record_types = salesforce.query(PERSON_RECORD_TYPES_SOQL)
             found += person_account_checks(record_types, mapping)
-        return found
+        return found + _duplicate_rules(salesforce, allow_save)
 
     def shop() -> list[Check]:
         info = shopify.shop_info()

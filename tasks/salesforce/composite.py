@@ -60,8 +60,14 @@ class OrderWriteResult:
     created: dict[str, bool]
 
 
-def build_composite(write: OrderWrite, api_version: str) -> dict[str, Any]:
-    """The ``/composite`` request body for one order."""
+def build_composite(
+    write: OrderWrite, api_version: str, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The ``/composite`` request body for one order.
+
+    ``headers`` go on every subrequest (``httpHeaders``: the documented place for a subrequest's
+    headers, e.g. ``Sforce-Duplicate-Rule-Header``).
+    """
     base = f"/services/data/v{api_version}/sobjects"
     requests = [
         _sub(
@@ -87,6 +93,8 @@ def build_composite(write: OrderWrite, api_version: str) -> dict[str, Any]:
             opportunity,
         )
     )
+    if headers:
+        requests = [{**sub, "httpHeaders": dict(headers)} for sub in requests]
     return {"allOrNone": True, "collateSubrequests": False, "compositeRequest": requests}
 
 

@@ -71,11 +71,25 @@ def record_errors(body: Any) -> list[RecordError]:
         found.append(
             RecordError(
                 code=code,
-                message=str(item.get("message", "")),
+                message=str(item.get("message", "")) + _duplicate_detail(item),
                 fields=[str(f) for f in item.get("fields") or []],
             )
         )
     return found
+
+
+def _duplicate_detail(item: Mapping[str, Any]) -> str:
+    """DUPLICATES_DETECTED names its rule and the records it matched (``duplicateResult``)."""
+    result = item.get("duplicateResult")
+    if not isinstance(result, Mapping):
+        return ""
+    ids = [
+        str((match.get("record") or {}).get("Id"))
+        for group in result.get("matchResults") or []
+        for match in group.get("matchRecords") or []
+    ]
+    kind = "alert" if result.get("allowSave") else "block"
+    return f" (duplicate rule {result.get('duplicateRule')} ({kind}); matches {', '.join(ids)})"
 
 
 def first_cause(errors: Iterable[RecordError]) -> RecordError | None:

@@ -37,6 +37,7 @@ from tasks.settings import Settings
 T = TypeVar("T")
 COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call
 SOQL_IN_CHUNK = 300  # research §4: GET URLs cap at 16 KB; 300 quoted ids stay well inside
+DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"
 EMAIL_CHUNK = 100  # e-mails are longer than ids; 100 quoted ones stay well under 16 KB
 
 
@@ -205,6 +206,13 @@ class SimpleSalesforceGateway:
         if usage.used >= threshold:
             raise BudgetExhausted(usage.used, usage.limit, threshold)
 
+    @property
+    def write_headers(self) -> dict[str, str]:
+        """Headers every write carries: the duplicate-rule header when configured (API 52.0+)."""
+        if not self.settings.salesforce_duplicate_rule_allow_save:
+            return {}
+        return {DUPLICATE_RULE_HEADER: "allowSave=true"}
+
     # -- reads -------------------------------------------------------------------------------
 
     def describe(self, sobject: str) -> dict[str, Any]:
@@ -268,7 +276,7 @@ class SimpleSalesforceGateway:
     def write_order(self, write: OrderWrite) -> OrderWriteResult:
         """Upsert one order's Account, Contact and Opportunity in one API call."""
         self.check_budget()
-        body = dumps(build_composite(write, self.api_version))
+        body = dumps(build_composite(write, self.api_version, self.write_headers))
         response = self._call(
             lambda sf: sf.restful(
                 "composite",
@@ -297,7 +305,10 @@ class SimpleSalesforceGateway:
                     f"composite/sobjects/{sobject}/{key_field}",
                     method="PATCH",
                     data=body.encode(),
-                    headers={"Content-Type": "application/json; charset=UTF-8"},
+                    headers={
+                        "Content-Type": "application/json; charset=UTF-8",
+                        **self.write_headers,
+                    },
                 )
             )
             results.extend(_collection_results(chunk, key_field, answer or []))

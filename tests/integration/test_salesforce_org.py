@@ -227,3 +227,85 @@ def test_doctor_fails_a_person_record_type_the_org_does_not_have(
     assert code == 1
     assert "[FAIL] Person Account record type:" in output
     assert "No_Such_Type is not an active Person Account record type" in output
+
+
+# -- 16: duplicate rules ---------------------------------------------------------------------
+
+
+def customer_order(shopify) -> tuple[str, str]:
+    """A generated order with a customer and an e-mail: (order id, the customer's e-mail)."""
+    for index in range(50):
+        order_id = shopify.shop.generator.order_id(index)
+        rest = shopify.shop.rest(shopify.shop.store.get(order_id))
+        customer = rest.get("customer") or {}
+        if customer.get("email"):
+            return str(order_id), customer["email"]
+    raise AssertionError("no customer order with an e-mail in the first 50")
+
+
+def contact_rule(salesforce, action: str = "allow") -> None:
+    salesforce.control.post(
+        "/__sandbox/duplicate-rules",
+        json={"object": "Contact", "fields": ["Email"], "action": action,
+              "name": "Contacts_By_Email"},
+    ).raise_for_status()
+
+
+def someone_else_with_the_same_email(salesforce, email: str) -> None:
+    """A Contact keyed to another Shopify customer (so not adoptable) sharing the e-mail."""
+    salesforce.control.post(
+        "/__sandbox/seed",
+        json={"records": {"Contact": [
+            {"LastName": "Other", "Email": email, "External_Shopify_ID__c": "1"}
+        ]}},
+    ).raise_for_status()
+
+
+def test_an_alert_duplicate_rule_lets_the_order_through(product, shopify, salesforce) -> None:
+    order_id, email = customer_order(shopify)
+    contact_rule(salesforce)
+    someone_else_with_the_same_email(salesforce, email)
+    assert sync_order(order_id)["action"] == "created"
+    assert len(salesforce.records("Contact")) == 2
+
+
+def test_a_block_duplicate_rule_is_dead_lettered_naming_the_rule(
+    product, shopify, salesforce
+) -> None:
+    order_id, email = customer_order(shopify)
+    contact_rule(salesforce, action="block")
+    someone_else_with_the_same_email(salesforce, email)
+    result = sync_order(order_id)
+    assert result["action"] == "dead_letter"
+    [letter] = product_store_dead_letters(product)
+    assert (letter.error_code, letter.stage) == ("DUPLICATES_DETECTED", "contact")
+    assert "duplicate rule Contacts_By_Email (block)" in letter.message
+
+
+def test_allow_save_can_be_turned_off(product, shopify, salesforce, monkeypatch) -> None:
+    from tasks.settings import get_settings
+
+    monkeypatch.setenv("SHOPSYNC_SALESFORCE_DUPLICATE_RULE_ALLOW_SAVE", "false")
+    get_settings.cache_clear()
+    order_id, email = customer_order(shopify)
+    contact_rule(salesforce)
+    someone_else_with_the_same_email(salesforce, email)
+    assert sync_order(order_id)["action"] == "dead_letter"
+
+
+def product_store_dead_letters(product):
+    from state import StateStore
+
+    store = StateStore.open(product.state_url)
+    try:
+        return store.dead_letters()
+    finally:
+        store.close()
+
+
+def test_doctor_lists_active_duplicate_rules(product, salesforce, shopify) -> None:
+    _, output = doctor()
+    assert "[ok  ] Duplicate rules: none active" in output
+    contact_rule(salesforce)
+    _, output = doctor()
+    assert "[warn] Duplicate rules: active: Contact: Contacts_By_Email" in output
