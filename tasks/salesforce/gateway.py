@@ -197,9 +197,20 @@ class SimpleSalesforceGateway:
         """Usage as of the last successful call (None before the first)."""
         return self._usage
 
+    def refresh_usage(self) -> ApiUsage | None:
+        """Read the org's usage from ``/limits`` (``DailyApiRequests``; one API call)."""
+        daily = (self.limits() or {}).get("DailyApiRequests") or {}
+        if isinstance(daily.get("Max"), int) and isinstance(daily.get("Remaining"), int):
+            self._usage = ApiUsage(used=daily["Max"] - daily["Remaining"], limit=daily["Max"])
+        return self._usage
+
     def check_budget(self) -> None:
-        """Refuse to write once usage reaches the configured reserve (DESIGN §3 governor)."""
-        usage = self._usage
+        """Refuse to write once usage reaches the configured reserve (DESIGN §3 governor).
+
+        Before this gateway has seen any usage (the first write of a run), it reads ``/limits``
+        first, so the governor is never blind.
+        """
+        usage = self._usage if self._usage is not None else self.refresh_usage()
         if usage is None or usage.limit <= 0:
             return
         threshold = int(usage.limit * self.settings.salesforce_api_reserve_percent / 100)
@@ -317,7 +328,12 @@ class SimpleSalesforceGateway:
     def bulk_upsert(
         self, sobject: str, key_field: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
     ) -> list[RecordResult]:
-        """Upsert through a Bulk API 2.0 ingest job; results are matched back by external id."""
+        """Upsert through a Bulk API 2.0 ingest job; results are matched back by external id.
+
+        A job is many calls and runs for a while, so the usage is read fresh from ``/limits``
+        before it starts.
+        """
+        self.refresh_usage()
         self.check_budget()
         rows = [{k: _csv_value(v) for k, v in r.items()} for r in records]
         jobs = self._call(

@@ -309,3 +309,53 @@ def test_doctor_lists_active_duplicate_rules(product, salesforce, shopify) -> No
     contact_rule(salesforce)
     _, output = doctor()
     assert "[warn] Duplicate rules: active: Contact: Contacts_By_Email" in output
+
+
+# -- 17: the budget governor is never blind ---------------------------------------------------
+
+
+def one_order_write():
+    from tasks.salesforce import OrderWrite
+
+    return OrderWrite(
+        account_field="External_Shopify_Account_ID__c",
+        account_key="shop_cust_1",
+        account={"Name": "Ada"},
+        opportunity_field="External_Shopify_Order_ID__c",
+        order_key="1001",
+        opportunity={"Name": "Order 1001", "StageName": "New Order", "CloseDate": "2026-12-31"},
+    )
+
+
+def set_usage(salesforce, used: int, limit: int = 1000) -> None:
+    salesforce.control.post(
+        "/__sandbox/org", json={"api_limit": limit, "api_usage": used}
+    ).raise_for_status()
+
+
+def test_the_first_write_of_a_run_reads_limits_before_it_writes(product, salesforce) -> None:
+    from tasks.errors import BudgetExhausted
+    from tasks.salesforce import SimpleSalesforceGateway
+
+    set_usage(salesforce, 900)  # past the 80 % reserve before the run even starts
+    gateway = SimpleSalesforceGateway(product)
+    with pytest.raises(BudgetExhausted):
+        gateway.write_order(one_order_write())
+    assert salesforce.records("Opportunity") == []
+    assert salesforce.stats()["api_calls"]["by_kind"] == {"limits": 1}
+
+
+def test_a_bulk_job_reads_limits_fresh_before_it_starts(product, salesforce) -> None:
+    from tasks.errors import BudgetExhausted
+    from tasks.salesforce import SimpleSalesforceGateway
+
+    set_usage(salesforce, 10)
+    gateway = SimpleSalesforceGateway(product)
+    gateway.query("SELECT Id FROM Account")  # the gateway has seen a low usage
+    set_usage(salesforce, 900)  # other integrations used the org meanwhile
+    with pytest.raises(BudgetExhausted):
+        gateway.bulk_upsert(
+            "Account", "External_Shopify_Account_ID__c",
+            [{"External_Shopify_Account_ID__c": "shop_cust_1", "Name": "Ada"}],
+        )
+    assert salesforce.stats()["bulk"]["ingest_jobs"] == 0
