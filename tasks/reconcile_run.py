@@ -417,6 +417,7 @@ def _dead_letter(runtime: Runtime, failure: Failure) -> None:
         error_code=failure.code,
         message=failure.message,
         fields=list(failure.fields),
+        errors=[{**e.as_dict(), "stage": failure.stage} for e in failure.errors] or None,
     )
 
 

@@ -359,3 +359,20 @@ def test_a_bulk_job_reads_limits_fresh_before_it_starts(product, salesforce) -> 
             [{"External_Shopify_Account_ID__c": "shop_cust_1", "Name": "Ada"}],
         )
     assert salesforce.stats()["bulk"]["ingest_jobs"] == 0
+
+
+def test_reconcile_dead_letters_keep_every_error_too(product, shopify, salesforce) -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from flows.reconcile import reconcile
+    from tests.integration.conftest import SHOP_TIMEZONE
+
+    salesforce.rule(object="Opportunity", field="Name", contains="Shopify", message="No shop deals")
+    salesforce.rule(object="Opportunity", field="Name", regex="[0-9]", message="No digits")
+    day = (datetime.now(UTC) - timedelta(days=2)).astimezone(ZoneInfo(SHOP_TIMEZONE)).date()
+    result = reconcile(start=day, end=day)
+    assert result["dead_lettered"] > 0
+    letter = product_store_dead_letters(product)[0]
+    assert [e["message"] for e in letter.errors] == ["No shop deals", "No digits"]
+    assert {e["stage"] for e in letter.errors} == {"opportunity"}
