@@ -150,11 +150,11 @@ def _context_or_hold(
     """The sync context; if Salesforce or Shopify cannot give it, put the claims back."""
     try:
         return runtime.sync_context()
-    except (AuthError, RateLimited) as exc:
-        for claim in claims:
-            _hold(runtime, claim, exc, report)
-        return None
     except SyncError as exc:
+        if stops_run(exc):
+            for claim in claims:
+                _hold(runtime, claim, exc, report)
+            return None
         wait = timedelta(seconds=runtime.settings.inbox_backoff_seconds[0])
         for claim in claims:
             runtime.store.retry_later(claim.webhook_ids, at=utcnow() + wait, error=str(exc))
@@ -212,7 +212,8 @@ def _settle(
 
 def _hold(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:
     """Leave an order pending: after a refused login or the API reserve, and for as long as
-    Salesforce's Retry-After says when rate limited. Login and rate limits fail the run."""
+    Retry-After says when rate limited. A refused login and Salesforce's request limit stop
+    the run and fail it."""
     if isinstance(exc, RateLimited):
         wait = timedelta(seconds=exc.retry_after) if exc.retry_after else HOLD_WHEN_RATE_LIMITED
         report.outcomes["rate_limited"] += 1
@@ -222,8 +223,13 @@ def _hold(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainRe
     runtime.store.retry_later(claim.webhook_ids, at=utcnow() + wait, error=str(exc))
     if report.stopped_because is None:
         report.stopped_because = f"{exc.code}: {exc.message}"
-    if isinstance(exc, AuthError | RateLimited) and report.halted_by is None:
+    if stops_run(exc) and report.halted_by is None:
         report.halted_by = exc
+
+
+def stops_run(exc: SyncError) -> bool:
+    """A refused login, or a rate limit of the whole org: stop at once, fail the run."""
+    return isinstance(exc, AuthError) or (isinstance(exc, RateLimited) and exc.stop_run)
 
 
 def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:

@@ -3,7 +3,8 @@
 ```
 SyncError
 ├── RetryableError            transient: back off and try again (5xx, lock rows, timeouts)
-│   └── RateLimited           back off longer, honour retry_after (REQUEST_LIMIT_EXCEEDED, 429)
+│   └── RateLimited           back off longer, honour retry_after (REQUEST_LIMIT_EXCEEDED, 429);
+│                             stop_run: stop the whole run at once and fail it
 ├── AuthError                 credentials rejected after one re-authentication: stop the batch
 ├── BudgetExhausted           our own API governor: stop writing, leave work pending
 └── PermanentError            will fail the same way again: dead-letter with the reason
@@ -52,11 +53,23 @@ class RetryableError(SyncError):
 
 
 class RateLimited(RetryableError):
-    """The remote system asked us to slow down."""
+    """The remote system asked us to slow down.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None):
+    ``stop_run``: the limit is the whole org's (Salesforce ``REQUEST_LIMIT_EXCEEDED``), so the
+    run stops at once instead of retrying order by order, and fails.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        stop_run: bool = False,
+    ):
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.stop_run = stop_run
 
 
 class AuthError(SyncError):

@@ -28,13 +28,13 @@ JITTER = 0.5
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry only what classified as transient; permanent and auth failures fail fast.
 
-    A rate limit is not retried here either: the order is held in the inbox for Salesforce's
-    Retry-After, instead of probing the limit again in a few seconds.
+    Nor is a rate limit that stops the run (Salesforce's): the order is held in the inbox for
+    Salesforce's Retry-After, instead of probing the limit again in a few seconds.
     """
     try:
         state.result()
-    except RateLimited:
-        return False
+    except RateLimited as exc:
+        return not exc.stop_run
     except Exception as exc:
         return is_retryable(exc)
     return False
