@@ -63,22 +63,41 @@ def _describe(**fields: int | None) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Real payloads and the default shape
+# The repository's fixture payloads and the default shape
 # --------------------------------------------------------------------------------------------
+
+
+# order id → (Account.Name, customer id, Contact.LastName, Opportunity.Name, CloseDate)
+FIXTURE_EXPECTATIONS = {
+    "5630193847261": (
+        "Maren Okafor", "7029384756102", "Okafor", "Shopify Order #1001 (Maren Okafor)",
+        "2026-03-16",  # 2026-02-14 in New York + 30 days
+    ),
+    "5630194913357": (
+        "Tomás Lindqvist", "7029385120774", "Lindqvist", "Shopify Order #1002 (Tomás Lindqvist)",
+        "2026-04-01",  # 2026-03-02 in New York + 30 days
+    ),
+    "123456789": (  # the blueprint's sample: no ``name``, so "#" + order_number
+        "Acme Corp", "987654321", "Doe", "Shopify Order #1001 (John Doe)",
+        "2023-11-25",  # 2023-10-26 in New York + 30 days
+    ),
+}
 
 
 def test_every_fixture_order_maps(fixture_order: dict[str, Any]) -> None:
     records = _map(fixture_order)
-    assert records.account["Name"] == "Bob Norman"
-    assert records.account["External_Shopify_Account_ID__c"] == "shop_cust_207119551"
+    account, customer, last_name, opportunity, close_date = FIXTURE_EXPECTATIONS[
+        records.order_key
+    ]
+    assert records.account["Name"] == account
+    assert records.account["External_Shopify_Account_ID__c"] == f"shop_cust_{customer}"
     assert records.contact is not None
-    assert records.contact["LastName"] == "Norman"
-    assert records.contact["External_Shopify_ID__c"] == "207119551"
-    assert records.opportunity["Name"] == "Shopify Order #1001 (Bob Norman)"
+    assert records.contact["LastName"] == last_name
+    assert records.contact["External_Shopify_ID__c"] == customer
+    assert records.opportunity["Name"] == opportunity
     assert records.opportunity["StageName"] == "New Order"
-    assert records.opportunity["CloseDate"] == "2008-02-09"  # 2008-01-10 + 30 days
+    assert records.opportunity["CloseDate"] == close_date
     assert isinstance(records.opportunity["Amount"], Decimal)
-    assert records.order_key == "450789469"
     assert records.truncations == []
     assert "CurrencyIsoCode" not in records.opportunity
 
