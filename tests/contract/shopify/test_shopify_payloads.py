@@ -1,4 +1,4 @@
-"""Generated orders: REST key set vs the real fixtures, edge-case mix, determinism, ids."""
+"""Generated orders: REST key set vs the fixture payloads, edge-case mix, determinism, ids."""
 
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def all_rest(client: httpx.Client, sandbox: ShopifySandbox) -> list[dict[str, An
 
 def test_generated_rest_payload_carries_fixture_keys(client: httpx.Client,
                                                      sandbox: ShopifySandbox) -> None:
-    """research/shopify.md Fixture files and §4: every key the real payloads carry for the
-    mapped fields (top level, customer, default_address, addresses, line items, refunds)."""
+    """tests/fixtures/shopify and research/shopify.md §4: every key the fixture payloads carry
+    for the mapped fields (top level, customer, default_address, addresses, line items,
+    refunds)."""
     fixtures = fixture_orders()
     fx_top = set().union(*(set(o) for o in fixtures))
     fx_customer = set().union(*(set(o["customer"]) for o in fixtures if o.get("customer")))
