@@ -42,7 +42,9 @@ def ctx(runtime: Runtime) -> SyncContext:
 
 
 def fixture_orders() -> list[dict[str, Any]]:
-    return [*shopify_fixture("orders.json")["orders"], shopify_fixture("order.json")["order"]]
+    """The fixture orders; the first has no ``current_total_price*``, so tests that edit the flat
+    ``current_total_price`` change the amount the product reads."""
+    return [shopify_fixture("order.json")["order"], *shopify_fixture("orders.json")["orders"]]
 
 
 def opportunities(runtime: Runtime, order_id: str | None = None) -> list[dict[str, Any]]:
