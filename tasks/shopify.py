@@ -224,11 +224,14 @@ def _float(value: str | None) -> float | None:
 # -- the client -------------------------------------------------------------------------------
 
 
-def request_client_credentials(http: httpx.Client, settings: Settings) -> Grant:
+def request_client_credentials(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None
+) -> Grant:
     """One client credentials grant (research/shopify.md §3); raises the classified error.
 
     The form carries the client secret, and the answer the token: neither is ever logged
-    (httpx logs only the request line).
+    (httpx logs only the request line). Grants are rare (one a day per process), so each uses
+    its own short-lived connection.
     """
     key, secret = settings.shopify_api_key, settings.shopify_api_secret_key
     form = {
@@ -236,12 +239,12 @@ def request_client_credentials(http: httpx.Client, settings: Settings) -> Grant:
         "client_id": key.get_secret_value() if key else "",
         "client_secret": secret.get_secret_value() if secret else "",
     }
+    url = f"{settings.shopify_base_url}/admin/oauth/access_token"
     try:
-        response = http.post(f"{settings.shopify_base_url}/admin/oauth/access_token", data=form)
+        with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), transport=transport) as http:
+            response = http.post(url, data=form, headers={"Accept": "application/json"})
     except httpx.TimeoutException as exc:
-        raise RetryableError(
-            "Shopify token endpoint did not answer in time", code="TIMEOUT"
-        ) from exc
+        raise RetryableError("Shopify token endpoint did not answer", code="TIMEOUT") from exc
     except httpx.TransportError as exc:
         raise RetryableError(
             f"could not reach the Shopify token endpoint: {type(exc).__name__}",
@@ -253,11 +256,34 @@ def request_client_credentials(http: httpx.Client, settings: Settings) -> Grant:
     return answer
 
 
-def token_source_for(settings: Settings, http: httpx.Client) -> TokenSource:
-    """The token source the settings ask for (``Settings.shopify_auth_mode``)."""
-    if settings.shopify_auth_mode == "client_credentials":
-        return ClientCredentialsToken(lambda: request_client_credentials(http, settings))
-    return StaticToken(settings.shopify_admin_api_access_token)
+_SHARED_TOKENS: dict[tuple[str, str, str], ClientCredentialsToken] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def token_source_for(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None
+) -> TokenSource:
+    """The token source the settings ask for (``Settings.shopify_auth_mode``).
+
+    A client-credentials source is shared by every client of the process with the same shop and
+    app, so that each flow run does not make its own grant.
+    """
+    if settings.shopify_auth_mode != "client_credentials":
+        return StaticToken(settings.shopify_admin_api_access_token)
+    key, secret = settings.shopify_api_key, settings.shopify_api_secret_key
+    identity = (
+        settings.shopify_base_url,
+        key.get_secret_value() if key else "",
+        secret.get_secret_value() if secret else "",
+    )
+    with _SHARED_LOCK:
+        source = _SHARED_TOKENS.get(identity)
+        if source is None:
+            source = ClientCredentialsToken(
+                lambda: request_client_credentials(settings, transport=transport)
+            )
+            _SHARED_TOKENS[identity] = source
+        return source
 
 
 class ShopifyClient:
@@ -282,7 +308,7 @@ class ShopifyClient:
             timeout=httpx.Timeout(30.0, connect=5.0),
             transport=transport,
         )
-        self.tokens = tokens or token_source_for(settings, self._http)
+        self.tokens = tokens or token_source_for(settings, transport=transport)
         self._sleep = sleep
         self._lock = threading.Lock()
         self._bucket: ThrottleStatus | None = None
