@@ -60,10 +60,11 @@ AUTH_FIXES = {
 }
 REDACTION_FIX = (
     "The app lacks protected customer data access (Level 2: name, email, phone, address), so "
-    "Shopify answers null for them. In the Dev Dashboard open the app → API access → Protected "
-    "customer data, request the name, email, phone and address fields, release the new app "
-    "version and approve it on the shop. Until then orders still sync: the Account is named "
-    "'Shopify customer <id>' and Contacts carry no e-mail (README: Going to production)."
+    "Shopify answers null for them. Where the app is managed (Dev Dashboard, or Partner "
+    "Dashboard → App setup → Protected customer data access), request access to protected "
+    "customer data and to the name, email, phone and address fields, then install the approved "
+    "version on the shop. Until then orders still sync, named after the customer id and without "
+    "a Contact (README: Shopify app setup)."
 )
 
 
