@@ -279,3 +279,31 @@ def test_redacted_orders_sync_through_reconcile(
     assert_no_nameless_records(salesforce)
     again = reconcile(today - timedelta(days=5), today)
     assert again["discrepancies"] == 0
+
+
+def test_webhooks_register_uses_client_credentials(
+    client_credentials: Settings, shopify: ShopifyHandle
+) -> None:
+    url = "https://shopsync.example.com/webhooks/shopify"
+    result = CliRunner().invoke(app, ["webhooks", "register", "--url", url])
+    assert result.exit_code == 0, result.output
+    assert f"subscribed orders/create → {url}" in result.output
+    assert shop_stats(shopify)["tokens_issued"] == 1
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_client_credentials_reconcile_across_a_token_expiry(
+    client_credentials: Settings, shopify: ShopifyHandle, salesforce: SalesforceHandle
+) -> None:
+    from flows.reconcile import reconcile
+
+    today = datetime.now(ZoneInfo(SHOP_TIMEZONE)).date()
+    first = reconcile(today - timedelta(days=3), today)
+    assert first["repaired"] == first["counts"]["missing"] > 0
+    control(shopify, "clock", advance_seconds=TTL + 1)
+    second = reconcile(today - timedelta(days=6), today)
+    assert second["repaired"] == second["counts"]["missing"] > 0
+    assert second["dead_lettered"] == 0
+    stats = shop_stats(shopify)
+    assert stats["tokens_issued"] == 2  # one per process and lifetime, renewed after expiry
+    assert stats["expired_token"] == 1
