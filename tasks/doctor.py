@@ -188,7 +188,7 @@ def auth_checks(mode: str, expires_in: float | None) -> list[Check]:
     """Which way shopsync gets its Shopify token, and that it got one (informational)."""
     detail = AUTH_MODES.get(mode, mode)
     if mode == "client_credentials":
-        lifetime = f", expires in {expires_in / 3600:.1f} h" if expires_in else ""
+        lifetime = f" (lifetime {expires_in / 3600:.1f} h)" if expires_in else ""
         detail += f": token obtained{lifetime}, renewed before expiry and once on 401"
     else:
         detail += ": token accepted"

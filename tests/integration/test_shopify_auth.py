@@ -163,7 +163,7 @@ def test_doctor_reports_client_credentials_and_that_the_token_works(
     assert code == 0, output
     assert (
         "[ok  ] Shopify auth: client credentials (Dev Dashboard app, SHOPIFY_API_KEY / "
-        "SHOPIFY_API_SECRET_KEY): token obtained, expires in 1.0 h" in output
+        "SHOPIFY_API_SECRET_KEY): token obtained (lifetime 1.0 h)" in output
     )
     assert "[ok  ] Shopify protected customer data: names and e-mails are visible" in output
 

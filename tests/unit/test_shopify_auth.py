@@ -132,7 +132,7 @@ def test_doctor_names_the_mode_and_the_token_lifetime() -> None:
     [check] = auth_checks("client_credentials", 86399.0)
     assert check.ok
     assert "client credentials (Dev Dashboard app" in check.detail
-    assert "expires in 24.0 h" in check.detail
+    assert "token obtained (lifetime 24.0 h)" in check.detail
     [check] = auth_checks("static_token", None)
     assert "static token (legacy custom app" in check.detail
 
