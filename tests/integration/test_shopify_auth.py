@@ -307,3 +307,31 @@ def test_client_credentials_reconcile_across_a_token_expiry(
     stats = shop_stats(shopify)
     assert stats["tokens_issued"] == 2  # one per process and lifetime, renewed after expiry
     assert stats["expired_token"] == 1
+
+
+def test_a_401_on_a_live_token_is_answered_by_one_renewal(
+    client_credentials: Settings, runtime: Runtime, shopify: ShopifyHandle
+) -> None:
+    [order] = recent_orders(runtime, 1)
+    control(shopify, "faults", kind="status", status=401, count=1, api="graphql")
+    assert sync_by_id(runtime, order.id) == "created"
+    assert shop_stats(shopify)["tokens_issued"] == 2
+    assert runtime.shopify.tokens.renewals == 1
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_refused_shopify_token_fails_the_run_and_dead_letters_nothing(
+    product: Settings, shopify: ShopifyHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.sync_order import sync_order
+
+    order_id = str(shopify.sandbox.describe(shopify.shop)["first_order_id"])
+    monkeypatch.setenv("SHOPIFY_ADMIN_API_ACCESS_TOKEN", "shpat_revoked")
+    get_settings.cache_clear()
+    with pytest.raises(AuthError):
+        sync_order(order_id)
+    store = StateStore.open(product.state_url)
+    try:
+        assert store.dead_letters() == []
+    finally:
+        store.close()
