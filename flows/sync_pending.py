@@ -32,7 +32,7 @@ HOLD_WHEN_RATE_LIMITED = timedelta(seconds=60)  # when Salesforce sends no Retry
 
 
 class DrainHalted(RuntimeError):
-    """Salesforce refused to go on (login refused, request limit): the rows stay pending and
+    """A login was refused or Salesforce's request limit was hit: the rows stay pending and
     the run ends Failed with this one-line message."""
 
 
@@ -51,7 +51,7 @@ class DrainReport:
         """One line for the Failed state: why, and how many orders were left pending."""
         held = self.outcomes["held"] + self.outcomes["rate_limited"]
         return (
-            f"Salesforce stopped the drain ({self.stopped_because}); "
+            f"drain stopped at once ({self.stopped_because}); "
             f"{held} order(s) left pending"
         )
 
