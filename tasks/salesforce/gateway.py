@@ -188,13 +188,8 @@ class SimpleSalesforceGateway:
         raise halted
 
     @property
-    def halted(self) -> SyncError | None:
-        """Why this gateway stopped talking to Salesforce (None while it has not)."""
-        return self._halted
-
-    @property
     def api_usage(self) -> ApiUsage | None:
-        """Usage as of the last successful call (None before the first)."""
+        """Usage as of the last response that reported it (None before the first)."""
         return self._usage
 
     def refresh_usage(self) -> ApiUsage | None:
