@@ -130,7 +130,7 @@ def _context_or_hold(
     except SyncError as exc:
         wait = timedelta(seconds=runtime.settings.inbox_backoff_seconds[0])
         for claim in claims:
-            runtime.store.retry_later(claim.webhook_ids, at=utcnow() + wait, error=str(exc))
+            runtime.store.hold(claim.webhook_ids, until=utcnow() + wait, reason=str(exc))
         report.outcomes["held"] += len(claims)
         report.stopped_because = f"{exc.code}: {exc.message}"
         if not isinstance(exc, RetryableError):
@@ -171,13 +171,14 @@ def _settle(
         if isinstance(outcome, SyncError):
             raise outcome
     except (AuthError, BudgetExhausted) as exc:
-        store.retry_later(ids, at=utcnow() + timedelta(minutes=5), error=str(exc))
+        # A hold, not a failed attempt: nothing was wrong with this order.
+        store.hold(ids, until=utcnow() + timedelta(minutes=5), reason=str(exc))
         report.outcomes["held"] += 1
         report.stopped_because = f"{exc.code}: {exc.message}"
         return
     except RateLimited as exc:
         wait = timedelta(seconds=exc.retry_after or 60)
-        store.retry_later(ids, at=utcnow() + wait, error=str(exc))
+        store.hold(ids, until=utcnow() + wait, reason=str(exc))
         report.outcomes["rate_limited"] += 1
         return
     except SyncError as exc:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -344,17 +344,35 @@ class StateStore:
         self._finish(webhook_ids, status="dead", error=error)
 
     def retry_later(self, webhook_ids: Sequence[str], at: datetime, error: str) -> None:
-        """Release claimed deliveries back to pending, due again at ``at``."""
+        """Release deliveries back to pending, due again at ``at``, after a failed attempt.
+
+        The claim that took them counted as an attempt and still does: after enough of these
+        the drain gives up and dead-letters the order.
+        """
         with self._tx() as s:
             s.execute(
                 update(InboxItem)
                 .where(InboxItem.webhook_id.in_(list(webhook_ids)))
+                .values(**_released(at, error))
+            )
+
+    def hold(self, webhook_ids: Sequence[str], until: datetime, reason: str) -> None:
+        """Put claimed deliveries back to pending until ``until`` without using up an attempt.
+
+        For waits that say nothing about the order itself (a rate limit, the API budget
+        reserve, rejected credentials): the claim's attempt is given back, so no number of holds
+        brings an order closer to the dead letters. Rows no longer claimed are left alone, so
+        holding the same rows twice gives back one attempt, not two.
+        """
+        with self._tx() as s:
+            s.execute(
+                update(InboxItem)
+                .where(
+                    InboxItem.webhook_id.in_(list(webhook_ids)), InboxItem.status == "claimed"
+                )
                 .values(
-                    status="pending",
-                    next_attempt_at=at,
-                    last_error=error,
-                    lease_owner=None,
-                    lease_expires_at=None,
+                    **_released(until, reason),
+                    attempts=case((InboxItem.attempts > 0, InboxItem.attempts - 1), else_=0),
                 )
             )
 
@@ -576,6 +594,17 @@ def _inbox_values(delivery: Delivery, ignored: bool, now: datetime) -> dict[str,
         "attempts": 0,
         "next_attempt_at": now,
         "finished_at": now if ignored else None,
+    }
+
+
+def _released(at: datetime, error: str) -> dict[str, Any]:
+    """Column values of deliveries let go by their worker, due again at ``at``."""
+    return {
+        "status": "pending",
+        "next_attempt_at": at,
+        "last_error": error,
+        "lease_owner": None,
+        "lease_expires_at": None,
     }
 
 

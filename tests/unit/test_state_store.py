@@ -154,6 +154,21 @@ def test_retry_later_holds_a_row_until_its_time(store: StateStore) -> None:
     assert claims[0].webhook_ids == ["w-1"]
 
 
+def test_a_hold_gives_the_claims_attempt_back_and_a_failed_attempt_keeps_it(
+    store: StateStore,
+) -> None:
+    store.add_delivery(delivery("w-1"))
+    for _ in range(8):
+        store.claim(max_orders=10, lease=timedelta(minutes=1))
+        store.hold(["w-1"], until=datetime.now(UTC), reason="HTTP_429: slow down")
+        store.hold(["w-1"], until=datetime.now(UTC), reason="again: no second refund")
+    assert (store.inbox_row("w-1").status, store.inbox_row("w-1").attempts) == ("pending", 0)
+    store.claim(max_orders=10, lease=timedelta(minutes=1))
+    store.retry_later(["w-1"], at=datetime.now(UTC), error="SERVER_UNAVAILABLE")
+    row = store.inbox_row("w-1")
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "SERVER_UNAVAILABLE")
+
+
 def test_max_orders_bounds_a_claim_oldest_first(store: StateStore) -> None:
     for n in range(5):
         store.add_delivery(delivery(f"w-{n}", str(100 + n)))
