@@ -367,9 +367,7 @@ class StateStore:
         with self._tx() as s:
             s.execute(
                 update(InboxItem)
-                .where(
-                    InboxItem.webhook_id.in_(list(webhook_ids)), InboxItem.status == "claimed"
-                )
+                .where(InboxItem.webhook_id.in_(list(webhook_ids)), InboxItem.status == "claimed")
                 .values(
                     **_released(until, reason),
                     attempts=case((InboxItem.attempts > 0, InboxItem.attempts - 1), else_=0),
