@@ -109,3 +109,43 @@ def test_eight_holds_then_a_transient_error_is_retried_not_dead_lettered(
     assert drain_once()["outcomes"] == {"created": 1}
     assert len(opportunities(salesforce)) == 1
     assert store.counts().inbox == {"done": 1}
+
+
+# -- item 11: a refund fetches the order only when no payload in the claim shows it -------------
+
+
+def shopify_calls(shopify) -> int:
+    return int(sum(shopify.shop.stats.snapshot()["calls"].values()))
+
+
+def refund(shopify, index: int, amount: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Refund an order in the sandbox: its refunds/create body and its orders/updated body."""
+    shop = shopify.shop
+    rec, refund_body = shop.refund_order(shop.generator.order_id(index), amount=amount)
+    return refund_body, shop.rest(rec)
+
+
+def live_order_indexes(shopify, count: int) -> list[int]:
+    shop = shopify.shop
+    live = [i for i in range(50) if shop.store.get(shop.generator.order_id(i))["cancelled"] is None]
+    return live[:count]
+
+
+def test_a_refund_with_its_newer_order_update_in_the_claim_fetches_nothing(
+    store: StateStore, shopify, salesforce
+) -> None:
+    first, second = live_order_indexes(shopify, 2)
+    refund_body, updated_body = refund(shopify, first, "5.00")
+    deliver(store, "r-1", "refunds/create", refund_body)
+    deliver(store, "u-1", "orders/updated", updated_body)
+    before = shopify_calls(shopify)
+    assert drain_once()["outcomes"] == {"created": 1}
+    assert shopify_calls(shopify) - before == 0
+    [synced] = opportunities(salesforce)
+    assert str(synced["Amount"]) == updated_body["current_total_price"]
+
+    alone, _ = refund(shopify, second, "5.00")
+    deliver(store, "r-2", "refunds/create", alone)
+    before = shopify_calls(shopify)
+    assert drain_once()["outcomes"] == {"created": 1}
+    assert shopify_calls(shopify) - before == 1  # the one order fetch a bare refund needs
