@@ -18,8 +18,9 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from state import ClaimedOrder
+from state import ClaimedOrder, FieldWarning
 from state.models import utcnow
+from tasks.artifacts import current_flow_run_id, publish_field_warnings
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
@@ -34,9 +35,16 @@ class DrainReport:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_because: str | None = None
+    run_id: str | None = None
+    field_warnings: list[FieldWarning] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"outcomes": dict(self.outcomes), "stopped_because": self.stopped_because}
+        return {
+            "outcomes": dict(self.outcomes),
+            "stopped_because": self.stopped_because,
+            "field_warnings": len(self.field_warnings),
+            "orders_with_field_warnings": len({w.order_id for w in self.field_warnings}),
+        }
 
 
 @flow(name="sync-pending-orders")
@@ -52,11 +60,12 @@ def sync_pending_orders(
     """
     settings = get_settings()
     runtime = build_runtime(settings)
-    report = DrainReport()
+    report = DrainReport(run_id=current_flow_run_id())
     try:
         _drain(runtime, report, max_seconds, batch_size, timedelta(seconds=lease_seconds))
     finally:
         runtime.close()
+        publish_field_warnings(report.field_warnings, key="drain-field-warnings")
     get_run_logger().info("drain finished: %s", report.as_dict())
     return report.as_dict()
 
@@ -185,6 +194,9 @@ def _settle(
         _failed(runtime, claim, exc, report)
         return
     action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
+    if isinstance(outcome, SyncOutcome) and outcome.field_warnings:
+        store.record_field_warnings(outcome.field_warnings, path="webhook", run_id=report.run_id)
+        report.field_warnings.extend(outcome.field_warnings)
     store.complete(ids)
     if action in {"created", "updated"}:
         store.resolve_dead_letters(claim.order_id, "synced")

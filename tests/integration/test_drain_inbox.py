@@ -149,3 +149,116 @@ def test_a_refund_with_its_newer_order_update_in_the_claim_fetches_nothing(
     before = shopify_calls(shopify)
     assert drain_once()["outcomes"] == {"created": 1}
     assert shopify_calls(shopify) - before == 1  # the one order fetch a bare refund needs
+
+
+# -- item 12: truncated and dropped fields are recorded, counted, listed and published ----------
+
+
+def drain_artifacts(flow_run_id: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["drain-field-warnings"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+
+
+def customer_order_index(shopify) -> int:
+    shop = shopify.shop
+    return next(
+        i for i in range(50) if shop.store.get(shop.generator.order_id(i))["customer"] is not None
+    )
+
+
+def test_cut_and_dropped_fields_are_recorded_per_order_counted_listed_and_published(
+    store: StateStore, shopify, salesforce, product: Settings, monkeypatch
+) -> None:
+    shop = shopify.shop
+    order_id = shop.generator.order_id(customer_order_index(shopify))
+    long_name = "Lindqvist-" * 12  # 120 characters; Contact.LastName holds 80
+    rec = shop.update_order(order_id, {"last_name": long_name})
+    deliver(store, "w-1", "orders/updated", with_bad_email(shop.rest(rec)))
+    state = sync_pending_orders(max_seconds=60, batch_size=10, lease_seconds=30, return_state=True)
+    result = state.result()
+    assert result["outcomes"] == {"created": 1}
+
+    recorded = {(w.object, w.field): w for w in store.field_warnings(order_id=str(order_id))}
+    last_name = recorded[("Contact", "LastName")]
+    assert (last_name.kind, last_name.original_length, last_name.limit) == ("truncated", 120, 80)
+    assert (last_name.path, last_name.order_name, last_name.times_seen) == (
+        "webhook",
+        rec_name(shop, order_id),
+        1,
+    )
+    assert last_name.run_id == str(state.state_details.flow_run_id)
+    assert recorded[("Contact", "Email")].kind == "dropped"
+    assert result["field_warnings"] == len(recorded) >= 2
+    assert result["orders_with_field_warnings"] == 1
+    [synced] = salesforce.records("Contact")
+    assert len(synced["LastName"]) == 80
+
+    [artifact] = drain_artifacts(state.state_details.flow_run_id)
+    assert "| Contact | LastName | truncated | 120 / 80 |" in artifact.data
+
+    # The same order again: the same warnings, seen twice, no new rows.
+    rec = shop.update_order(order_id, {"total_price": "12.34"})
+    deliver(store, "w-2", "orders/updated", with_bad_email(shop.rest(rec)))
+    assert drain_once()["field_warnings"] == len(recorded)
+    again = store.field_warnings(order_id=str(order_id))
+    assert len(again) == len(recorded)
+    assert {w.times_seen for w in again} == {2}
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9")  # the CLI needs no Prefect here
+    from typer.testing import CliRunner
+
+    from deployments.cli import app
+
+    status = CliRunner().invoke(app, ["status", "--no-salesforce"])
+    assert f"field warnings: {len(recorded)} in 1 order(s)" in status.output, status.output
+    listed = CliRunner().invoke(app, ["warnings", "--order", str(order_id)])
+    assert listed.exit_code == 0, listed.output
+    assert "Contact.LastName  truncated 120>80  webhook  x2" in listed.output
+    assert "Contact.Email  dropped" in listed.output
+
+
+def rec_name(shop, order_id: int) -> str:
+    return shop.rest(shop.store.get(order_id))["name"]
+
+
+def with_bad_email(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with a customer e-mail that is not an address (Salesforce would reject it)."""
+    payload["customer"]["email"] = "no-at-sign.example"
+    return payload
+
+
+def test_a_reconcile_repair_records_the_values_it_cut_and_counts_them(
+    store: StateStore, shopify, salesforce
+) -> None:
+    from datetime import datetime
+
+    from flows.reconcile import reconcile
+
+    shop = shopify.shop
+    order_id = shop.generator.order_id(customer_order_index(shopify))
+    rec = shop.update_order(order_id, {"last_name": "Lindqvist-" * 12})
+    day = datetime.fromisoformat(shop.rest(rec)["updated_at"]).date()  # a window lists updates
+    result = reconcile(day, day)
+    assert result["repaired"] >= 1
+    recorded = store.field_warnings()
+    mine = {(w.object, w.field): w for w in recorded if w.order_id == str(order_id)}
+    last_name = mine[("Contact", "LastName")]
+    assert (last_name.kind, last_name.path, last_name.order_name) == (
+        "truncated",
+        "reconcile",
+        rec_name(shop, order_id),
+    )
+    assert last_name.run_id is not None
+    assert result["field_warnings"] == len(recorded)
