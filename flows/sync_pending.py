@@ -36,14 +36,25 @@ class DrainReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_because: str | None = None
     run_id: str | None = None
-    field_warnings: list[FieldWarning] = field(default_factory=list)
+    # (order, object, field, kind) → the warning: an order synced twice in a run counts once.
+    warned: dict[tuple[str, str, str, str], FieldWarning] = field(default_factory=dict)
+
+    @property
+    def field_warnings(self) -> list[FieldWarning]:
+        """The values this run cut or left out, one per order and field."""
+        return list(self.warned.values())
+
+    def note(self, warnings: list[FieldWarning]) -> None:
+        """Count warnings of a synced order."""
+        for w in warnings:
+            self.warned[(w.order_id, w.object, w.field, w.kind)] = w
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "outcomes": dict(self.outcomes),
             "stopped_because": self.stopped_because,
-            "field_warnings": len(self.field_warnings),
-            "orders_with_field_warnings": len({w.order_id for w in self.field_warnings}),
+            "field_warnings": len(self.warned),
+            "orders_with_field_warnings": len({key[0] for key in self.warned}),
         }
 
 
@@ -196,7 +207,7 @@ def _settle(
     action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
     if isinstance(outcome, SyncOutcome) and outcome.field_warnings:
         store.record_field_warnings(outcome.field_warnings, path="webhook", run_id=report.run_id)
-        report.field_warnings.extend(outcome.field_warnings)
+        report.note(outcome.field_warnings)
     store.complete(ids)
     if action in {"created", "updated"}:
         store.resolve_dead_letters(claim.order_id, "synced")

@@ -177,7 +177,8 @@ class FieldWarningEntry(Base):
     field: Mapped[str] = mapped_column(String(120))
     kind: Mapped[str] = mapped_column(String(16))  # truncated | dropped
     original_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # "limit" is an SQL keyword: the column is length_limit.
+    limit: Mapped[int | None] = mapped_column("length_limit", Integer, nullable=True)
     reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())

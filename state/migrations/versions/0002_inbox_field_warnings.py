@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("field", sa.String(length=120), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("original_length", sa.Integer(), nullable=True),
-        sa.Column("limit", sa.Integer(), nullable=True),
+        sa.Column("length_limit", sa.Integer(), nullable=True),
         sa.Column("reason", sa.String(length=255), nullable=True),
         sa.Column("first_seen", state.models.UTCDateTime(), nullable=False),
         sa.Column("last_seen", state.models.UTCDateTime(), nullable=False),
