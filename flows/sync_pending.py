@@ -18,8 +18,9 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from state import ClaimedOrder
+from state import ClaimedOrder, FieldWarning
 from state.models import utcnow
+from tasks.artifacts import current_flow_run_id, publish_field_warnings
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
@@ -43,9 +44,27 @@ class DrainReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_because: str | None = None
     halted_by: SyncError | None = None  # AuthError or RateLimited: the run must fail
+    run_id: str | None = None
+    # (order, object, field, kind) → the warning: an order synced twice in a run counts once.
+    warned: dict[tuple[str, str, str, str], FieldWarning] = field(default_factory=dict)
+
+    @property
+    def field_warnings(self) -> list[FieldWarning]:
+        """The values this run cut or left out, one per order and field."""
+        return list(self.warned.values())
+
+    def note(self, warnings: list[FieldWarning]) -> None:
+        """Count warnings of a synced order."""
+        for w in warnings:
+            self.warned[(w.order_id, w.object, w.field, w.kind)] = w
 
     def as_dict(self) -> dict[str, Any]:
-        return {"outcomes": dict(self.outcomes), "stopped_because": self.stopped_because}
+        return {
+            "outcomes": dict(self.outcomes),
+            "stopped_because": self.stopped_because,
+            "field_warnings": len(self.warned),
+            "orders_with_field_warnings": len({key[0] for key in self.warned}),
+        }
 
     def halt_message(self) -> str:
         """One line for the Failed state: why, and how many orders were left pending."""
@@ -69,11 +88,12 @@ def sync_pending_orders(
     """
     settings = get_settings()
     runtime = build_runtime(settings)
-    report = DrainReport()
+    report = DrainReport(run_id=current_flow_run_id())
     try:
         _drain(runtime, report, max_seconds, batch_size, timedelta(seconds=lease_seconds))
     finally:
         runtime.close()
+        publish_field_warnings(report.field_warnings, key="drain-field-warnings")
     get_run_logger().info("drain finished: %s", report.as_dict())
     if report.halted_by is not None:
         raise DrainHalted(report.halt_message())
@@ -157,7 +177,7 @@ def _context_or_hold(
             return None
         wait = timedelta(seconds=runtime.settings.inbox_backoff_seconds[0])
         for claim in claims:
-            runtime.store.retry_later(claim.webhook_ids, at=utcnow() + wait, error=str(exc))
+            runtime.store.hold(claim.webhook_ids, until=utcnow() + wait, reason=str(exc))
         report.outcomes["held"] += len(claims)
         report.stopped_because = f"{exc.code}: {exc.message}"
         if not isinstance(exc, RetryableError):
@@ -204,6 +224,9 @@ def _settle(
         _failed(runtime, claim, exc, report)
         return
     action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
+    if isinstance(outcome, SyncOutcome) and outcome.field_warnings:
+        store.record_field_warnings(outcome.field_warnings, path="webhook", run_id=report.run_id)
+        report.note(outcome.field_warnings)
     store.complete(ids)
     if action in {"created", "updated"}:
         store.resolve_dead_letters(claim.order_id, "synced")
@@ -220,7 +243,10 @@ def _hold(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainRe
     else:
         wait = HOLD_AFTER_AUTH
         report.outcomes["held"] += 1
-    runtime.store.retry_later(claim.webhook_ids, at=utcnow() + wait, error=str(exc))
+    # A hold, not a failed attempt: nothing was wrong with this order.
+    runtime.store.hold(claim.webhook_ids, until=utcnow() + wait, reason=str(exc))
+    if isinstance(exc, RateLimited) and not exc.stop_run:
+        return  # one throttled call (Shopify's): the drain goes on
     if report.stopped_because is None:
         report.stopped_because = f"{exc.code}: {exc.message}"
     if stops_run(exc) and report.halted_by is None:
