@@ -25,7 +25,7 @@ from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
 from tasks.steps import dead_letter, sync_claimed_order, with_retries
-from tasks.sync import SyncContext, SyncOutcome, customer_of, with_contact_hints
+from tasks.sync import SyncContext, SyncOutcome, customer_of, with_batch_lookups
 
 
 @dataclass
@@ -116,7 +116,7 @@ def _with_hints(
 ) -> SyncContext:
     orders = [p.order for _, p in planned if isinstance(p, SyncPlan) and p.order is not None]
     try:
-        return with_contact_hints(orders, ctx)
+        return with_batch_lookups(orders, ctx)
     except SyncError:
         return ctx  # each order then looks its customer up itself (and retries as usual)
 

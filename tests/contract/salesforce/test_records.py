@@ -202,7 +202,8 @@ def test_a_deleted_record_referred_to_by_id_answers_entity_is_deleted(sf, http) 
     assert patched.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
     linked = http.post(
         "/sobjects/Opportunity",
-        json={"Name": "x", "StageName": "Prospecting", "CloseDate": "2026-01-01", "ContactId": contact},
+        json={"Name": "x", "StageName": "Prospecting", "CloseDate": "2026-01-01",
+              "ContactId": contact},
     )
     assert linked.status_code == 400
     assert linked.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
