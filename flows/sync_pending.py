@@ -185,7 +185,7 @@ def _settle(
         return
     action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
     store.complete(ids)
-    if action in {"created", "updated"}:
+    if action in {"created", "updated", "recreated"}:
         store.resolve_dead_letters(claim.order_id, "synced")
     report.outcomes[action] += 1
 

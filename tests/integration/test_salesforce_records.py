@@ -295,3 +295,35 @@ def test_the_customers_own_billing_address_is_copied(runtime: Runtime, ctx: Sync
     [contact] = rows(runtime, CONTACT)
     assert (account["BillingCity"], account["Phone"]) == ("Louisville", "555-625-1199")
     assert contact["Phone"] == "555-625-1199"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_replaying_the_dead_letter_of_a_deleted_opportunity_recreates_it(
+    runtime: Runtime, shopify
+) -> None:
+    from flows.replay import replay_dead_letters
+    from flows.sync_order import sync_order
+    from tasks.errors import InvalidOrder
+    from tasks.steps import dead_letter
+
+    order_id = str(shopify.shop.generator.order_id(0))
+    assert sync_order(order_id)["action"] == "created"
+    [gone] = rows(runtime, f"{OPPORTUNITY} WHERE External_Shopify_Order_ID__c = '{order_id}'")
+    by_user(runtime, lambda sf: sf.Opportunity.delete(gone["Id"]))
+    shopify.shop.update_order(int(order_id), {"total_price": "77.25"})
+    # What the next sync of that edit used to leave behind (and replay could never clear).
+    missing = InvalidOrder(
+        "Required fields are missing: [StageName, CloseDate]",
+        code="REQUIRED_FIELD_MISSING",
+        fields=["StageName", "CloseDate"],
+        stage="opportunity",
+    )
+    dead_letter(runtime.store, order_id, missing, source="webhook", payload=None)
+    result = replay_dead_letters()
+    assert result["outcomes"] == {"replayed_recreated": 1}
+    assert runtime.store.dead_letters() == []
+    [opportunity] = rows(
+        runtime, f"{OPPORTUNITY} WHERE External_Shopify_Order_ID__c = '{order_id}'"
+    )
+    assert opportunity["StageName"] in {"New Order", "Closed Lost"}
+    assert opportunity["CloseDate"] == gone["CloseDate"]
