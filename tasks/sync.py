@@ -296,7 +296,10 @@ def with_batch_lookups(orders: Iterable[Order], ctx: SyncContext) -> SyncContext
     emails: set[str] = set()
     unknown: list[str] = []
     for order in orders:
-        records = map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone)
+        try:
+            records = map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone)
+        except SyncError:
+            continue  # it fails again in its own sync, and is dead-lettered there
         if records.contact is None:
             known = ledger.get(order.id)
             if known is None or known.opportunity_id is None:

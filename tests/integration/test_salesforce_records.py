@@ -222,6 +222,19 @@ def test_a_batch_asks_once_whether_the_unknown_orders_exist(
     assert calls == 20 + 1  # one composite each, one existence query in all
 
 
+def test_one_unmappable_order_does_not_cost_the_batch_its_lookups(
+    ctx: SyncContext, salesforce
+) -> None:
+    bad = parse_rest_order(another(bob(), 1, created_at="9999-12-31T23:00:00Z"))
+    good = [parse_rest_order(another(guest(email=None), n)) for n in range(2, 5)]
+    salesforce.reset_stats()
+    new_customer = parse_rest_order(another(bob(), 5))
+    batch = with_batch_lookups([bad, *good, new_customer], ctx)
+    assert batch.opportunity_ids == dict.fromkeys((o.id for o in good), None)
+    assert batch.contacts_by_email == {"bob.norman@hostmail.com": []}
+    assert salesforce.api_calls() == 2  # one e-mail query, one existence query
+
+
 def test_orders_the_ledger_knows_cost_one_call_and_no_question(
     runtime: Runtime, ctx: SyncContext, salesforce
 ) -> None:
