@@ -455,7 +455,7 @@ def _name_pair(*sources: Address | None) -> tuple[str | None, str | None]:
 def _buyer(order: Order) -> _Person:
     """Who bought: the customer record first, the order's own contact data as fallback.
 
-    Whose data goes where (README, "Whose data goes where"): the Account and Contact describe the
+    Whose data goes where (README, "Mapping: what goes where"): the Account and Contact describe the
     *customer*. An order's billing address, and the phone on it, may be someone else's (a gift,
     a company card), so it is used only when it is the customer's: the customer has no default
     address and the billing name is the customer's name. A guest has no customer record: the

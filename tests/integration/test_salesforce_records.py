@@ -6,7 +6,6 @@ user would (REST, or the sandbox's merge helper), and read back through the prod
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from tasks.orders import parse_rest_order
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import Settings
 from tasks.sync import SyncContext, customer_of, sync_order_state, with_batch_lookups
-from tests.conftest import SHOPIFY_FIXTURES
+from tests.conftest import shopify_fixture
 
 OPPORTUNITY = (
     "SELECT Id, StageName, CloseDate, Amount, AccountId, ContactId, "
@@ -45,10 +44,9 @@ def ctx(runtime: Runtime) -> SyncContext:
     return runtime.sync_context()
 
 
-def bob() -> dict[str, Any]:
-    """Shopify's documented sample order: Bob Norman, a customer with a default address."""
-    text = (SHOPIFY_FIXTURES / "shopify_python_api_orders.json").read_text()
-    return json.loads(text)["orders"][0]
+def maren() -> dict[str, Any]:
+    """A fixture order of Maren Okafor, a customer with a default address, billed to herself."""
+    return shopify_fixture("order.json")["order"]
 
 
 def another(payload: dict[str, Any], n: int, **changes: Any) -> dict[str, Any]:
@@ -57,7 +55,7 @@ def another(payload: dict[str, Any], n: int, **changes: Any) -> dict[str, Any]:
 
 
 def guest(email: str | None = "guest@example.com", **changes: Any) -> dict[str, Any]:
-    return dict(bob(), customer=None, email=email, contact_email=email, **changes)
+    return dict(maren(), customer=None, email=email, contact_email=email, **changes)
 
 
 def sync(payload: dict[str, Any], ctx: SyncContext) -> str:
@@ -99,7 +97,7 @@ def test_a_guest_contact_deleted_in_salesforce_is_forgotten_and_the_next_order_s
 def test_a_contact_merged_into_another_is_resolved_to_the_survivor(
     runtime: Runtime, ctx: SyncContext, salesforce
 ) -> None:
-    payload = bob()
+    payload = maren()
     sync(payload, ctx)
     [ours] = rows(runtime, CONTACT)
     email = payload["customer"]["email"]
@@ -143,7 +141,7 @@ def test_a_merged_away_guest_contact_is_replayed_onto_the_survivor(
 def test_an_adopted_contact_keeps_its_account_and_the_opportunity_gets_the_orders(
     runtime: Runtime, ctx: SyncContext
 ) -> None:
-    payload = bob()
+    payload = maren()
     email = payload["customer"]["email"]
     acme = by_user(runtime, lambda sf: sf.Account.create({"Name": "Acme Corp"}))["id"]
     existing = by_user(
@@ -164,7 +162,7 @@ def test_an_adopted_contact_keeps_its_account_and_the_opportunity_gets_the_order
 def test_a_contact_created_for_a_new_customer_gets_the_orders_account(
     runtime: Runtime, ctx: SyncContext
 ) -> None:
-    sync(bob(), ctx)
+    sync(maren(), ctx)
     [contact] = rows(runtime, CONTACT)
     [opportunity] = rows(runtime, OPPORTUNITY)
     assert contact["AccountId"] == opportunity["AccountId"]
@@ -175,7 +173,7 @@ def test_a_contact_created_for_a_new_customer_gets_the_orders_account(
 
 @pytest.mark.parametrize(
     "payload",
-    [guest(email=None), bob()],
+    [guest(email=None), maren()],
     ids=["guest without e-mail", "customer with a Contact"],
 )
 def test_a_lost_ledger_keeps_the_stage_and_close_date_users_set(
@@ -225,13 +223,13 @@ def test_a_batch_asks_once_whether_the_unknown_orders_exist(
 def test_one_unmappable_order_does_not_cost_the_batch_its_lookups(
     ctx: SyncContext, salesforce
 ) -> None:
-    bad = parse_rest_order(another(bob(), 1, created_at="9999-12-31T23:00:00Z"))
+    bad = parse_rest_order(another(maren(), 1, created_at="9999-12-31T23:00:00Z"))
     good = [parse_rest_order(another(guest(email=None), n)) for n in range(2, 5)]
     salesforce.reset_stats()
-    new_customer = parse_rest_order(another(bob(), 5))
+    new_customer = parse_rest_order(another(maren(), 5))
     batch = with_batch_lookups([bad, *good, new_customer], ctx)
     assert batch.opportunity_ids == dict.fromkeys((o.id for o in good), None)
-    assert batch.contacts_by_email == {"bob.norman@hostmail.com": []}
+    assert batch.contacts_by_email == {"maren.okafor@example.net": []}
     assert salesforce.api_calls() == 2  # one e-mail query, one existence query
 
 
@@ -254,7 +252,7 @@ def test_orders_the_ledger_knows_cost_one_call_and_no_question(
 def test_an_opportunity_deleted_in_salesforce_is_recreated_whole(
     runtime: Runtime, ctx: SyncContext
 ) -> None:
-    payload = bob()
+    payload = maren()
     sync(payload, ctx)
     [gone] = rows(runtime, OPPORTUNITY)
     by_user(runtime, lambda sf: sf.Opportunity.delete(gone["Id"]))
@@ -284,7 +282,7 @@ def without_default_address(payload: dict[str, Any]) -> dict[str, Any]:
 def test_a_gift_billed_to_someone_else_leaves_the_customers_records_alone(
     runtime: Runtime, ctx: SyncContext
 ) -> None:
-    payload = without_default_address(bob())
+    payload = without_default_address(maren())
     payload["billing_address"] = dict(
         payload["billing_address"],
         first_name="Alice",
@@ -297,17 +295,21 @@ def test_a_gift_billed_to_someone_else_leaves_the_customers_records_alone(
     sync(payload, ctx)
     [account] = rows(runtime, ACCOUNT)
     [contact] = rows(runtime, CONTACT)
-    assert (account["Name"], account["BillingCity"], account["Phone"]) == ("Bob Norman", None, None)
+    assert (account["Name"], account["BillingCity"], account["Phone"]) == (
+        "Maren Okafor",
+        None,
+        None,
+    )
     assert contact["Phone"] is None
 
 
 def test_the_customers_own_billing_address_is_copied(runtime: Runtime, ctx: SyncContext) -> None:
-    payload = without_default_address(bob())  # billed to Bob Norman himself
+    payload = without_default_address(maren())  # billed to Maren Okafor herself
     sync(payload, ctx)
     [account] = rows(runtime, ACCOUNT)
     [contact] = rows(runtime, CONTACT)
-    assert (account["BillingCity"], account["Phone"]) == ("Louisville", "555-625-1199")
-    assert contact["Phone"] == "555-625-1199"
+    assert (account["BillingCity"], account["Phone"]) == ("Burlington", "802-555-0143")
+    assert contact["Phone"] == "802-555-0143"
 
 
 @pytest.mark.usefixtures("prefect_harness")
