@@ -107,8 +107,10 @@ def test_a_contact_merged_into_another_is_resolved_to_the_survivor(
         json={"object": "Contact", "survivor": survivor["id"], "losers": [ours["Id"]]},
     )
     merged.raise_for_status()
-    # Before: the upsert by key created a third Contact beside the survivor, undoing the merge.
+    # Before: the upsert by key created a new Contact beside the survivor, undoing the merge.
+    salesforce.reset_stats()
     assert sync(another(payload, 1), ctx) == "created"
+    assert salesforce.api_calls() == 3  # refused by Id, looked up by e-mail, written again
     [contact] = rows(runtime, CONTACT)
     assert contact["Id"] == survivor["id"]
     assert contact["External_Shopify_ID__c"] == str(payload["customer"]["id"])
