@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from state import LedgerRecord, StateStore
+from state import FieldWarning, LedgerRecord, StateStore
 from tasks.errors import StaleReference, SyncError
+from tasks.field_warnings import field_warnings
 from tasks.mapping import (
     ACCOUNT,
     CONTACT,
@@ -60,6 +61,8 @@ class SyncOutcome:
     contact_id: str | None = None
     opportunity_id: str | None = None
     truncations: list[Truncation] = field(default_factory=list)
+    # Every value cut or left out on the way (truncations and dropped fields), for the record.
+    field_warnings: list[FieldWarning] = field(default_factory=list)
 
 
 def sync_order_state(order: Order, ctx: SyncContext) -> SyncOutcome:
@@ -94,6 +97,7 @@ def sync_order_state(order: Order, ctx: SyncContext) -> SyncOutcome:
         contact_id=result.contact_id,
         opportunity_id=result.opportunity_id,
         truncations=list(records.truncations),
+        field_warnings=field_warnings(order.id, order.name, records, ctx.org),
     )
 
 
