@@ -75,14 +75,16 @@ def by_user(runtime: Runtime, action: Any) -> Any:
 
 
 def test_a_guest_contact_deleted_in_salesforce_is_forgotten_and_the_next_order_syncs(
-    runtime: Runtime, ctx: SyncContext
+    runtime: Runtime, ctx: SyncContext, salesforce
 ) -> None:
     assert sync(guest(), ctx) == "created"
     [gone] = rows(runtime, CONTACT)
     by_user(runtime, lambda sf: sf.Contact.delete(gone["Id"]))
     # Before: PATCH Contact/<cached id> → ENTITY_IS_DELETED on this and every later order.
     second = another(guest(), 1)
+    salesforce.reset_stats()
     assert sync(second, ctx) == "created"
+    assert salesforce.api_calls() == 3  # refused by Id, looked up by e-mail, written again
     [contact] = rows(runtime, CONTACT)
     assert contact["Id"] != gone["Id"]
     [opportunity] = rows(
@@ -252,7 +254,7 @@ def test_orders_the_ledger_knows_cost_one_call_and_no_question(
 
 
 def test_an_opportunity_deleted_in_salesforce_is_recreated_whole(
-    runtime: Runtime, ctx: SyncContext
+    runtime: Runtime, ctx: SyncContext, salesforce
 ) -> None:
     payload = maren()
     sync(payload, ctx)
@@ -260,8 +262,10 @@ def test_an_opportunity_deleted_in_salesforce_is_recreated_whole(
     by_user(runtime, lambda sf: sf.Opportunity.delete(gone["Id"]))
     edited = dict(payload, updated_at=LATER, current_total_price="5.00")
     # Before: REQUIRED_FIELD_MISSING (an update body has no StageName/CloseDate) → dead letter.
+    salesforce.reset_stats()
     outcome = sync_order_state(parse_rest_order(edited), ctx)
     assert outcome.action == "recreated"
+    assert salesforce.api_calls() == 2  # the refused update, then the whole create
     assert "deleted in Salesforce" in outcome.reason
     [opportunity] = rows(runtime, OPPORTUNITY)
     assert opportunity["Id"] != gone["Id"]
