@@ -26,7 +26,7 @@ from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
 from tasks.steps import dead_letter, sync_claimed_order, with_retries
-from tasks.sync import SyncContext, SyncOutcome, customer_of, with_contact_hints
+from tasks.sync import SyncContext, SyncOutcome, customer_of, with_batch_lookups
 
 HOLD_AFTER_AUTH = timedelta(minutes=5)
 HOLD_WHEN_RATE_LIMITED = timedelta(seconds=60)  # when Salesforce sends no Retry-After
@@ -159,7 +159,7 @@ def _with_hints(
 ) -> SyncContext:
     orders = [p.order for _, p in planned if isinstance(p, SyncPlan) and p.order is not None]
     try:
-        return with_contact_hints(orders, ctx)
+        return with_batch_lookups(orders, ctx)
     except SyncError:
         return ctx  # each order then looks its customer up itself (and retries as usual)
 
@@ -228,7 +228,7 @@ def _settle(
         store.record_field_warnings(outcome.field_warnings, path="webhook", run_id=report.run_id)
         report.note(outcome.field_warnings)
     store.complete(ids)
-    if action in {"created", "updated"}:
+    if action in {"created", "updated", "recreated"}:
         store.resolve_dead_letters(claim.order_id, "synced")
     report.outcomes[action] += 1
 
