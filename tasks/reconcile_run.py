@@ -405,6 +405,13 @@ def find_contacts(
 ) -> dict[str, list[Mapping[str, Any]]]:
     """The Contacts Salesforce holds with these e-mails (lower-cased e-mail → oldest first):
     SOQL ``Email IN`` chunks for up to ``EMAIL_SOQL_MAX`` e-mails, one Bulk 2.0 query above."""
+    return contacts_with(gateway, key_field, emails)
+
+
+def contacts_with(
+    gateway: SalesforceGateway, key_field: str, emails: set[str]
+) -> dict[str, list[Mapping[str, Any]]]:
+    """What :func:`find_contacts` returns, without the task around it."""
     if not emails:
         return {}
     if len(emails) <= EMAIL_SOQL_MAX:
@@ -415,6 +422,33 @@ def find_contacts(
         "FROM Contact WHERE Email != null"
     )
     return contacts_by_email(gateway.bulk_query(CONTACT, soql), emails)
+
+
+@task(name="create-contacts", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def create_contacts(
+    gateway: SalesforceGateway, key_field: str, records: list[dict[str, Any]]
+) -> list[RecordResult]:
+    """Create guests' Contacts (results keyed by ``Email``). Creating is not idempotent, so a
+    retry first takes the Contacts an earlier attempt may have created, found by e-mail."""
+    todo = records
+    earlier: list[RecordResult] = []
+    if _retrying():
+        found = contacts_with(gateway, key_field, {str(r["Email"]).lower() for r in records})
+        todo = []
+        for record in records:
+            existing = found.get(str(record["Email"]).lower())
+            if existing:
+                earlier.append(RecordResult(str(record["Email"]), True, str(existing[0]["Id"])))
+            else:
+                todo.append(record)
+    return earlier + write_records.fn(gateway, CONTACT, "Email", todo, "insert")
+
+
+def _retrying() -> bool:
+    try:
+        return get_run_context().task_run.run_count > 1  # type: ignore[union-attr]
+    except Exception:
+        return False
 
 
 def build_repair(
@@ -488,6 +522,9 @@ def _write_step(
     operation: str = "upsert",
 ) -> list[RecordResult]:
     name = f"write {sobject}" if operation == "upsert" else f"{operation} {sobject}"
+    if operation == "insert":
+        create = with_retries(create_contacts, retries).with_options(task_run_name=name)
+        return create(gateway, key_field, records)
     step = with_retries(write_records, retries).with_options(task_run_name=name)
     return step(gateway, sobject, key_field, records, operation)
 
@@ -497,7 +534,7 @@ def _contact_writes(plan: RepairPlan, key_field: str) -> list[tuple[str, str, li
     return [
         ("upsert", key_field, plan.contacts, plan.contact_orders),
         ("update", "Id", plan.adoptions, plan.adoption_orders),
-        ("insert", "Email", plan.guest_contacts, plan.guest_orders),
+        ("insert", key_field, plan.guest_contacts, plan.guest_orders),
     ]
 
 

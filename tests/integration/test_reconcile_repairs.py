@@ -160,6 +160,28 @@ def test_guest_orders_repaired_by_reconcile_are_linked_to_a_contact(
     assert reconcile(start, end)["discrepancies"] == 0
 
 
+def test_a_retried_creation_of_guest_contacts_creates_no_twins(
+    product: Settings,
+    shopify: ShopifyHandle,
+    salesforce: SalesforceHandle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The create call lands but its answer comes too late: the retry must not create again."""
+    monkeypatch.setenv("SHOPSYNC_SALESFORCE_TIMEOUT_SECONDS", "1")
+    get_settings.cache_clear()
+    salesforce.fault(kind="latency", latency=2.5, path="composite/sobjects", method="POST", count=1)
+    start, end = window(shopify)
+
+    result = reconcile(start, end)
+
+    assert salesforce.stats()["faults_fired"] == {"latency": 1}
+    assert duplicates(salesforce) == {}
+    assert result["status"] == "ok", result
+    opportunities = by_key(salesforce, "Opportunity", OPP)
+    for placed in guest_orders(shop_orders(shopify)).values():
+        assert all(opportunities[str(o["id"])].get("ContactId") for o in placed)
+
+
 # -- item 6: the drain syncs orders while the run is under way ----------------------------------
 
 
