@@ -453,16 +453,23 @@ class StateStore:
         with self._tx() as s:
             return [_inbox_row(r) for r in s.scalars(query)]
 
-    def order_bodies_received_since(self, since: datetime) -> Iterator[tuple[str, bytes]]:
-        """``(order id, raw body)`` of every order delivery received at or after ``since``
-        (the receiver stores Shopify's bytes as they came), in pages of 500."""
+    def order_bodies_received_since(
+        self, since: datetime, topics: Iterable[str]
+    ) -> Iterator[tuple[str, bytes]]:
+        """``(order id, raw body)`` of every delivery of these topics received at or after
+        ``since`` (the receiver stores Shopify's bytes as they came), in pages of 500."""
+        wanted = sorted(topics)
         last: tuple[datetime, str] | None = None
         while True:
             query = (
                 select(
                     InboxItem.received_at, InboxItem.webhook_id, InboxItem.order_id, InboxItem.body
                 )
-                .where(InboxItem.received_at >= since, InboxItem.order_id.is_not(None))
+                .where(
+                    InboxItem.received_at >= since,
+                    InboxItem.order_id.is_not(None),
+                    InboxItem.topic.in_(wanted),
+                )
                 .order_by(InboxItem.received_at, InboxItem.webhook_id)
                 .limit(500)
             )

@@ -76,6 +76,7 @@ from tasks.shopify import ShopifyClient, ShopInfo
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import dead_letter, retry_if_transient, with_retries
 from tasks.sync import SyncContext
+from tasks.topics import ORDER_TOPICS
 
 CURSOR = "nightly"  # the name `shopsync status` reads
 SOQL_IN_MAX = 2_000  # above this many orders, read Salesforce back with one Bulk 2.0 query
@@ -1006,7 +1007,7 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
             return _finish(runtime, run, None, shopify_before, progress)
         if "read_all_orders" not in shop.scopes:
             cutoff = utcnow() - timedelta(days=READ_ALL_ORDERS_DAYS)
-            bodies = runtime.store.order_bodies_received_since(run.window_start)
+            bodies = runtime.store.order_bodies_received_since(run.window_start, ORDER_TOPICS)
             run.unreadable = created_before_window(bodies, run.window_start, run.window_end, cutoff)
         baseline = _fresh_usage(runtime)
         ctx = with_retries(read_org, runtime.settings)(runtime)

@@ -4,10 +4,15 @@ Contacts, the ledger re-check before writing, and spotting orders older than 60 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from state import FailedRepair, StateStore
 from tasks.adoption import contact_to_adopt, contacts_by_email, oldest_first
 from tasks.mapping import MappingConfig, SalesforceRecords
 from tasks.reconcile import plan_repair, still_due
@@ -210,3 +215,32 @@ def test_orders_created_before_the_cutoff_but_updated_in_the_window_are_named() 
 
 def test_max_failed_nights_is_configurable_with_a_default_of_three() -> None:
     assert Settings().reconcile_max_failed_nights == 3
+
+
+# -- the store: failed nights and an operator's cursor ------------------------------------------
+
+
+def test_failed_nights_count_per_order_and_clear(tmp_path: Path) -> None:
+    store = StateStore.open(data_dir=tmp_path)
+    try:
+        lock = FailedRepair("1", "opportunity", "UNABLE_TO_LOCK_ROW", "locked")
+        assert store.count_failed_night([lock]) == {"1": 1}
+        assert store.count_failed_night([lock, replace(lock, order_id="2")]) == {"1": 2, "2": 1}
+        store.clear_failed_nights(["1"])
+        assert store.failed_nights() == {"2": 1}
+    finally:
+        store.close()
+
+
+def test_an_operator_may_move_the_cursor_back_only_when_allowed(tmp_path: Path) -> None:
+    store = StateStore.open(data_dir=tmp_path)
+    try:
+        assert store.set_cursor("nightly", T0) == T0
+        with pytest.raises(ValueError, match="allow_backwards"):
+            store.set_cursor("nightly", T0 - timedelta(days=1))
+        assert store.get_cursor("nightly") == T0
+        assert store.set_cursor("nightly", T0 - timedelta(days=1), allow_backwards=True)
+        assert store.get_cursor("nightly") == T0 - timedelta(days=1)
+        assert store.advance_cursor("nightly", T0 - timedelta(days=2)) == T0 - timedelta(days=1)
+    finally:
+        store.close()
