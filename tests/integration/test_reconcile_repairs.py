@@ -168,8 +168,9 @@ def test_a_retried_creation_of_guest_contacts_creates_no_twins(
 ) -> None:
     """The create call lands but its answer comes too late: the retry must not create again."""
     monkeypatch.setenv("SHOPSYNC_SALESFORCE_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("SHOPSYNC_RETRY_DELAYS_SECONDS", "2,2,2")  # it lands before the retry
     get_settings.cache_clear()
-    salesforce.fault(kind="latency", latency=2.5, path="composite/sobjects", method="POST", count=1)
+    salesforce.fault(kind="latency", latency=1.5, path="composite/sobjects", method="POST", count=1)
     start, end = window(shopify)
 
     result = reconcile(start, end)
