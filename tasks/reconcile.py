@@ -474,7 +474,9 @@ class _Planner:
             adopt = contact_to_adopt(found, key_field, key, taken=taken)
         lookup = (records.contact_lookup_email or "").lower()
         if adopt is None and key is not None:
-            self.contacts[key] = self._with_account(dict(records.contact), records)
+            body = dict(records.contact)
+            exists = any(str(c.get(key_field) or "") == key for c in found)
+            self.contacts[key] = self._with_account(body, records) if not exists else body
             self.plan.contact_orders.setdefault(key, []).append(order_id)
             opportunity["Contact"] = _reference(CONTACT, key_field, key)
             self.new_by_email.setdefault(lookup, key)
@@ -485,17 +487,15 @@ class _Planner:
             )
             self.plan.guest_orders.setdefault(str(body.get("Email")), []).append(order_id)
             return
-        self._adopt(adopt, records, found)
+        self._adopt(adopt, records)
         if key is not None:
             opportunity["Contact"] = _reference(CONTACT, key_field, key)
         else:
             self.plan.linked_contacts[order_id] = adopt
 
-    def _adopt(
-        self, contact_id: str, records: SalesforceRecords, found: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Update the existing Contact by Id; a customer's gets our key. Never re-parented:
-        the Account is only set on a Contact that has none."""
+    def _adopt(self, contact_id: str, records: SalesforceRecords) -> None:
+        """Update the existing Contact by Id; a customer's gets our key. Like the webhook path,
+        an existing Contact keeps its Account unless ``AccountId`` is not create-only."""
         body = dict(records.contact or {})
         key_field = self.config.key_field(CONTACT)
         if records.contact_key is not None:
@@ -503,8 +503,7 @@ class _Planner:
             self.adopted_by[records.contact_key] = contact_id
         elif contact_id in self.adoptions:
             body = {}  # a customer adopts this Contact in the same plan: leave it to that one
-        existing = next((c for c in found if str(c.get("Id")) == contact_id), {})
-        if body and not existing.get("AccountId"):
+        if body and "AccountId" not in self.config.create_only_fields.get(CONTACT, []):
             body = self._with_account(body, records)
         if body or contact_id not in self.adoptions:
             self.adoptions[contact_id] = {**body, "Id": contact_id}

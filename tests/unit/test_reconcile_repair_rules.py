@@ -95,16 +95,26 @@ def test_plan_adopts_by_id_and_links_the_opportunity_by_key() -> None:
     (adopted,) = plan.adoptions
     assert adopted["Id"] == "003B"
     assert adopted[CON] == "7"
-    assert adopted["Account"][ACC] == "shop_cust_7"  # it had no Account: attached
+    assert "Account" not in adopted  # Contact.AccountId is create-only by default
     assert plan.opportunities[0]["Contact"][CON] == "7"
     assert plan.adoption_orders == {"003B": ["1"]}
     assert plan.counts()["adopted_contacts"] == 1
 
 
-def test_an_adopted_contact_with_an_account_is_never_reparented() -> None:
-    found = {"ada@example.com": [contact("003B", account="001OTHER")]}
-    plan = plan_repair([("missing", records("1", "7"), [])], CONFIG, found)
+def test_an_existing_contact_gets_the_account_only_when_account_id_is_owned() -> None:
+    found = {"ada@example.com": [contact("003B", account=None), contact("003K", key="8")]}
+    owned = MappingConfig(create_only_fields={"Contact": ["OwnerId"]})
+    items = [("missing", records("1", "7"), []), ("missing", records("2", "8"), [])]
+    assert plan_repair(items, owned, found).adoptions[0]["Account"][ACC] == "shop_cust_7"
+    plan = plan_repair(items, CONFIG, found)
     assert "Account" not in plan.adoptions[0]
+    assert [c[CON] for c in plan.contacts] == ["8"]
+    assert "Account" not in plan.contacts[0]  # already keyed: an update, not re-parented
+
+
+def test_a_new_customers_contact_is_created_under_its_account() -> None:
+    plan = plan_repair([("missing", records("1", "7"), [])], CONFIG, {})
+    assert plan.contacts[0]["Account"][ACC] == "shop_cust_7"
 
 
 def test_one_unkeyed_contact_is_adopted_by_one_customer_only() -> None:
