@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pandas as pd
@@ -292,7 +293,7 @@ def test_an_operator_moves_the_nightly_cursor(product: Settings) -> None:
 # -- item 11: an updated_at window holds orders older than 60 days ------------------------------
 
 
-def test_nightly_without_read_all_orders_names_old_orders_updated_in_its_window(
+def test_a_window_without_read_all_orders_names_old_orders_updated_in_it(
     product: Settings, shopify: ShopifyHandle, salesforce: SalesforceHandle, store: StateStore
 ) -> None:
     shop = shopify.shop
@@ -302,9 +303,12 @@ def test_nightly_without_read_all_orders_names_old_orders_updated_in_its_window(
         )
         shop.update_order(old["id"], {"note": "changed today"})
         assert shop.webhooks.flush(timeout=60)
+    received = [r for r in store.inbox_rows(limit=100) if r.order_id == str(old["id"])]
+    assert {r.topic for r in received} >= {"orders/updated"}, store.inbox_rows(limit=100)
     shop.cfg.scopes = ["read_orders", "read_customers"]
+    today = datetime.now(ZoneInfo(SHOP_TIMEZONE)).date()
 
-    result = reconcile(dry_run=True)
+    result = reconcile(today - timedelta(days=2), today, dry_run=True)  # an updated_at window
 
     assert "read_all_orders" in result["message"]
     report = pd.read_csv(result["report_csv"], dtype=str)
