@@ -1,11 +1,14 @@
-"""The state store: reconcile cursors, run history, the webhook inbox, the order ledger and
-dead letters, in SQLite by default (any SQLAlchemy URL works), migrated automatically."""
+"""The state store: reconcile cursors, run history, the webhook inbox, the order ledger, dead
+letters and field warnings, in SQLite by default (any SQLAlchemy URL works), migrated
+automatically."""
 
 from state.store import (
     ClaimedOrder,
     DeadLetterRecord,
     Delivery,
     FailedRepair,
+    FieldWarning,
+    FieldWarningRecord,
     InboxRow,
     LedgerRecord,
     RunRecord,
@@ -19,6 +22,8 @@ __all__ = [
     "DeadLetterRecord",
     "Delivery",
     "FailedRepair",
+    "FieldWarning",
+    "FieldWarningRecord",
     "InboxRow",
     "LedgerRecord",
     "RunRecord",

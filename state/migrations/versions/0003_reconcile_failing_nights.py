@@ -1,7 +1,7 @@
 """reconcile: nightly runs each order's repair has failed on (issue 13, point 4 item 10)
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003_reconcile
+Revises: 0002_inbox
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import state.models
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003_reconcile"
+down_revision = "0002_inbox"
 branch_labels = None
 depends_on = None
 
