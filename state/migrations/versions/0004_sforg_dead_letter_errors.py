@@ -1,7 +1,7 @@
 """dead letters keep Salesforce's full error list
 
-Revision ID: 0003_sforg
-Revises: 0002_inbox
+Revision ID: 0004_sforg
+Revises: 0003_reconcile
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_sforg"
-down_revision = "0002_inbox"
+revision = "0004_sforg"
+down_revision = "0003_reconcile"
 branch_labels = None
 depends_on = None
 
