@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from tasks.dead_letter_board import publish_board
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
@@ -15,7 +16,7 @@ from tasks.steps import dead_letter, fetch_order, sync_order_step, with_retries
 ORDER_ID = re.compile(r"^[0-9]{1,20}$")
 
 
-@flow(name="sync-order", log_prints=False)
+@flow(name="sync-order", log_prints=False, flow_run_name="sync-order {order_id}")
 def sync_order(order_id: str) -> dict[str, Any]:
     """Sync one Shopify order into Salesforce as Account, Contact and Opportunity.
 
@@ -31,13 +32,22 @@ def sync_order(order_id: str) -> dict[str, Any]:
     try:
         order = with_retries(fetch_order, settings)(runtime.shopify, order_id)
         outcome = with_retries(sync_order_step, settings)(order, runtime.sync_context())
-        runtime.store.resolve_dead_letters(order_id, "synced")
+        if runtime.store.resolve_dead_letters(order_id, "synced"):
+            publish_board(runtime.store)
     except (AuthError, BudgetExhausted, RateLimited):
         raise  # nothing is lost: the order can be synced again once this clears
     except SyncError as exc:
         runtime.note_failure(exc)
         letter = dead_letter(runtime.store, order_id, exc, source="manual", payload=None)
-        logger.error("order %s dead-lettered (#%s): %s", order_id, letter, exc)
+        logger.error(
+            "order %s dead-lettered (dead letter %s): %s; fix the cause, then run "
+            "replay-dead-letters/manual with %s",
+            order_id,
+            letter,
+            exc,
+            order_id,
+        )
+        publish_board(runtime.store)
         return {"order_id": order_id, "action": "dead_letter", "error": str(exc)}
     finally:
         runtime.close()

@@ -18,8 +18,10 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.outcome import RunOutcome, final_state
 from state import ClaimedOrder
 from state.models import utcnow
+from tasks.dead_letter_board import publish_board
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
@@ -34,12 +36,25 @@ class DrainReport:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_because: str | None = None
+    errors: Counter[str] = field(default_factory=Counter)  # dead letters by error code
+    letters_resolved: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"outcomes": dict(self.outcomes), "stopped_because": self.stopped_because}
 
+    def outcome(self) -> RunOutcome:
+        """The counts the run's final state is judged by."""
+        return RunOutcome(
+            kind="drain",
+            total=sum(self.outcomes.values()),
+            done={k: v for k, v in self.outcomes.items() if k not in {"dead_letter", "held"}},
+            failed=dict(self.errors),
+            held=self.stopped_because,
+            dead_lettered=self.outcomes["dead_letter"],
+        )
 
-@flow(name="sync-pending-orders")
+
+@flow(name="sync-pending-orders", flow_run_name="drain")
 def sync_pending_orders(
     max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float = 600.0
 ) -> dict[str, Any]:
@@ -55,10 +70,12 @@ def sync_pending_orders(
     report = DrainReport()
     try:
         _drain(runtime, report, max_seconds, batch_size, timedelta(seconds=lease_seconds))
+        if report.outcomes["dead_letter"] or report.letters_resolved:
+            publish_board(runtime.store)
     finally:
         runtime.close()
     get_run_logger().info("drain finished: %s", report.as_dict())
-    return report.as_dict()
+    return final_state(report.outcome(), report.as_dict())
 
 
 def _drain(
@@ -186,7 +203,7 @@ def _settle(
     action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
     store.complete(ids)
     if action in {"created", "updated"}:
-        store.resolve_dead_letters(claim.order_id, "synced")
+        report.letters_resolved += store.resolve_dead_letters(claim.order_id, "synced")
     report.outcomes[action] += 1
 
 
@@ -207,3 +224,4 @@ def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: Drain
     dead_letter(store, claim.order_id, exc, source="webhook", payload=newest)
     store.dead(ids, str(exc))
     report.outcomes["dead_letter"] += 1
+    report.errors[exc.code or type(exc).__name__] += 1

@@ -190,6 +190,11 @@ class Settings(BaseSettings):
         validation_alias=_env("SHOPSYNC_RECONCILE_LOOKBACK_HOURS"),
         description="How far behind the cursor the nightly reconcile looks again.",
     )
+    alerts_block: str | None = Field(
+        None,
+        validation_alias=_env("SHOPSYNC_ALERTS_BLOCK"),
+        description="Prefect notification block for alerts, as <block-type>/<name>.",
+    )
     nightly_cron: str = Field(
         "30 3 * * *",
         validation_alias=_env("SHOPSYNC_NIGHTLY_CRON"),
