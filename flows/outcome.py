@@ -57,7 +57,11 @@ def judge(outcome: RunOutcome) -> Verdict:
     if parts:
         return Verdict(False, "; ".join(parts))
     done = ", ".join(f"{count} {what}" for what, count in outcome.done.items() if count)
-    return Verdict(True, f"{outcome.total} orders" + (f": {done}" if done else ""))
+    return Verdict(True, _orders(outcome.total) + (f": {done}" if done else ""))
+
+
+def _orders(count: int) -> str:
+    return f"{count} order" if count == 1 else f"{count} orders"
 
 
 def final_state(outcome: RunOutcome, result: Any) -> Any:

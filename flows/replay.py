@@ -73,7 +73,9 @@ def replay_dead_letters(orders: list[str] | None = None) -> Any:
         "still_failing": outcomes["still_failing"],
         "outcomes": dict(outcomes),
     }
-    done = {k: v for k, v in outcomes.items() if k != "still_failing"}
+    done = {
+        k.replace("replayed_", "replayed, "): v for k, v in outcomes.items() if k != "still_failing"
+    }
     total = sum(outcomes.values())
     return final_state(
         RunOutcome("replay", total, done, dict(errors), "still failing", held), result

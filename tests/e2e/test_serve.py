@@ -82,13 +82,20 @@ def test_serve_sandbox_registers_five_deployments_with_forms_and_the_nightly_sch
             schema = found[name]["parameter_openapi_schema"]
             assert schema["type"] == "object", name
             assert found[name]["description"], name
-        backfill = found["reconcile/backfill"]["parameter_openapi_schema"]["properties"]
+        backfill_form = found["reconcile/backfill"]["parameter_openapi_schema"]
+        backfill = backfill_form["properties"]
         assert {"start", "end", "dry_run"} <= set(backfill)
+        assert set(backfill_form["required"]) == {"start", "end"}  # no dateless backfill
+        assert backfill["dry_run"]["default"] is True
+        assert "America/New_York" in backfill["start"]["description"]
+        assert found["reconcile/backfill"]["parameters"] == {}
         assert "order_id" in found["sync-order/manual"]["parameter_openapi_schema"]["properties"]
         [nightly] = found["reconcile/nightly"]["schedules"]
         assert nightly["schedule"]["cron"] == "30 3 * * *"
         assert nightly["schedule"]["timezone"] == "America/New_York"
-        assert found["sync-pending-orders/webhook"]["schedules"][0]["schedule"]["interval"] == 60
+        assert "03:30 America/New_York every day" in found["reconcile/nightly"]["description"]
+        # the safety net is the due-work watcher plus an hourly schedule, not a run a minute
+        assert found["sync-pending-orders/webhook"]["schedules"][0]["schedule"]["interval"] == 3600
         receiver = httpx.get(f"http://127.0.0.1:{webhook_port}/healthz")
         assert receiver.json()["status"] == "ok"
     finally:
