@@ -18,10 +18,11 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.outcome import RunOutcome, final_state
+from flows.outcome import RunOutcome, final_state, judge
 from state import ClaimedOrder
 from state.models import utcnow
-from tasks.dead_letter_board import publish_board
+from tasks.dead_letter_board import payload_order_name, publish_board
+from tasks.drain_report import OrderNote, drain_markdown, publish_drain_report, truncation_text
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
@@ -38,6 +39,8 @@ class DrainReport:
     stopped_because: str | None = None
     errors: Counter[str] = field(default_factory=Counter)  # dead letters by error code
     letters_resolved: int = 0
+    dead_lettered: list[OrderNote] = field(default_factory=list)
+    truncated: list[OrderNote] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"outcomes": dict(self.outcomes), "stopped_because": self.stopped_because}
@@ -51,6 +54,16 @@ class DrainReport:
             failed=dict(self.errors),
             held=self.stopped_because,
             dead_lettered=self.outcomes["dead_letter"],
+        )
+
+    def markdown(self) -> str:
+        """The run's report for the Prefect UI."""
+        return drain_markdown(
+            judge(self.outcome()).message,
+            dict(self.outcomes),
+            self.stopped_because,
+            self.dead_lettered,
+            self.truncated,
         )
 
 
@@ -75,6 +88,7 @@ def sync_pending_orders(
     finally:
         runtime.close()
     get_run_logger().info("drain finished: %s", report.as_dict())
+    publish_drain_report(report.markdown(), judge(report.outcome()).message)
     return final_state(report.outcome(), report.as_dict())
 
 
@@ -201,6 +215,10 @@ def _settle(
         _failed(runtime, claim, exc, report)
         return
     action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
+    if isinstance(outcome, SyncOutcome):
+        report.truncated += [
+            OrderNote(_order_label(claim), truncation_text(t)) for t in outcome.truncations
+        ]
     store.complete(ids)
     if action in {"created", "updated"}:
         report.letters_resolved += store.resolve_dead_letters(claim.order_id, "synced")
@@ -225,3 +243,9 @@ def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: Drain
     store.dead(ids, str(exc))
     report.outcomes["dead_letter"] += 1
     report.errors[exc.code or type(exc).__name__] += 1
+    report.dead_lettered.append(OrderNote(_order_label(claim), str(exc)))
+
+
+def _order_label(claim: ClaimedOrder) -> str:
+    """``#1001`` from the newest payload, else the order id."""
+    return payload_order_name(claim.deliveries[-1].body) or claim.order_id

@@ -38,15 +38,20 @@ ADVICE = {
 }
 
 
-def order_name(letter: DeadLetterRecord) -> str | None:
-    """The order's name (``#1301``) from the webhook payload kept with the dead letter."""
-    if not letter.payload:
+def payload_order_name(payload: bytes | None) -> str | None:
+    """The order's name (``#1301``) from a webhook payload, when it has one."""
+    if not payload:
         return None
     try:
-        name = json.loads(letter.payload).get("name")
+        name = json.loads(payload).get("name")
     except (ValueError, AttributeError):
         return None
     return str(name) if name else None
+
+
+def order_name(letter: DeadLetterRecord) -> str | None:
+    """The order's name (``#1301``) from the webhook payload kept with the dead letter."""
+    return payload_order_name(letter.payload)
 
 
 def advice(letter: DeadLetterRecord) -> str:

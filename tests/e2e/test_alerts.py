@@ -27,6 +27,7 @@ from flows.sync_pending import sync_pending_orders
 from sandbox.server import BackgroundServer
 from state import StateStore
 from tasks.dead_letter_board import ARTIFACT_KEY
+from tasks.drain_report import ARTIFACT_KEY as DRAIN_REPORT
 from tests.e2e.test_webhook_path import receiver, store  # noqa: F401 - fixtures
 
 RULE = {"object": "Opportunity", "field": "Name", "contains": "Shopify", "message": "Blocked"}
@@ -68,13 +69,16 @@ def dead_letter_two_orders(shopify, salesforce) -> list[str]:
     return [shop.rest(shop.store.get(shop.generator.order_id(i)))["name"] for i in range(2)]
 
 
-def board(api: str) -> dict:
+def latest(api: str, key: str) -> dict:
     found = httpx.post(
-        f"{api}/artifacts/latest/filter",
-        json={"artifacts": {"key": {"any_": [ARTIFACT_KEY]}}},
+        f"{api}/artifacts/latest/filter", json={"artifacts": {"key": {"any_": [key]}}}
     ).json()
-    assert found, "no shopsync-dead-letters artifact"
+    assert found, f"no {key} artifact"
     return found[0]
+
+
+def board(api: str) -> dict:
+    return latest(api, ARTIFACT_KEY)
 
 
 def test_a_drain_that_dead_letters_fails_publishes_the_board_and_alerts_the_webhook(
@@ -110,6 +114,9 @@ def test_a_drain_that_dead_letters_fails_publishes_the_board_and_alerts_the_webh
     table = json.loads(board(prefect_api)["data"])
     assert sorted(row["order"] for row in table) == sorted(names)
     assert all("Blocked" in row["error"] for row in table)
+    report = latest(prefect_api, DRAIN_REPORT)
+    assert report["description"] == state.message
+    assert all(f"| {name} | FIELD_CUSTOM_VALIDATION_EXCEPTION" in report["data"] for name in names)
     texts = wait_for_alerts(received, {"dead-lettered", "Failed"})
     assert any("FIELD_CUSTOM_VALIDATION_EXCEPTION" in text for text in texts), texts
 
