@@ -295,7 +295,9 @@ def demo(
 
 
 @app.command("sync-order")
-def sync_order_command(order_id: Annotated[str, typer.Argument(help="Numeric order id.")]) -> None:
+def sync_order_command(
+    order_id: Annotated[str, typer.Argument(help="Order name (#1001) or numeric order id.")],
+) -> None:
     """Sync one Shopify order now."""
     settings = _settings("shopify", "salesforce")
     with _prefect_api(settings):

@@ -3,7 +3,7 @@
 Deployment names (flow/deployment), as the Prefect UI shows them:
   reconcile/nightly              cron (default 03:30) in the shop's IANA timezone
   reconcile/backfill             manual: start, end (shop dates, required), dry_run (default on)
-  sync-order/manual              one order id
+  sync-order/manual              one order: #1001 or its numeric id
   sync-pending-orders/webhook    event trigger on the receiver's events + hourly safety net
   replay-dead-letters/manual     all open dead letters, or chosen order names / ids
 
@@ -62,7 +62,8 @@ def build_deployments(settings: Settings, shop_timezone: str) -> list[Any]:
         ),
         sync_order.to_deployment(
             name="manual",
-            description="Resync one Shopify order by its numeric id.",
+            description="Resync one Shopify order: its name as customers see it (#1001) or its "
+            "numeric id.",
             tags=["shopsync"],
         ),
         sync_pending_orders.to_deployment(

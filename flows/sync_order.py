@@ -11,9 +11,11 @@ from tasks.dead_letter_board import publish_board
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
+from tasks.shopify import ShopifyClient
 from tasks.steps import dead_letter, fetch_order, sync_order_step, with_retries
 
 ORDER_ID = re.compile(r"^[0-9]{1,20}$")
+ORDER_NAME = re.compile(r"^#[0-9]{1,20}$")
 
 
 @flow(name="sync-order", log_prints=False, flow_run_name="sync-order {order_id}")
@@ -21,15 +23,21 @@ def sync_order(order_id: str) -> dict[str, Any]:
     """Sync one Shopify order into Salesforce as Account, Contact and Opportunity.
 
     Args:
-        order_id: The numeric Shopify order id (the REST id / legacyResourceId, not the GID).
+        order_id: The order's name as customers see it (#1001), or its numeric Shopify id (the
+            REST id / legacyResourceId, not the GID).
     """
     order_id = order_id.strip()
-    if not ORDER_ID.match(order_id):
-        raise ValueError(f"order_id must be the numeric Shopify order id, got {order_id!r}")
+    if not (ORDER_ID.match(order_id) or ORDER_NAME.match(order_id)):
+        raise ValueError(
+            f"order_id must be an order name like #1001 or the numeric Shopify order id, "
+            f"got {order_id!r}"
+        )
     settings = get_settings()
     runtime = build_runtime(settings)
     logger = get_run_logger()
     try:
+        if ORDER_NAME.match(order_id):
+            order_id = _id_of_name(runtime.shopify, order_id)
         order = with_retries(fetch_order, settings)(runtime.shopify, order_id)
         outcome = with_retries(sync_order_step, settings)(order, runtime.sync_context())
         if runtime.store.resolve_dead_letters(order_id, "synced"):
@@ -60,3 +68,16 @@ def sync_order(order_id: str) -> dict[str, Any]:
         "reason": outcome.reason,
         "opportunity_id": outcome.opportunity_id,
     }
+
+
+def _id_of_name(shopify: ShopifyClient, name: str) -> str:
+    """The id of the one order named ``name`` (Shopify's ``name:`` search)."""
+    found = shopify.order_ids_named(name)
+    if len(found) != 1:
+        raise ValueError(
+            f"Shopify has no order named {name}"
+            if not found
+            else f"several orders are named {name} ({', '.join(found)}): give the numeric id"
+        )
+    get_run_logger().info("order %s is id %s", name, found[0])
+    return found[0]
