@@ -13,7 +13,7 @@ from tasks.dead_letter_board import choose, order_name, publish_board
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
-from tasks.steps import dead_letter, fetch_order, sync_order_step, with_retries
+from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
 
 
 def _run_name() -> str:
@@ -50,16 +50,17 @@ def replay_dead_letters(orders: list[str] | None = None) -> Any:
                 break
             except SyncError as exc:
                 runtime.note_failure(exc)
-                dead_letter(runtime.store, letter.order_id, exc, source=letter.source, payload=None)
+                park_order(
+                    runtime.store,
+                    letter.order_id,
+                    ref,
+                    exc,
+                    source=letter.source,
+                    payload=None,
+                    return_state=True,
+                )
                 outcomes["still_failing"] += 1
                 errors[exc.code or type(exc).__name__] += 1
-                logger.error(
-                    "order %s (dead letter %s) still fails: %s; fix the cause, then replay %s",
-                    ref,
-                    letter.id,
-                    exc,
-                    ref,
-                )
                 continue
             runtime.store.resolve_dead_letters(letter.order_id, "replayed")
             outcomes[f"replayed_{outcome.action}"] += 1

@@ -12,7 +12,7 @@ from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
 from tasks.shopify import ShopifyClient
-from tasks.steps import dead_letter, fetch_order, sync_order_step, with_retries
+from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
 
 ORDER_ID = re.compile(r"^[0-9]{1,20}$")
 ORDER_NAME = re.compile(r"^#[0-9]{1,20}$")
@@ -35,6 +35,7 @@ def sync_order(order_id: str) -> dict[str, Any]:
     settings = get_settings()
     runtime = build_runtime(settings)
     logger = get_run_logger()
+    label = order_id
     try:
         if ORDER_NAME.match(order_id):
             order_id = _id_of_name(runtime.shopify, order_id)
@@ -46,14 +47,8 @@ def sync_order(order_id: str) -> dict[str, Any]:
         raise  # nothing is lost: the order can be synced again once this clears
     except SyncError as exc:
         runtime.note_failure(exc)
-        letter = dead_letter(runtime.store, order_id, exc, source="manual", payload=None)
-        logger.error(
-            "order %s dead-lettered (dead letter %s): %s; fix the cause, then run "
-            "replay-dead-letters/manual with %s",
-            order_id,
-            letter,
-            exc,
-            order_id,
+        park_order(
+            runtime.store, order_id, label, exc, source="manual", payload=None, return_state=True
         )
         publish_board(runtime.store)
         return {"order_id": order_id, "action": "dead_letter", "error": str(exc)}

@@ -27,7 +27,7 @@ from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
-from tasks.steps import dead_letter, sync_claimed_order, with_retries
+from tasks.steps import park_order, sync_claimed_order, with_retries
 from tasks.sync import SyncContext, SyncOutcome, customer_of, with_contact_hints
 
 
@@ -239,7 +239,15 @@ def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: Drain
         return
     runtime.note_failure(exc)
     newest = claim.deliveries[-1].body
-    dead_letter(store, claim.order_id, exc, source="webhook", payload=newest)
+    park_order(
+        store,
+        claim.order_id,
+        _order_label(claim),
+        exc,
+        source="webhook",
+        payload=newest,
+        return_state=True,
+    )
     store.dead(ids, str(exc))
     report.outcomes["dead_letter"] += 1
     report.errors[exc.code or type(exc).__name__] += 1

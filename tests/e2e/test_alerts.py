@@ -8,6 +8,7 @@ and action services.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -45,6 +46,17 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         temporary_settings({PREFECT_API_URL: url}),
     ):
         yield url
+        drain_prefect_workers()  # while this server is up: a later harness must not wait on it
+
+
+def drain_prefect_workers() -> None:
+    """Flush the log and event workers that talk to this module's server (as the harness does)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    with contextlib.suppress(RuntimeError):  # never started
+        APILogWorker.instance().drain()
+    EventsWorker.drain_all()
 
 
 @pytest.fixture
@@ -114,6 +126,14 @@ def test_a_drain_that_dead_letters_fails_publishes_the_board_and_alerts_the_webh
     table = json.loads(board(prefect_api)["data"])
     assert sorted(row["order"] for row in table) == sorted(names)
     assert all("Blocked" in row["error"] for row in table)
+    tasks = httpx.post(f"{prefect_api}/task_runs/filter", json={}).json()
+    parked = {t["name"]: t["state"] for t in tasks if t["name"].startswith("dead-letter ")}
+    assert set(parked) == {f"dead-letter {name}" for name in names}
+    for name in names:
+        message = parked[f"dead-letter {name}"]["message"]
+        assert parked[f"dead-letter {name}"]["type"] == "FAILED"
+        assert f"order {name} is dead letter " in message
+        assert message.endswith(f"run replay-dead-letters/manual with '{name}'")
     report = latest(prefect_api, DRAIN_REPORT)
     assert report["description"] == state.message
     assert all(f"| {name} | FIELD_CUSTOM_VALIDATION_EXCEPTION" in report["data"] for name in names)
