@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.outcome import RunOutcome, final_state
+from tasks.artifacts import current_flow_run_id
 from tasks.dead_letter_board import choose, order_name, publish_board
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
@@ -63,6 +64,9 @@ def replay_dead_letters(orders: list[str] | None = None) -> Any:
                 errors[exc.code or type(exc).__name__] += 1
                 continue
             runtime.store.resolve_dead_letters(letter.order_id, "replayed")
+            runtime.store.record_field_warnings(
+                outcome.field_warnings, path="manual", run_id=current_flow_run_id()
+            )
             outcomes[f"replayed_{outcome.action}"] += 1
         if letters:
             publish_board(runtime.store)

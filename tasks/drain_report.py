@@ -1,7 +1,8 @@
 """The drain run's report in the Prefect UI: what it synced, held and dead-lettered, and why.
 
 ``drain_markdown`` is pure; ``publish_drain_report`` posts it as a markdown artifact under the
-key ``shopsync-drain`` (one version per run, so the Artifacts page keeps the history).
+key ``shopsync-drain`` (one version per run, so the Artifacts page keeps the history). The drain
+appends the values it cut or left out (``tasks.artifacts.field_warnings_markdown``).
 """
 
 from __future__ import annotations
@@ -10,23 +11,15 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tasks.mapping import Truncation
-
 ARTIFACT_KEY = "shopsync-drain"
 
 
 @dataclass(frozen=True)
 class OrderNote:
-    """One order the operator should read about: dead-lettered (with the reason) or truncated."""
+    """One order the operator should read about: dead-lettered, with the reason."""
 
     order: str  # "#1001" or the order id
     detail: str
-
-
-def truncation_text(truncation: Truncation) -> str:
-    """``Account.Name: 300 characters cut to 255`` (or left out)."""
-    what = "left out" if truncation.omitted else f"cut to {truncation.limit}"
-    return f"{truncation.object}.{truncation.field}: {truncation.original_length} characters {what}"
 
 
 def drain_markdown(
@@ -34,9 +27,8 @@ def drain_markdown(
     outcomes: Mapping[str, int],
     held: str | None,
     dead_lettered: Sequence[OrderNote],
-    truncated: Sequence[OrderNote],
 ) -> str:
-    """The report: the run's one-line verdict, counts, hold, dead letters and truncations."""
+    """The report: the run's one-line verdict, counts, hold and dead letters with reasons."""
     lines = [f"# Drain: {verdict}", ""]
     if outcomes:
         lines += ["| outcome | orders |", "|---|---|"]
@@ -53,9 +45,6 @@ def drain_markdown(
             "Each is in the `shopsync-dead-letters` table with what to do; after fixing the "
             "cause, run `replay-dead-letters/manual` with the order names.",
         ]
-    if truncated:
-        lines += ["", "## Truncated values", "", "| order | value |", "|---|---|"]
-        lines += [f"| {note.order} | {_cell(note.detail)} |" for note in truncated]
     return "\n".join(lines)
 
 

@@ -29,7 +29,6 @@ from sandbox.server import BackgroundServer
 from state import StateStore
 from tasks.dead_letter_board import ARTIFACT_KEY
 from tasks.drain_report import ARTIFACT_KEY as DRAIN_REPORT
-from tests.e2e.test_webhook_path import receiver, store  # noqa: F401 - fixtures
 
 RULE = {"object": "Opportunity", "field": "Name", "contains": "Shopify", "message": "Blocked"}
 
@@ -96,10 +95,10 @@ def board(api: str) -> dict:
 def test_a_drain_that_dead_letters_fails_publishes_the_board_and_alerts_the_webhook(
     prefect_api: str,
     alert_inbox: tuple[str, list[dict]],
-    receiver: str,  # noqa: F811
+    receiver: str,
     shopify,
     salesforce,
-    store: StateStore,  # noqa: F811
+    store: StateStore,
     tmp_path: Path,
 ) -> None:
     url, received = alert_inbox
@@ -143,10 +142,10 @@ def test_a_drain_that_dead_letters_fails_publishes_the_board_and_alerts_the_webh
 
 def test_replay_by_order_name_resolves_the_dead_letter_and_empties_the_board(
     prefect_api: str,
-    receiver: str,  # noqa: F811
+    receiver: str,
     shopify,
     salesforce,
-    store: StateStore,  # noqa: F811
+    store: StateStore,
 ) -> None:
     names = dead_letter_two_orders(shopify, salesforce)
     run_flow(sync_pending_orders, max_seconds=60, batch_size=50, lease_seconds=30)

@@ -14,8 +14,7 @@ from flows.outcome import RunOutcome, judge
 from flows.reconcile import summary_outcome
 from state import DeadLetterRecord
 from tasks.dead_letter_board import UnknownDeadLetters, advice, board_rows, choose
-from tasks.drain_report import OrderNote, drain_markdown, truncation_text
-from tasks.mapping import Truncation
+from tasks.drain_report import OrderNote, drain_markdown
 from webhooks.serve import due_work_waiting
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -161,20 +160,18 @@ def test_the_alerts_cover_failures_dead_letters_holds_and_a_missed_nightly() -> 
     }
 
 
-def test_the_drain_report_lists_what_was_synced_held_dead_lettered_and_truncated() -> None:
+def test_the_drain_report_lists_what_was_synced_held_and_dead_lettered() -> None:
     markdown = drain_markdown(
         "1 of 3 orders dead-lettered: FIELD_CUSTOM_VALIDATION_EXCEPTION ×1",
         {"created": 2, "dead_letter": 1},
         "INVALID_SESSION_ID: login refused",
         [OrderNote("#1002", "FIELD_CUSTOM_VALIDATION_EXCEPTION: Amount | must be positive")],
-        [OrderNote("#1001", truncation_text(Truncation("Account", "Name", 300, 255)))],
     )
     assert markdown.startswith("# Drain: 1 of 3 orders dead-lettered")
     assert "| created | 2 |" in markdown
     assert "**Held:** INVALID_SESSION_ID: login refused" in markdown
     assert "| #1002 | FIELD_CUSTOM_VALIDATION_EXCEPTION: Amount \\| must be positive |" in markdown
-    assert "| #1001 | Account.Name: 300 characters cut to 255 |" in markdown
 
 
 def test_an_empty_drain_says_so() -> None:
-    assert "Nothing was pending." in drain_markdown("0 orders", {}, None, [], [])
+    assert "Nothing was pending." in drain_markdown("0 orders", {}, None, [])
