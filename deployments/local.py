@@ -90,7 +90,13 @@ def prefect_server(home: Path, port: int = 4200) -> Iterator[str]:
     """Start ``prefect server start`` on loopback; yield its API URL; stop it afterwards."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # the UI in the browser calls this API: without it the UI asks port 4200 whatever --port
+        "PREFECT_UI_API_URL": url,
+    }
     env.pop("PREFECT_API_URL", None)
     home.mkdir(parents=True, exist_ok=True)
     log = (home / "server.log").open("ab")

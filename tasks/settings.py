@@ -216,6 +216,11 @@ class Settings(BaseSettings):
             "with its reason, so that the nightly cursor moves on."
         ),
     )
+    alerts_block: str | None = Field(
+        None,
+        validation_alias=_env("SHOPSYNC_ALERTS_BLOCK"),
+        description="Prefect notification block for alerts, as <block-type>/<name>.",
+    )
     nightly_cron: str = Field(
         "30 3 * * *",
         validation_alias=_env("SHOPSYNC_NIGHTLY_CRON"),

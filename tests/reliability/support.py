@@ -162,11 +162,14 @@ class DrainLog:
 
 def drain_once(log: DrainLog, max_seconds: float = 60) -> None:
     """One run of the drain flow; a failed run is recorded (the schedule would run it again)."""
+    from flows.outcome import run_flow
     from flows.sync_pending import sync_pending_orders
 
     log.runs += 1
     try:
-        result = sync_pending_orders(max_seconds=max_seconds, batch_size=50, lease_seconds=30)
+        _, result = run_flow(
+            sync_pending_orders, max_seconds=max_seconds, batch_size=50, lease_seconds=30
+        )
     except Exception as exc:  # the flow failing loudly is allowed; losing work is not
         log.failed_runs.append(f"{type(exc).__name__}: {exc}"[:300])
         return
@@ -302,8 +305,9 @@ def assert_complete(store: StateStore, salesforce: Any, shop: Any, expected: set
 
 def replay_and_settle(store: StateStore, log: DrainLog) -> dict[str, Any]:
     """Once faults clear: replay every open dead letter, then drain what is left."""
+    from flows.outcome import run_flow
     from flows.replay import replay_dead_letters
 
-    result = replay_dead_letters()
+    _, result = run_flow(replay_dead_letters)
     settle(store, log)
     return result
