@@ -129,13 +129,14 @@ class DeadLetterRecord:
     error_code: str | None
     message: str
     fields: list[str]
-    errors: list[dict[str, Any]] | None
     payload: bytes | None
     first_seen: datetime
     last_seen: datetime
     attempts: int
     resolved_at: datetime | None
     resolution: str | None
+    # Every error Salesforce reported: [{"code", "message", "fields", "stage"?}, …]
+    errors: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
