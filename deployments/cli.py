@@ -99,9 +99,12 @@ def config_check(
 
 def _show(value: object) -> str:
     if isinstance(value, SecretStr):
-        return "******** (set)"
-    if isinstance(value, list) and value and all(isinstance(v, SecretStr) for v in value):
-        return f"******** ({len(value)} set)"
+        return "******** (set)" if value.get_secret_value() else "(not set)"
+    secrets = [v for v in value if isinstance(v, SecretStr) and v.get_secret_value()] if isinstance(
+        value, list
+    ) else []
+    if secrets:
+        return f"******** ({len(secrets)} set)"
     if isinstance(value, dict):
         return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
     return "(not set)" if value in (None, [], "") else str(value)

@@ -23,6 +23,8 @@ SANDBOX_SHOP = "sandbox-shop.myshopify.com"
 SANDBOX_TOKEN = "shpat_sandbox"  # noqa: S105 - the local sandbox's, not a real secret
 SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"  # noqa: S105 - sandbox only
 SANDBOX_TIMEZONE = "America/New_York"
+SANDBOX_CLIENT_ID = "sandbox-client"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - sandbox only
 DEMO_MIX = StoreMix(
     repeat_customers=0.3,
     guest_checkouts=0.1,
@@ -48,8 +50,8 @@ class SandboxStack:
         return {
             "SALESFORCE_LOGIN_URL": self.salesforce_url,
             "SALESFORCE_AUTH_MODE": "client_credentials",
-            "SALESFORCE_CLIENT_ID": "sandbox-client",
-            "SALESFORCE_CLIENT_SECRET": "sandbox-secret",
+            "SALESFORCE_CLIENT_ID": SANDBOX_CLIENT_ID,
+            "SALESFORCE_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
             "SHOPIFY_ADMIN_URL": self.shopify_url,
             "SHOPIFY_STORE_DOMAIN": SANDBOX_SHOP,
             "SHOPIFY_ADMIN_API_ACCESS_TOKEN": SANDBOX_TOKEN,
@@ -75,7 +77,7 @@ def sandbox_stack(
         end=end,
         mix=DEMO_MIX,
     )
-    salesforce = SalesforceSandbox()
+    salesforce = SalesforceSandbox(client_id=SANDBOX_CLIENT_ID, client_secret=SANDBOX_CLIENT_SECRET)
     shopify = ShopifySandbox(shops=[shop])
     with (
         BackgroundServer(salesforce.app, port=salesforce_port) as sf_server,
