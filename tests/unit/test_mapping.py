@@ -778,3 +778,50 @@ def test_any_parseable_order_maps_within_limits(
         "StageName",
         "External_Shopify_Order_ID__c",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Protected customer data redacted (issue 13.3): names, e-mails, phones and addresses are null
+# --------------------------------------------------------------------------------------------
+
+_PERSONAL = ("first_name", "last_name", "name", "address1", "address2", "phone")
+
+
+def _redacted(rest_order: Build, **overrides: Any) -> dict[str, Any]:
+    payload = rest_order(email=None, phone=None, contact_email=None, **overrides)
+    if payload.get("customer"):
+        payload["customer"].update(first_name=None, last_name=None, email=None, phone=None)
+        for key in _PERSONAL:
+            payload["customer"]["default_address"][key] = None
+    for address in ("billing_address", "shipping_address"):
+        if payload.get(address):
+            payload[address].update(dict.fromkeys(_PERSONAL))
+    return payload
+
+
+def test_a_redacted_customer_order_has_no_contact_and_no_none_names(rest_order: Build) -> None:
+    records = _map(_redacted(rest_order))
+    assert records.account["Name"] == "Shopify customer 115310627314723954"
+    assert records.account_key == "shop_cust_115310627314723954"
+    assert records.contact is None
+    assert records.contact_key is None
+    assert records.contact_lookup_email is None
+    assert records.opportunity["Name"] == "Shopify Order #9999 (customer 115310627314723954)"
+    text = json.dumps(jsonable(records.account)) + json.dumps(jsonable(records.opportunity))
+    assert "None" not in text
+
+
+def test_a_redacted_guest_order_gets_its_own_account_and_no_contact(rest_order: Build) -> None:
+    records = _map(_redacted(rest_order, customer=None, billing__company=None))
+    assert records.account_key == f"shop_guest_order_{records.order_key}"
+    assert records.account["Name"] == "Shopify guest #9999"
+    assert records.contact is None
+    assert records.opportunity["Name"] == "Shopify Order #9999 (guest)"
+
+
+def test_a_customer_known_only_by_phone_keeps_a_contact(rest_order: Build) -> None:
+    payload = _redacted(rest_order)
+    payload["customer"]["phone"] = "+1 613 555 0100"
+    records = _map(payload)
+    assert records.contact is not None
+    assert records.contact["Phone"] == "+1 613 555 0100"
