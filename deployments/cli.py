@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -63,21 +63,84 @@ def _settings(*parts: str) -> Settings:
     return settings
 
 
+def _preflight(settings: Settings, *systems: str) -> None:
+    """Log in to each system once, before any flow starts: a wrong secret or an unreachable URL
+    is one line with its fix (exit 1), not a traceback and minutes of retries."""
+    from tasks.doctor import fix_for
+    from tasks.errors import SyncError
+
+    probes = {"Salesforce": _salesforce_probe, "Shopify": _shopify_probe}
+    for system in systems:
+        try:
+            probes[system](settings)
+        except SyncError as exc:
+            _fail([f"shopsync: {system}: {exc} (fix: {fix_for(exc, system)})"], EXIT_FAILED)
+
+
+def _salesforce_probe(settings: Settings) -> None:
+    from tasks.salesforce import SimpleSalesforceGateway
+
+    SimpleSalesforceGateway(settings).limits()
+
+
+def _shopify_probe(settings: Settings) -> None:
+    from tasks.shopify import ShopifyClient
+
+    client = ShopifyClient(settings)
+    try:
+        client.shop_info()
+    finally:
+        client.close()
+
+
 @contextmanager
-def _prefect_api(settings: Settings, port: int = 0) -> Iterator[None]:
-    """Use PREFECT_API_URL when set; otherwise run a local Prefect server for the command."""
+def _prefect_api(settings: Settings, port: int = 0, *, announce: bool = False) -> Iterator[None]:
+    """Use PREFECT_API_URL when set, else the server of a running ``shopsync serve`` (its UI then
+    shows this command's runs), else a local Prefect server for the command alone.
+
+    ``announce``: this is ``serve``; tell later commands where its server is.
+    """
+    from deployments.local import announce_server, prefect_server, running_server
+
     if os.environ.get("PREFECT_API_URL"):
         yield
         return
-    from deployments.local import prefect_server
-
-    with prefect_server(settings.data_dir / "prefect", port=port) as url:
-        os.environ["PREFECT_API_URL"] = url
-        typer.echo(f"Prefect UI: {url.removesuffix('/api')}")
+    home = settings.data_dir / "prefect"
+    shared = None if announce else running_server(home)
+    if shared:
+        with _api_url(shared, "the running shopsync serve"):
+            yield
+        return
+    with prefect_server(home, port=port) as url, _api_url(url, "until this command ends"):
+        note = announce_server(home, url) if announce else None
         try:
             yield
         finally:
-            os.environ.pop("PREFECT_API_URL", None)
+            if note is not None:
+                note.unlink(missing_ok=True)
+
+
+@contextmanager
+def _api_url(url: str, whose: str) -> Iterator[None]:
+    os.environ["PREFECT_API_URL"] = url
+    typer.echo(f"Prefect UI: {url.removesuffix('/api')} ({whose})")
+    try:
+        yield
+    finally:
+        _flush_prefect()
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+def _flush_prefect() -> None:
+    """Send buffered run logs and events before the server they go to stops."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with suppress(RuntimeError):  # never started
+            worker.drain_all(timeout=10)
 
 
 # -- config -----------------------------------------------------------------------------------
@@ -100,9 +163,11 @@ def config_check(
 def _show(value: object) -> str:
     if isinstance(value, SecretStr):
         return "******** (set)" if value.get_secret_value() else "(not set)"
-    secrets = [v for v in value if isinstance(v, SecretStr) and v.get_secret_value()] if isinstance(
-        value, list
-    ) else []
+    secrets = (
+        [v for v in value if isinstance(v, SecretStr) and v.get_secret_value()]
+        if isinstance(value, list)
+        else []
+    )
     if secrets:
         return f"******** ({len(secrets)} set)"
     if isinstance(value, dict):
@@ -130,8 +195,22 @@ def serve(
             typer.echo(f"Salesforce sandbox: {stack.salesforce_url}")
             typer.echo(f"Shopify sandbox:    {stack.shopify_url}")
         settings = _settings("shopify", "salesforce", "webhooks")
-        with _prefect_api(settings, prefect_port):
+        _check_serve_ports(settings, prefect_port)
+        _preflight(settings, "Shopify", "Salesforce")
+        with _prefect_api(settings, prefect_port, announce=True):
             _serve_everything(settings, stack, limit)
+
+
+def _check_serve_ports(settings: Settings, prefect_port: int) -> None:
+    """A busy port is one line naming what holds it and what to do (exit 2)."""
+    from deployments.local import PortBusy, check_prefect_port, check_webhook_port
+
+    try:
+        check_webhook_port(settings.webhook_host, settings.webhook_port)
+        if not os.environ.get("PREFECT_API_URL"):
+            check_prefect_port(prefect_port)
+    except PortBusy as exc:
+        _fail([f"shopsync serve: {exc}"])
 
 
 @contextmanager
@@ -243,7 +322,14 @@ def demo(
 @app.command("sync-order")
 def sync_order_command(order_id: Annotated[str, typer.Argument(help="Numeric order id.")]) -> None:
     """Sync one Shopify order now."""
+    from tasks.orders import numeric_order_id
+
+    try:
+        order_id = numeric_order_id(order_id)
+    except ValueError as exc:
+        _fail([f"shopsync sync-order: {exc} (the number at the end of the order's admin URL)"])
     settings = _settings("shopify", "salesforce")
+    _preflight(settings, "Shopify", "Salesforce")
     with _prefect_api(settings):
         from flows.sync_order import sync_order
 
@@ -264,6 +350,7 @@ def reconcile_command(
     """Reconcile a date range (or, without dates, the nightly window from the cursor)."""
     first, last = _dates(start, end)
     settings = _settings("shopify", "salesforce")
+    _preflight(settings, "Shopify", "Salesforce")
     with _prefect_api(settings):
         from flows.reconcile import reconcile
 
@@ -340,6 +427,7 @@ def dlq_replay(
 ) -> None:
     """Sync dead-lettered orders again (all open ones, or the ids given)."""
     settings = _settings("shopify", "salesforce")
+    _preflight(settings, "Shopify", "Salesforce")
     with _prefect_api(settings):
         from flows.replay import replay_dead_letters
 

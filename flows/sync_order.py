@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
+from tasks.orders import numeric_order_id
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
 from tasks.steps import dead_letter, fetch_order, sync_order_step, with_retries
-
-ORDER_ID = re.compile(r"^[0-9]{1,20}$")
 
 
 @flow(name="sync-order", log_prints=False)
@@ -22,9 +20,7 @@ def sync_order(order_id: str) -> dict[str, Any]:
     Args:
         order_id: The numeric Shopify order id (the REST id / legacyResourceId, not the GID).
     """
-    order_id = order_id.strip()
-    if not ORDER_ID.match(order_id):
-        raise ValueError(f"order_id must be the numeric Shopify order id, got {order_id!r}")
+    order_id = numeric_order_id(order_id)
     settings = get_settings()
     runtime = build_runtime(settings)
     logger = get_run_logger()

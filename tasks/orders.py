@@ -28,6 +28,16 @@ from typing import Any
 
 from tasks.errors import InvalidOrder
 
+NUMERIC_ORDER_ID = re.compile(r"^[0-9]{1,20}$")
+
+
+def numeric_order_id(text: str) -> str:
+    """The order id, stripped; ``ValueError`` unless it is Shopify's numeric id (not a GID)."""
+    order_id = text.strip()
+    if not NUMERIC_ORDER_ID.match(order_id):
+        raise ValueError(f"order_id must be the numeric Shopify order id, got {order_id!r}")
+    return order_id
+
 __all__ = [
     "ORDER_FIELDS",
     "Address",
