@@ -37,7 +37,7 @@ class User:
     env: dict[str, str]
 
     def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(  # noqa: S603
+        return subprocess.run(
             [SHOPSYNC, *args],
             cwd=self.home,
             env={**self.env, **env},
@@ -49,7 +49,7 @@ class User:
 
     def start(self, *args: str, **env: str) -> subprocess.Popen:
         log = (self.home / "serve.log").open("wb")
-        return subprocess.Popen(  # noqa: S603
+        return subprocess.Popen(
             [SHOPSYNC, *args],
             cwd=self.home,
             env={**self.env, **env},
