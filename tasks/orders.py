@@ -38,6 +38,7 @@ def numeric_order_id(text: str) -> str:
         raise ValueError(f"order_id must be the numeric Shopify order id, got {order_id!r}")
     return order_id
 
+
 __all__ = [
     "ORDER_FIELDS",
     "Address",
