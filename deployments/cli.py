@@ -339,6 +339,28 @@ def sync_order_command(order_id: Annotated[str, typer.Argument(help="Numeric ord
         raise typer.Exit(EXIT_FAILED)
 
 
+@app.command("drain")
+def drain_command(
+    max_seconds: Annotated[
+        float, typer.Option(help="Stop claiming new work after this long.")
+    ] = 240.0,
+    batch_size: Annotated[int, typer.Option(help="Orders claimed at a time.")] = 50,
+) -> None:
+    """Drain the webhook inbox once, in the foreground (for cron, and for debugging)."""
+    settings = _settings("shopify", "salesforce")
+    _preflight(settings, "Shopify", "Salesforce")
+    with _prefect_api(settings):
+        from flows.sync_pending import sync_pending_orders
+
+        result = _run_flow(sync_pending_orders, max_seconds=max_seconds, batch_size=batch_size)
+    outcomes = result.get("outcomes") or {}
+    done = ", ".join(f"{count} {what}" for what, count in sorted(outcomes.items()))
+    typer.echo(f"drain finished: {done or 'nothing was pending'}")
+    if result.get("stopped_because"):
+        typer.echo(f"stopped early: {result['stopped_because']}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
 @app.command("reconcile")
 def reconcile_command(
     start: Annotated[

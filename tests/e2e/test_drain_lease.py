@@ -11,7 +11,10 @@ import time
 from datetime import timedelta
 
 import pytest
+from prefect.settings import PREFECT_API_URL
+from typer.testing import CliRunner
 
+from deployments.cli import app
 from state import StateStore
 from tests.e2e.test_webhook_path import opportunities
 
@@ -54,3 +57,16 @@ def test_a_drain_longer_than_its_lease_keeps_its_claims(
     assert len(synced) == 16
     assert all(len(records) == 1 for records in synced.values())
     assert store.counts().inbox == {"done": 16}
+
+
+def test_shopsync_drain_runs_the_drain_once_in_the_foreground(
+    receiver: str, shopify, salesforce, store: StateStore, monkeypatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    shop = shopify.shop
+    shop.send_order_events("orders/create", 0, 5)
+    assert shop.webhooks.flush(timeout=60)
+    result = CliRunner().invoke(app, ["drain"])
+    assert result.exit_code == 0, result.output
+    assert "drain finished: 5 created" in result.output
+    assert store.counts().inbox == {"done": 5}
