@@ -94,30 +94,48 @@ def _shopify_probe(settings: Settings) -> None:
 
 
 @contextmanager
-def _prefect_api(settings: Settings, port: int = 0, *, announce: bool = False) -> Iterator[None]:
+def _prefect_api(settings: Settings, port: int = 0, *, serving: bool = False) -> Iterator[None]:
     """Use PREFECT_API_URL when set, else the server of a running ``shopsync serve`` (its UI then
     shows this command's runs), else a local Prefect server for the command alone.
 
-    ``announce``: this is ``serve``; tell later commands where its server is.
+    ``serving``: this is ``serve``; crash what a killed serve left running, and tell later
+    commands where this server is.
     """
-    from deployments.local import announce_server, prefect_server, running_server
+    from deployments.local import prefect_server
+    from deployments.recovery import running_server
 
     if os.environ.get("PREFECT_API_URL"):
-        yield
+        with _serving(settings, os.environ["PREFECT_API_URL"]) if serving else _nothing():
+            yield
         return
-    home = settings.data_dir / "prefect"
-    shared = None if announce else running_server(home)
+    shared = None if serving else running_server(settings.data_dir)
     if shared:
         with _api_url(shared, "the running shopsync serve"):
             yield
         return
-    with prefect_server(home, port=port) as url, _api_url(url, "until this command ends"):
-        note = announce_server(home, url) if announce else None
-        try:
-            yield
-        finally:
-            if note is not None:
-                note.unlink(missing_ok=True)
+    with (
+        prefect_server(settings.data_dir / "prefect", port=port) as url,
+        _api_url(url, "until this command ends"),
+        _serving(settings, url) if serving else _nothing(),
+    ):
+        yield
+
+
+@contextmanager
+def _serving(settings: Settings, url: str) -> Iterator[None]:
+    """Take over from a killed serve (its runs marked Crashed), note this one, unnote at exit."""
+    from deployments.recovery import crash_runs_of, read_note, remove_note, write_note
+
+    previous = read_note(settings.data_dir)
+    if previous is not None and not previous.is_alive():
+        crashed = crash_runs_of(previous)
+        if crashed:
+            typer.echo(f"marked {len(crashed)} run(s) of the stopped serve Crashed: {crashed}")
+    write_note(settings.data_dir, url)
+    try:
+        yield
+    finally:
+        remove_note(settings.data_dir)
 
 
 @contextmanager
@@ -197,7 +215,7 @@ def serve(
         settings = _settings("shopify", "salesforce", "webhooks")
         _check_serve_ports(settings, prefect_port)
         _preflight(settings, "Shopify", "Salesforce")
-        with _prefect_api(settings, prefect_port, announce=True):
+        with _prefect_api(settings, prefect_port, serving=True):
             _serve_everything(settings, stack, limit)
 
 

@@ -3,7 +3,6 @@ both sandboxes wired together, and a Prefect server when none is configured."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -204,37 +203,3 @@ def check_webhook_port(host: str, port: int) -> None:
             f"port {port} (webhook receiver) is in use by another program, perhaps another "
             "`shopsync serve`; stop it or set SHOPSYNC_WEBHOOK_PORT to a free port"
         )
-
-
-# -- the running `shopsync serve`, for other commands to report to --------------------------------
-
-SERVE_FILE = "serve.json"
-
-
-def announce_server(home: Path, url: str) -> Path:
-    """Note that this process's Prefect server is at ``url`` (for other shopsync commands)."""
-    path = home / SERVE_FILE
-    path.write_text(json.dumps({"url": url, "pid": os.getpid()}))
-    return path
-
-
-def running_server(home: Path) -> str | None:
-    """The API URL of the Prefect server a live ``shopsync serve`` announced, if any."""
-    try:
-        data = json.loads((home / SERVE_FILE).read_text())
-        url, pid = str(data["url"]), int(data["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not _alive(pid) or not is_prefect_server(url):
-        return None
-    return url
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -60,11 +60,18 @@ class User:
 
 
 @pytest.fixture(scope="module")
-def org() -> Iterator[str]:
-    """A Salesforce sandbox that checks the client secret, as a real org does."""
+def org_sandbox() -> Iterator[tuple[SalesforceSandbox, str]]:
+    """A Salesforce sandbox that checks the client secret, as a real org does, and its URL."""
     sandbox = SalesforceSandbox(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     with BackgroundServer(sandbox.app) as server:
-        yield server.url
+        yield sandbox, server.url
+
+
+@pytest.fixture
+def org(org_sandbox: tuple[SalesforceSandbox, str]) -> str:
+    """A fresh org's URL."""
+    org_sandbox[0].reset()
+    return org_sandbox[1]
 
 
 def clean_environment(home: Path) -> dict[str, str]:
@@ -257,3 +264,80 @@ def test_a_command_reports_to_the_running_serve_and_ctrl_c_stops_serve(user: Use
             proc.wait()
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{api}/health", timeout=2)  # its Prefect server stopped with it
+
+
+# -- serve killed (as by a reboot) and started again ------------------------------------------
+
+
+def wait_for(condition, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_serve_restarted_after_a_kill_crashes_the_dead_run_and_drains_at_once(
+    user: User, org: str, org_sandbox, shopify
+) -> None:
+    prefect_port = free_port()
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    env_file = (user.home / ".env").read_text()
+    webhook_port = next(
+        line.split("=")[1]
+        for line in env_file.splitlines()
+        if line.startswith("SHOPSYNC_WEBHOOK") and "PORT" in line
+    )
+    first = user.start("serve", "--prefect-port", str(prefect_port))
+    second = None
+    try:
+        wait_for_deployment(api, first)
+        httpx.post(
+            f"{org}/__sandbox/faults",
+            json={"kind": "latency", "latency": 600, "path": "/composite"},
+        ).raise_for_status()
+        shop = shopify.shop
+        shop.webhooks.subscribe(
+            "orders/create", f"http://127.0.0.1:{webhook_port}/webhooks/shopify"
+        )
+        shop.send_order_events("orders/create", 0, 3)
+        assert shop.webhooks.flush(timeout=60)
+
+        def running() -> list[dict]:
+            return [
+                r for r in flow_runs(api, "sync-pending-orders") if r["state_type"] == "RUNNING"
+            ]
+
+        wait_for(running, "a drain stuck in Salesforce")
+        [stuck] = running()
+        os.killpg(first.pid, signal.SIGKILL)  # the machine goes down
+        first.wait()
+        wait_for(lambda: not _answers(api), "the dead serve's Prefect server to go")
+        httpx.delete(f"{org}/__sandbox/faults").raise_for_status()
+
+        second = user.start("serve", "--prefect-port", str(prefect_port))
+
+        def state_of_stuck() -> str:
+            return httpx.get(f"{api}/flow_runs/{stuck['id']}").json()["state_type"]
+
+        wait_for(lambda: state_of_stuck() != "RUNNING", "the restarted serve to settle the run")
+        assert state_of_stuck() == "CRASHED"
+        opportunities = org_sandbox[0].store.records["Opportunity"]
+        wait_for(lambda: len(opportunities) == 3, "the 3 orders in Salesforce")
+        assert len({r["External_Shopify_Order_ID__c"] for r in opportunities.values()}) == 3
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _answers(api: str) -> bool:
+    try:
+        return httpx.get(f"{api}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
