@@ -212,11 +212,21 @@ def serve(
             os.environ.update(stack.product_env())
             typer.echo(f"Salesforce sandbox: {stack.salesforce_url}")
             typer.echo(f"Shopify sandbox:    {stack.shopify_url}")
+            typer.echo(f"Settings to talk to this stack: {_write_sandbox_env(stack.product_env())}")
         settings = _settings("shopify", "salesforce", "webhooks")
         _check_serve_ports(settings, prefect_port)
         _preflight(settings, "Shopify", "Salesforce")
         with _prefect_api(settings, prefect_port, serving=True):
             _serve_everything(settings, stack, limit)
+
+
+def _write_sandbox_env(env: dict[str, str], path: Path = Path(".env.sandbox")) -> Path:
+    """Write the sandbox stack's settings (secrets included: they are the sandbox's) to
+    ``path``, for ``set -a; . ./.env.sandbox`` or another tool talking to the stack."""
+    lines = ["# shopsync serve --sandbox: the local sandboxes' settings (valid while it runs)"]
+    lines += [f"{key}={value}" for key, value in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path.resolve()
 
 
 def _check_serve_ports(settings: Settings, prefect_port: int) -> None:

@@ -89,6 +89,9 @@ def test_serve_sandbox_registers_five_deployments_with_forms_and_the_nightly_sch
         assert nightly["schedule"]["cron"] == "30 3 * * *"
         assert nightly["schedule"]["timezone"] == "America/New_York"
         assert found["sync-pending-orders/webhook"]["schedules"][0]["schedule"]["interval"] == 60
+        sandbox_env = (tmp_path / ".env.sandbox").read_text()
+        for key in ("SHOPIFY_WEBHOOK_SECRET=", "SALESFORCE_CLIENT_SECRET=", "SHOPIFY_ADMIN_URL="):
+            assert key in sandbox_env, sandbox_env
         receiver = httpx.get(f"http://127.0.0.1:{webhook_port}/healthz")
         assert receiver.json()["status"] == "ok"
     finally:
