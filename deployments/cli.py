@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -396,8 +396,23 @@ def reconcile_command(
     ] = None,
     end: Annotated[str | None, typer.Option(help="Last day, inclusive, YYYY-MM-DD.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Report the repair plan; write nothing.")] = False,
+    advance_cursor_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Run nothing: move the nightly cursor to this ISO 8601 time with a timezone "
+            "(orders updated before it are no longer checked by the nightly run)."
+        ),
+    ] = None,
+    allow_backwards: Annotated[
+        bool, typer.Option(help="With --advance-cursor-to: allow moving the cursor back.")
+    ] = False,
 ) -> None:
     """Reconcile a date range (or, without dates, the nightly window from the cursor)."""
+    if advance_cursor_to is not None:
+        if start or end or dry_run:
+            _fail(["--advance-cursor-to runs nothing: give it without --start/--end/--dry-run"])
+        _move_cursor(advance_cursor_to, allow_backwards)
+        return
     first, last = _dates(start, end)
     settings = _settings("shopify", "salesforce")
     _preflight(settings, "Shopify", "Salesforce")
@@ -406,6 +421,30 @@ def reconcile_command(
 
         result = _run_flow(reconcile, start=first, end=last, dry_run=dry_run)
     typer.echo(json.dumps(result, indent=2, default=str))
+
+
+def _move_cursor(value: str, allow_backwards: bool) -> None:
+    """An operator's move of the nightly cursor (the nightly run only ever moves it forward)."""
+    from tasks.reconcile_run import CURSOR
+
+    try:
+        target = datetime.fromisoformat(value)
+    except ValueError as exc:
+        _fail([f"--advance-cursor-to must be an ISO 8601 time: {exc}"])
+        raise
+    if target.tzinfo is None:
+        _fail([f"--advance-cursor-to {value}: give a timezone, e.g. {value}+00:00"])
+    store = _store(_settings())
+    try:
+        before = store.get_cursor(CURSOR)
+        after = store.set_cursor(CURSOR, target.astimezone(UTC), allow_backwards=allow_backwards)
+    except ValueError as exc:
+        _fail([f"{exc} (pass --allow-backwards to widen the next nightly window)"], EXIT_FAILED)
+        raise
+    finally:
+        store.close()
+    moved = {"cursor": CURSOR, "from": before, "to": after}
+    typer.echo(json.dumps(moved, indent=2, default=str))
 
 
 def _dates(start: str | None, end: str | None) -> tuple[date | None, date | None]:

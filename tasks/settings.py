@@ -200,6 +200,15 @@ class Settings(BaseSettings):
         validation_alias=_env("SHOPSYNC_RECONCILE_LOOKBACK_HOURS"),
         description="How far behind the cursor the nightly reconcile looks again.",
     )
+    reconcile_max_failed_nights: int = Field(
+        3,
+        ge=1,
+        validation_alias=_env("SHOPSYNC_RECONCILE_MAX_FAILED_NIGHTS"),
+        description=(
+            "Nightly runs an order's repair may fail transiently before it is dead-lettered "
+            "with its reason, so that the nightly cursor moves on."
+        ),
+    )
     nightly_cron: str = Field(
         "30 3 * * *",
         validation_alias=_env("SHOPSYNC_NIGHTLY_CRON"),
