@@ -9,6 +9,7 @@ budget is spent. Started by a debounced event trigger and an every-minute safety
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,7 @@ from tasks.artifacts import current_flow_run_id, field_warnings_markdown, publis
 from tasks.dead_letter_board import payload_order_name, publish_board
 from tasks.drain_report import OrderNote, drain_markdown, publish_drain_report
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
+from tasks.heartbeat import lease_heartbeat
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
@@ -95,14 +97,15 @@ class DrainReport:
 
 @flow(name="sync-pending-orders", flow_run_name="drain")
 def sync_pending_orders(
-    max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float = 600.0
+    max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float = 30.0
 ) -> dict[str, Any]:
     """Sync every pending webhook delivery into Salesforce.
 
     Args:
         max_seconds: Stop claiming new work after this long (the next run continues).
         batch_size: Orders claimed at a time.
-        lease_seconds: How long a claim is held before another run may take it over.
+        lease_seconds: How long a claim outlives its drain (renewed while the drain runs): a
+            killed drain's orders are taken over after this long.
     """
     settings = get_settings()
     runtime = build_runtime(settings)
@@ -124,15 +127,17 @@ def _drain(
 ) -> None:
     deadline = time.monotonic() + max_seconds
     ctx: SyncContext | None = None
-    while time.monotonic() < deadline and report.stopped_because is None:
-        claims = runtime.store.claim(max_orders=batch, lease=lease)
-        if not claims:
-            return
-        if ctx is None:
-            ctx = _context_or_hold(runtime, claims, report)
-            if ctx is None:
+    owner = uuid.uuid4().hex
+    with lease_heartbeat(runtime.store, owner, lease):  # a short lease, renewed while we work
+        while time.monotonic() < deadline and report.stopped_because is None:
+            claims = runtime.store.claim(max_orders=batch, lease=lease, owner=owner)
+            if not claims:
                 return
-        _sync_batch(runtime, ctx, claims, report)
+            if ctx is None:
+                ctx = _context_or_hold(runtime, claims, report)
+                if ctx is None:
+                    return
+            _sync_batch(runtime, ctx, claims, report)
 
 
 def _sync_batch(

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         env_nested_delimiter="__",
+        env_ignore_empty=True,  # `FOO=` in .env (as .env.example has it) means unset
         extra="ignore",
         populate_by_name=True,
     )
