@@ -676,6 +676,26 @@ def _api_usage(settings: Settings) -> str:
     return f"salesforce api usage: {used}/{daily.get('Max', '?')} in the last 24 h"
 
 
+@app.command("smoke")
+def smoke() -> None:
+    """Opt-in check against the real org and shop: log in to both, write one clearly marked test
+    Account/Contact/Opportunity with the real field set, read it back, delete it; one line a
+    step, exit 1 when any fails."""
+    from tasks.runtime import build_runtime
+    from tasks.smoke import SmokeRun
+
+    settings = _settings("shopify", "salesforce")
+    runtime = build_runtime(settings)
+    try:
+        steps = SmokeRun(runtime).run(report=lambda step: typer.echo(step.line()))
+    finally:
+        runtime.close()
+    failed = [step for step in steps if not step.ok]
+    typer.echo(f"smoke test failed at: {failed[0].name}" if failed else "smoke test passed")
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
 @app.command("doctor")
 def doctor() -> None:
     """Preflight checks of the Salesforce org and the Shopify app; exit 1 when any fails."""

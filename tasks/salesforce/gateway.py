@@ -313,6 +313,11 @@ class SimpleSalesforceGateway:
         """Update records by ``Id`` through sObject Collections (``PATCH``), 200 per call."""
         return self._collection_calls(sobject, "Id", records, "PATCH", "composite/sobjects")
 
+    def delete(self, sobject: str, record_id: str) -> None:
+        """Delete one record by Id (to the recycle bin); used by ``shopsync smoke`` only."""
+        self.check_budget()
+        self._call(lambda sf: sf.restful(f"sobjects/{sobject}/{record_id}", method="DELETE"))
+
     def _collection_calls(
         self,
         sobject: str,
