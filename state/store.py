@@ -153,6 +153,8 @@ class RunRecord:
     started_at: datetime
     finished_at: datetime | None
     error: str | None
+    host: str | None = None
+    pid: int | None = None
 
 
 WarningKind = Literal["truncated", "dropped"]
@@ -318,8 +320,10 @@ class StateStore:
         *,
         dry_run: bool = False,
         flow_run_id: str | None = None,
+        host: str | None = None,
+        pid: int | None = None,
     ) -> int:
-        """Record the start of a reconcile run and return its id."""
+        """Record the start of a reconcile run (and the host and process running it); its id."""
         with self._tx() as s:
             run = ReconcileRun(
                 mode=mode,
@@ -330,6 +334,8 @@ class StateStore:
                 counts={},
                 started_at=utcnow(),
                 flow_run_id=flow_run_id,
+                host=host,
+                pid=pid,
             )
             s.add(run)
             s.flush()
@@ -345,6 +351,16 @@ class StateStore:
             run.counts = counts
             run.error = error
             run.finished_at = utcnow()
+
+    def running_runs(self) -> list[RunRecord]:
+        """Runs still marked running, oldest first."""
+        with self._tx() as s:
+            rows = s.scalars(
+                select(ReconcileRun)
+                .where(ReconcileRun.status == "running")
+                .order_by(ReconcileRun.id)
+            )
+            return [_run_record(r) for r in rows]
 
     def recent_runs(self, limit: int = 10) -> list[RunRecord]:
         """The newest runs first."""

@@ -12,6 +12,7 @@ The pure diff lives in ``tasks.reconcile``; DESIGN.md §6.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,7 @@ from tasks.reconcile import (
     plan_repair,
     still_due,
 )
+from tasks.reconcile_recovery import recover_abandoned_runs, this_host
 from tasks.runtime import Runtime
 from tasks.salesforce import RecordResult, SalesforceGateway
 from tasks.salesforce.errors import TRANSIENT_CODES
@@ -1029,12 +1031,15 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
     """One reconcile run over ``[run.window_start, run.window_end)``."""
     shop = with_retries(read_shop, runtime.settings)(runtime.shopify)
     shopify_before = runtime.shopify.calls - 1
+    recover_abandoned_runs(runtime.store, runtime.settings.data_dir / "reconcile", utcnow())
     run.run_id = runtime.store.start_run(
         run.mode,
         run.window_start,
         run.window_end,
         dry_run=run.dry_run,
         flow_run_id=_flow_run_id(),
+        host=this_host(),
+        pid=os.getpid(),
     )
     progress = Progress(f"reconcile-progress-{run.mode}")
     try:
