@@ -76,7 +76,7 @@ from tasks.reconcile_recovery import recover_abandoned_runs, this_host
 from tasks.runtime import Runtime
 from tasks.salesforce import RecordResult, SalesforceGateway
 from tasks.salesforce.errors import TRANSIENT_CODES
-from tasks.shopify import ShopifyClient, ShopInfo
+from tasks.shopify import ORDER_FIELDS, ShopifyClient, ShopInfo, page_size_for
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import dead_letter, retry_if_transient, with_retries
 from tasks.sync import SyncContext
@@ -228,7 +228,14 @@ def list_shopify_window(
     shopify: ShopifyClient, start: datetime, end: datetime, path: Path
 ) -> SpoolResult:
     """Spool the window's orders (pages, or a bulk operation when large) to ``path``."""
-    return spool_window(shopify, start, end, path, bulk_after_pages=BULK_AFTER_PAGES)
+    return spool_window(
+        shopify,
+        start,
+        end,
+        path,
+        bulk_after_pages=BULK_AFTER_PAGES,
+        bulk_over=BULK_AFTER_PAGES * page_size_for(ORDER_FIELDS),
+    )
 
 
 @dataclass

@@ -50,6 +50,14 @@ query OrdersPage($first: Int!, $after: String, $query: String) {{
 fragment OrderFields on Order {{ {ORDER_FIELDS} }}
 """
 
+# ordersCount (Admin API 2024-07+): a Count {count, precision}; counted up to ``limit``
+# (default 10,000), ``precision`` AT_LEAST when the limit was reached.
+ORDERS_COUNT_QUERY = """
+query OrdersCount($query: String, $limit: Int) {
+  ordersCount(query: $query, limit: $limit) { count precision }
+}
+"""
+
 ORDER_BY_NAME_QUERY = """
 query OrderByName($query: String!) {
   orders(first: 2, query: $query) { nodes { legacyResourceId name } }
@@ -390,6 +398,11 @@ class ShopifyClient:
         data = self.graphql(ORDER_BY_NAME_QUERY, {"query": f'name:"{wanted}"'})
         nodes = (data.get("orders") or {}).get("nodes") or []
         return [str(node["legacyResourceId"]) for node in nodes if node.get("name") == wanted]
+
+    def count_orders(self, start: datetime, end: datetime, limit: int) -> int:
+        """How many orders were updated in ``[start, end)``, counted up to ``limit``."""
+        data = self.graphql(ORDERS_COUNT_QUERY, {"query": window_query(start, end), "limit": limit})
+        return int((data.get("ordersCount") or {}).get("count") or 0)
 
     def iter_order_pages(self, start: datetime, end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Pages of order nodes updated in ``[start, end)``, oldest update first."""

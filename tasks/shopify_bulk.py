@@ -170,6 +170,15 @@ def download_bulk(url: str, path: Path, *, timeout: float = 300.0) -> int:
     return count
 
 
+def wants_bulk(
+    shopify: ShopifyClient, start: datetime, end: datetime, bulk_over: int | None
+) -> bool:
+    """Whether the window holds more than ``bulk_over`` orders (counted only that far)."""
+    if bulk_over is None:
+        return False
+    return shopify.count_orders(start, end, limit=bulk_over + 1) > bulk_over
+
+
 def spool_window(
     shopify: ShopifyClient,
     start: datetime,
@@ -177,11 +186,18 @@ def spool_window(
     path: Path,
     *,
     bulk_after_pages: int = 10,
+    bulk_over: int | None = None,
 ) -> SpoolResult:
-    """List ``[start, end)`` (by ``updated_at``) into ``path``: pages, or a bulk operation."""
+    """List ``[start, end)`` (by ``updated_at``) into ``path``: pages, or a bulk operation.
+
+    With ``bulk_over``, one cheap ``ordersCount`` decides up front: a window of more orders goes
+    straight to a bulk operation, without first spending pages (and cost-limit waits) on it.
+    """
     calls = shopify.calls
     path.parent.mkdir(parents=True, exist_ok=True)
-    count = spool_pages(shopify, start, end, path, bulk_after_pages) if bulk_after_pages else None
+    count = None
+    if not wants_bulk(shopify, start, end, bulk_over) and bulk_after_pages:
+        count = spool_pages(shopify, start, end, path, bulk_after_pages)
     if count is not None:
         return SpoolResult(path, count, "pages", shopify.calls - calls)
     operation = start_bulk(shopify, start, end)

@@ -136,6 +136,7 @@ def resolve_orders(_: Any, info: Any, first: int | None = None, after: str | Non
         raise GraphQLError(str(exc)) from exc
     f.visible_from = shop.visible_from()
     desc = (not reverse) if backwards else reverse
+    shop.stats.add("order_pages")
     rows = list(islice(shop.store.iterate(f, sortKey, desc, cursor), size + 1))
     more = len(rows) > size
     rows = rows[:size]
@@ -148,6 +149,25 @@ def resolve_orders(_: Any, info: Any, first: int | None = None, after: str | Non
         return _connection(edges, has_next=beyond, has_prev=more)
     behind = cursor is not None and _exists(shop, f, sortKey, not reverse, cursor)
     return _connection(edges, has_next=more, has_prev=behind)
+
+
+def resolve_orders_count(_: Any, info: Any, query: str | None = None,
+                         savedSearchId: str | None = None, limit: int | None = 10000
+                         ) -> dict[str, Any]:
+    """``ordersCount`` (Admin API 2024-07+): orders matching ``query``, counted up to ``limit``
+    (default 10,000; ``null`` uncapped, 2025-07+); ``AT_LEAST`` when the limit was reached."""
+    shop = _shop(info)
+    if not shop.has_scope("read_orders"):
+        raise access_denied("ordersCount", "read_orders")
+    try:
+        f = parse_search(query, shop.tz)
+    except SearchError as exc:
+        raise GraphQLError(str(exc)) from exc
+    f.visible_from = shop.visible_from()
+    rows = shop.store.iterate(f, "ID", False, None)
+    count = sum(1 for _ in (rows if limit is None else islice(rows, limit)))
+    reached = limit is not None and count >= limit
+    return {"count": count, "precision": "AT_LEAST" if reached else "EXACT"}
 
 
 def _exists(shop: Shop, f: Any, key: str, desc: bool, after: tuple[int, int]) -> bool:
@@ -313,7 +333,8 @@ def resolve_customer(order: dict[str, Any], info: Any) -> dict[str, Any] | None:
 
 
 QUERY_RESOLVERS = {
-    "orders": resolve_orders, "order": resolve_order, "node": resolve_node,
+    "orders": resolve_orders, "ordersCount": resolve_orders_count, "order": resolve_order,
+    "node": resolve_node,
     "nodes": resolve_nodes, "shop": resolve_shop, "currentAppInstallation": resolve_installation,
     "webhookSubscriptions": resolve_subscriptions, "webhookSubscription": resolve_subscription,
     "currentBulkOperation": resolve_current_bulk, "bulkOperation": resolve_bulk,

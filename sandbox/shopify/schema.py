@@ -188,9 +188,13 @@ type BulkOperationRunQueryPayload {
 }
 type BulkOperationCancelPayload { bulkOperation: BulkOperation userErrors: [UserError!]! }
 
+enum CountPrecision { AT_LEAST EXACT }
+type Count { count: Int! precision: CountPrecision! }
+
 type Query {
   orders(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
          sortKey: OrderSortKeys = ID, query: String, savedSearchId: ID): OrderConnection!
+  ordersCount(query: String, savedSearchId: ID, limit: Int = 10000): Count
   order(id: ID!): Order
   node(id: ID!): Node
   nodes(ids: [ID!]!): [Node]!

@@ -55,6 +55,7 @@ class Stats:
             "tokens_issued": c.get("tokens_issued", 0),
             "token_refused": c.get("token_refused", 0),
             "faults_injected": c.get("faults_injected", 0),
+            "order_pages": c.get("order_pages", 0),  # `orders` connections served (listing)
         }
 
     def reset(self) -> None:
