@@ -96,12 +96,15 @@ def _shopify_probe(settings: Settings) -> None:
 
 
 @contextmanager
-def _prefect_api(settings: Settings, port: int = 0, *, serving: bool = False) -> Iterator[None]:
+def _prefect_api(
+    settings: Settings, port: int = 0, *, serving: bool = False, json_out: bool = False
+) -> Iterator[None]:
     """Use PREFECT_API_URL when set, else the server of a running ``shopsync serve`` (its UI then
     shows this command's runs), else a local Prefect server for the command alone.
 
     ``serving``: this is ``serve``; crash what a killed serve left running, and tell later
-    commands where this server is.
+    commands where this server is. ``json_out``: stdout is for JSON only; say where the UI is
+    on stderr.
     """
     from deployments.local import prefect_server
     from deployments.recovery import running_server
@@ -112,12 +115,12 @@ def _prefect_api(settings: Settings, port: int = 0, *, serving: bool = False) ->
         return
     shared = None if serving else running_server(settings.data_dir)
     if shared:
-        with _api_url(shared, "the running shopsync serve"):
+        with _api_url(shared, "the running shopsync serve", json_out):
             yield
         return
     with (
         prefect_server(settings.data_dir / "prefect", port=port) as url,
-        _api_url(url, "until this command ends"),
+        _api_url(url, "until this command ends", json_out),
         _serving(settings, url) if serving else _nothing(),
     ):
         yield
@@ -141,9 +144,9 @@ def _serving(settings: Settings, url: str) -> Iterator[None]:
 
 
 @contextmanager
-def _api_url(url: str, whose: str) -> Iterator[None]:
+def _api_url(url: str, whose: str, json_out: bool = False) -> Iterator[None]:
     os.environ["PREFECT_API_URL"] = url
-    typer.echo(f"Prefect UI: {url.removesuffix('/api')} ({whose})")
+    typer.echo(f"Prefect UI: {url.removesuffix('/api')} ({whose})", err=json_out)
     try:
         yield
     finally:
@@ -465,6 +468,9 @@ def reconcile_command(
     allow_backwards: Annotated[
         bool, typer.Option(help="With --advance-cursor-to: allow moving the cursor back.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's full result as JSON (for scripts).")
+    ] = False,
 ) -> None:
     """Reconcile a date range (or, without dates, the nightly window from the cursor)."""
     if advance_cursor_to is not None:
@@ -475,14 +481,19 @@ def reconcile_command(
     first, last = _dates(start, end)
     settings = _settings("shopify", "salesforce")
     _preflight(settings, "Shopify", "Salesforce")
-    with _prefect_api(settings):
+    with _prefect_api(settings, json_out=as_json):
         from flows.reconcile import backfill, nightly
 
         if first is None or last is None:
             result = _run_flow(nightly, dry_run=dry_run)
         else:
             result = _run_flow(backfill, start=first, end=last, dry_run=dry_run)
-    typer.echo(json.dumps(result, indent=2, default=str))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        from deployments.status_view import reconcile_line
+
+        typer.echo(reconcile_line(result))
 
 
 def _move_cursor(value: str, allow_backwards: bool) -> None:
@@ -641,11 +652,19 @@ def status(
 ) -> None:
     """Inbox depth, dead letters, field warnings, recent reconcile runs, the cursor, Salesforce
     API usage."""
+    from deployments.status_view import console, dead_letter_table, inbox_table, runs_table
+
     settings = _settings()
     store = _store(settings)
     counts = store.counts()
-    typer.echo(f"inbox: {json.dumps(counts.inbox, sort_keys=True) if counts.inbox else 'empty'}")
+    out = console()
+    if counts.inbox:
+        out.print(inbox_table(counts.inbox))
+    else:
+        typer.echo("inbox: empty")
     typer.echo(f"dead letters open: {counts.dead_letters_open}")
+    if counts.dead_letters_open:
+        out.print(dead_letter_table(store.dead_letters()))
     typer.echo(f"orders in the ledger: {counts.ledger_orders}")
     typer.echo(
         f"field warnings: {counts.field_warnings} in "
@@ -654,11 +673,11 @@ def status(
     )
     cursor = store.get_cursor("nightly")
     typer.echo(f"nightly cursor: {cursor.isoformat() if cursor else 'not set yet'}")
-    for run in store.recent_runs(5):
-        typer.echo(
-            f"run #{run.id} {run.mode} {run.window_start:%Y-%m-%d}…{run.window_end:%Y-%m-%d} "
-            f"{'dry-run ' if run.dry_run else ''}{run.status} {json.dumps(run.counts)}"
-        )
+    runs = store.recent_runs(5)
+    if runs:
+        out.print(runs_table(runs))
+    else:
+        typer.echo("reconcile runs: none yet")
     if salesforce and not settings.problems(need={"salesforce"}):
         typer.echo(_api_usage(settings))
 

@@ -51,7 +51,7 @@ def test_a_killed_reconcile_is_marked_interrupted_and_its_spool_removed(
     again = user.run("reconcile", *window, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     status = user.run("status", "--no-salesforce")
-    killed = [line for line in status.stdout.splitlines() if line.startswith("run #1 ")]
+    killed = [line for line in status.stdout.splitlines() if line.lstrip().startswith("#1 ")]
     assert len(killed) == 1, status.stdout
     assert " interrupted " in killed[0]
     assert all(not path.exists() for path in spools)

@@ -1,0 +1,100 @@
+"""What ``shopsync status`` and ``shopsync reconcile`` print for people: ``rich`` tables and one
+summary line (scripts keep ``--json``)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from state.store import DeadLetterRecord, RunRecord
+from tasks.dead_letter_board import order_name
+
+
+def console() -> Console:
+    """A console as wide as the terminal (140 columns when output is not a terminal)."""
+    return Console(width=shutil.get_terminal_size((140, 24)).columns, highlight=False)
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def inbox_table(counts: Mapping[str, int]) -> Table:
+    """The webhook inbox by status."""
+    table = _table("inbox", "status", "deliveries")
+    for status, count in sorted(counts.items()):
+        table.add_row(status, str(count))
+    return table
+
+
+def dead_letter_table(letters: Iterable[DeadLetterRecord]) -> Table:
+    """Open dead letters with their order names, newest first."""
+    table = _table("open dead letters", "#", "order", "order id", "stage", "error", "attempts")
+    for letter in letters:
+        error = f"{letter.error_code}: {letter.message}" if letter.error_code else letter.message
+        table.add_row(
+            str(letter.id),
+            order_name(letter) or "-",
+            letter.order_id,
+            letter.stage,
+            error,
+            str(letter.attempts),
+        )
+    return table
+
+
+def run_outcome(run: RunRecord) -> str:
+    """A run's counts as a few words: what it found and repaired."""
+    counts = run.counts.get("counts", {}) if isinstance(run.counts.get("counts"), dict) else {}
+    parts = [
+        f"{run.counts[name]} {label}"
+        for name, label in (
+            ("shopify_orders", "orders"),
+            ("discrepancies", "discrepancies"),
+            ("repaired", "repaired"),
+            ("dead_lettered", "dead-lettered"),
+        )
+        if isinstance(run.counts.get(name), int)
+    ]
+    if not parts and counts:
+        parts = [f"{value} {name}" for name, value in counts.items()]
+    return ", ".join(parts) or "-"
+
+
+def runs_table(runs: Iterable[RunRecord]) -> Table:
+    """Recent reconcile runs with their outcome and message."""
+    table = _table("recent reconcile runs", "run", "mode", "window", "status", "outcome", "message")
+    for run in runs:
+        message = run.error or run.counts.get("message") or ""
+        table.add_row(
+            f"#{run.id}",
+            run.mode + (" (dry run)" if run.dry_run else ""),
+            f"{run.window_start:%Y-%m-%d}…{run.window_end:%Y-%m-%d}",
+            run.status,
+            run_outcome(run),
+            str(message),
+        )
+    return table
+
+
+def reconcile_line(result: Mapping[str, Any]) -> str:
+    """One human line for a finished reconcile run."""
+    start = str(result.get("window_start", ""))[:10]
+    end = str(result.get("window_end", ""))[:10]
+    dry = " (dry run: nothing written)" if result.get("dry_run") else ""
+    line = (
+        f"reconcile run #{result.get('run_id')} {result.get('mode')} {start}…{end}: "
+        f"{result.get('status')}{dry} — {result.get('shopify_orders', 0)} Shopify orders, "
+        f"{result.get('discrepancies', 0)} discrepancies, {result.get('repaired', 0)} repaired, "
+        f"{result.get('dead_lettered', 0)} dead-lettered, {result.get('retry_later', 0)} to retry"
+    )
+    message = result.get("message")
+    return f"{line}; {message}" if message else line
