@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def _run(stack: SandboxStack, orders: int, say: Any) -> int:
 
     drained = _drain(sync_pending_orders, store)
     in_salesforce = len(stack.salesforce.store.all("Opportunity"))
-    say(f"2. drain flow: {dict(drained)}; Salesforce now holds {in_salesforce} Opportunities")
+    say(f"2. drain flow: {_words(drained)}; Salesforce now holds {in_salesforce} Opportunities")
 
     changes = _salesforce_user_edits(stack)
     say(f"3. in Salesforce: {changes}")
@@ -177,9 +178,13 @@ def _drain(flow: Any, store: Any) -> Counter[str]:
 
 
 def _salesforce_user_edits(stack: SandboxStack) -> str:
+    from deployments.local import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
     from sandbox.salesforce.client import simple_salesforce
 
-    sf = simple_salesforce(stack.salesforce_url)
+    # The demo's org checks the client secret, as a real org does.
+    sf = simple_salesforce(
+        stack.salesforce_url, client_id=SANDBOX_CLIENT_ID, client_secret=SANDBOX_CLIENT_SECRET
+    )
     # Open deals only: a cancelled order's stage is Shopify's to set (Closed Lost).
     opportunities = sorted(
         (r for r in stack.salesforce.store.all("Opportunity") if r["StageName"] == "New Order"),
@@ -206,9 +211,16 @@ def _window() -> tuple[date, date]:
 def _counts(result: dict[str, Any]) -> str:
     counts = result.get("counts", result)
     keys = ("in_sync", "missing", "drifted", "duplicate", "orphan", "repaired", "failed")
-    shown = {k: counts[k] for k in keys if k in counts}
+    shown = _words({k: counts[k] for k in keys if k in counts})
     writes = result.get("write_calls", result.get("salesforce_write_calls"))
-    return f"{shown}" + (f", {writes} write calls" if writes is not None else "")
+    return shown + (f", {writes} write calls" if writes is not None else "")
+
+
+def _words(counts: Mapping[str, Any]) -> str:
+    """``{"in_sync": 120, "missing": 0}`` as ``120 in sync, 0 missing``."""
+    return (
+        ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items()) or "none"
+    )
 
 
 def _verdict(stack: SandboxStack, store: Any, orders: int, again: dict[str, Any], say: Any) -> int:
