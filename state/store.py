@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +33,8 @@ from state.models import (
 
 InboxStatus = Literal["pending", "claimed", "done", "dead", "ignored"]
 AddResult = Literal["stored", "duplicate", "ignored"]
+# Any constant: the PostgreSQL advisory lock that claim transactions queue on.
+CLAIM_LOCK_KEY = 0x5305_5C02
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +263,10 @@ class StateStore:
             return [self._add_portably(row) for row in rows]
         inserted: list[bool] = []
         # INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path.
+        # preserve_rowcount: SQLAlchemy only guarantees an INSERT's rowcount when asked; without
+        # it psycopg's driver answers -1 and a duplicate would be reported as stored.
         with self.engine.begin() as connection:
+            connection = connection.execution_options(preserve_rowcount=True)
             for row in rows:
                 result = connection.execute(_insert_ignoring_duplicates(dialect, row))
                 inserted.append(bool(result.rowcount))
@@ -302,6 +307,7 @@ class StateStore:
             InboxItem.status == "claimed", InboxItem.lease_expires_at > now
         )
         with self._tx() as s:
+            self._serialise_claims(s)
             order_ids = list(
                 s.scalars(
                     select(InboxItem.order_id)
@@ -315,8 +321,8 @@ class StateStore:
             )
             if not order_ids:
                 return []
-            # Re-checking `due` in the UPDATE makes the claim safe on databases that run
-            # claimers concurrently (PostgreSQL); on SQLite BEGIN IMMEDIATE serialises them.
+            # Re-checking `due` in the UPDATE means a row is never claimed twice even where
+            # claimers do overlap (a database other than SQLite and PostgreSQL).
             s.execute(
                 update(InboxItem)
                 .where(due, InboxItem.order_id.in_(order_ids))
@@ -334,6 +340,20 @@ class StateStore:
                 .order_by(InboxItem.received_at)
             ).all()
             return _group_by_order(rows)
+
+    def _serialise_claims(self, s: Session) -> None:
+        """Make claim transactions run one at a time, as SQLite's BEGIN IMMEDIATE does.
+
+        The unit a claim takes is an order (all its due deliveries, none while another claimer
+        holds it), not a row: ``FOR UPDATE SKIP LOCKED`` or a conditional UPDATE alone keep a row
+        from being claimed twice, but a delivery that lands for an order another claimer holds
+        is an unlocked, due row, and a second drain would sync that order at the same time. On
+        PostgreSQL a transaction-scoped advisory lock closes that gap: claims are two short
+        statements, so they queue for milliseconds while the syncs they hand out (seconds) run
+        in parallel. The lock is released at commit or rollback, also when the client dies.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
 
     def complete(self, webhook_ids: Sequence[str]) -> None:
         """Mark deliveries done."""
