@@ -41,20 +41,22 @@ class DrainReport:
 
 @flow(name="sync-pending-orders")
 def sync_pending_orders(
-    max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float = 600.0
+    max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float | None = None
 ) -> dict[str, Any]:
     """Sync every pending webhook delivery into Salesforce.
 
     Args:
         max_seconds: Stop claiming new work after this long (the next run continues).
         batch_size: Orders claimed at a time.
-        lease_seconds: How long a claim is held before another run may take it over.
+        lease_seconds: How long a claim is held before another run may take it over
+            (default: ``SHOPSYNC_INBOX_LEASE_SECONDS``).
     """
     settings = get_settings()
+    lease = timedelta(seconds=lease_seconds or settings.inbox_lease_seconds)
     runtime = build_runtime(settings)
     report = DrainReport()
     try:
-        _drain(runtime, report, max_seconds, batch_size, timedelta(seconds=lease_seconds))
+        _drain(runtime, report, max_seconds, batch_size, lease)
     finally:
         runtime.close()
     get_run_logger().info("drain finished: %s", report.as_dict())
