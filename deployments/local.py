@@ -86,11 +86,19 @@ def sandbox_stack(
 
 
 @contextmanager
-def prefect_server(home: Path, port: int = 4200) -> Iterator[str]:
-    """Start ``prefect server start`` on loopback; yield its API URL; stop it afterwards."""
+def prefect_server(
+    home: Path, port: int = 4200, database_url: str | None = None
+) -> Iterator[str]:
+    """Start ``prefect server start`` on loopback; yield its API URL; stop it afterwards.
+
+    ``database_url``: the server's database (e.g. ``postgresql+asyncpg://…``); default SQLite in
+    ``home``.
+    """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     env.pop("PREFECT_API_URL", None)
     home.mkdir(parents=True, exist_ok=True)
     log = (home / "server.log").open("ab")

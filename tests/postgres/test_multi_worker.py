@@ -1,0 +1,216 @@
+"""Several workers and receivers at once, end to end (issue 17).
+
+A Prefect server on PostgreSQL, a ``process`` work pool with 3 workers running the deployments of
+``deployments/prefect.yaml`` (drain concurrency limit 3), 2 receiver processes writing into one
+PostgreSQL inbox. A burst of orders is sent to both receivers (each receiver has its own
+subscription, so every order arrives at least twice; the sender also repeats 20 % of deliveries)
+while drain runs go several at once. Every order must end exactly once in Salesforce (SOQL), with
+no inbox row claimed twice and no acknowledged delivery lost; then the same with one worker (and
+the flow runs it started) and one receiver SIGKILLed mid-burst.
+
+Bounded: loopback only, a few minutes. ``SHOPSYNC_E2E_ORDERS`` overrides the burst size (2,000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.cluster import Cluster, cluster, max_overlap, wait_until
+from sandbox.server import BackgroundServer, free_port
+from sandbox.shopify import ShopConfig, ShopifySandbox
+from state import StateStore
+from tests.integration.conftest import EDGE_MIX, SHOP, SHOP_TIMEZONE, WEBHOOK_SECRET
+from tests.reliability.support import KEY_FIELDS, Receiver, duplicates, record
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
+
+ORDERS = int(os.environ.get("SHOPSYNC_E2E_ORDERS", "2000"))
+TOKEN = "shpat_multi_worker"
+WORKERS, RECEIVERS, DRAINS = 3, 2, 3
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[tuple[Any, str]]:
+    """A shop with two bursts' worth of orders (the session shop has 500)."""
+    end = datetime.now(UTC) - timedelta(days=1)
+    config = ShopConfig(
+        domain=SHOP, access_token=TOKEN, orders=2 * ORDERS, seed=17, plan="plus",
+        webhook_secret=WEBHOOK_SECRET, timezone=SHOP_TIMEZONE,
+        start=end - timedelta(days=30), end=end, mix=EDGE_MIX,
+    )  # fmt: skip
+    sandbox = ShopifySandbox(shops=[config])
+    with BackgroundServer(sandbox.app) as server:
+        yield sandbox.shop(SHOP), server.url
+    sandbox.close()
+
+
+def product_env(salesforce_url: str, shop_url: str, data_dir: Path) -> dict[str, str]:
+    return {
+        "SALESFORCE_LOGIN_URL": salesforce_url,
+        "SALESFORCE_CLIENT_ID": "integration-client",
+        "SALESFORCE_CLIENT_SECRET": "integration-secret",
+        "SHOPIFY_ADMIN_URL": shop_url,
+        "SHOPIFY_STORE_DOMAIN": SHOP,
+        "SHOPIFY_ADMIN_API_ACCESS_TOKEN": TOKEN,
+        "SHOPIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SHOPSYNC_DATA_DIR": str(data_dir),
+        "SHOPSYNC_SHOP_TIMEZONE": SHOP_TIMEZONE,
+        "SHOPSYNC_RETRY_DELAYS_SECONDS": "0.05,0.1,0.2",
+        "SHOPSYNC_INBOX_BACKOFF_SECONDS": "0.5,1,2",
+        # A killed worker's claims come free this soon (the default is 300 s).
+        "SHOPSYNC_INBOX_LEASE_SECONDS": "15",
+    }
+
+
+def soql_order_ids(salesforce_url: str) -> Counter[str]:
+    """Opportunities per Shopify order id, read through the REST query API (paged)."""
+    token = httpx.post(
+        f"{salesforce_url}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "integration-client",
+            "client_secret": "integration-secret",
+        },
+    ).json()
+    base, headers = token["instance_url"], {"Authorization": f"Bearer {token['access_token']}"}
+    key = KEY_FIELDS["Opportunity"]
+    url = f"{base}/services/data/v62.0/query"
+    query = f"SELECT {key} FROM Opportunity"  # noqa: S608 (a constant field name)
+    page = httpx.get(url, params={"q": query}, headers=headers).json()
+    found: Counter[str] = Counter()
+    while True:
+        found.update(str(r[key]) for r in page["records"] if r.get(key))
+        if page.get("done", True):
+            return found
+        page = httpx.get(f"{base}{page['nextRecordsUrl']}", headers=headers).json()
+
+
+def acknowledged(shop: Any) -> set[str]:
+    """Webhook ids the sender saw answered 200 (Shopify's "delivered")."""
+    return {a["webhook_id"] for a in shop.webhooks.deliveries() if a["ok"]}
+
+
+def burst(shop: Any, start: int, count: int) -> threading.Thread:
+    """Send ``orders/create`` for ``count`` generated orders in the background."""
+    return shop.send_order_events_in_background(topic="orders/create", start=start, count=count)
+
+
+def settled(store: StateStore, expected: set[str]) -> bool:
+    depth = store.counts().inbox
+    if depth.get("pending") or depth.get("claimed"):
+        return False
+    return expected <= set(store.ledger_many(expected))
+
+
+def run_burst(
+    running: Cluster,
+    receivers: list[Receiver],
+    shop: Any,
+    store: StateStore,
+    start: int,
+    *,
+    kill: bool,
+) -> dict[str, Any]:
+    """One burst while drains run; optionally SIGKILL worker 0 and receiver 1 mid-burst."""
+    expected = {str(shop.generator.order_id(i)) for i in range(start, start + ORDERS)}
+    sender = burst(shop, start, ORDERS)
+    running.start_drains(DRAINS)
+    killed_at = None
+    if kill:
+        done_before = store.counts().inbox.get("done", 0)
+
+        def mid_burst() -> bool:
+            depth = store.counts().inbox
+            return (
+                depth.get("done", 0) > done_before + ORDERS // 4
+                and depth.get("claimed", 0) > 0
+                and bool(running.flow_runs_of(0))
+            )
+
+        assert wait_until(mid_burst, 300, 0.2), "worker 0 never ran a drain during the burst"
+        running.kill_worker(0)
+        receivers[1].kill()
+        killed_at = store.counts().inbox
+        time.sleep(1.0)
+        receivers[1].start(extra_env=running.env)  # its supervisor restarts it
+    sender.join(timeout=600)
+    assert shop.webhooks.flush(timeout=300), "the webhook sender did not go idle"
+    done = wait_until(
+        lambda: settled(store, expected), 600, every=5.0, tick=running.nudge
+    )
+    assert done, f"not drained: {store.counts()}"
+    return {"expected": expected, "killed_at": killed_at}
+
+
+def test_three_workers_two_receivers_every_order_once_with_and_without_sigkill(
+    postgres_server: Any, salesforce_server: Any, shop: tuple[Any, str], tmp_path: Path
+) -> None:
+    salesforce_server.sandbox.reset()
+    shopify, shop_url = shop
+    env = product_env(salesforce_server.url, shop_url, tmp_path / "data")
+    with cluster(
+        tmp_path / "cluster", postgres_server, env, workers=WORKERS, drain_concurrency=DRAINS
+    ) as running:
+        store = StateStore.open(running.state_url)
+        receivers = [Receiver(free_port(), tmp_path / f"receiver-{i}.log") for i in range(2)]
+        try:
+            for receiver in receivers:
+                receiver.start(extra_env=running.env)
+                shopify.webhooks.subscribe("orders/create", f"{receiver.url}/webhooks/shopify")
+            shopify.webhooks.configure(time_scale=0.001, timeout=5.0, duplicate_rate=0.2)
+
+            first = run_burst(running, receivers, shopify, store, 0, kill=False)
+            rows = store.inbox_rows(limit=1_000_000)
+            claimed_twice = [r.webhook_id for r in rows if r.attempts != 1]
+            overlap = max_overlap(running.drain_runs())
+            check_salesforce(salesforce_server, store, first["expected"], shopify)
+            assert claimed_twice == []
+            assert overlap >= 2, "the drains never ran at the same time"
+            report("burst", orders=ORDERS, inbox_rows=len(rows), drains_at_once=overlap)
+
+            second = run_burst(running, receivers, shopify, store, ORDERS, kill=True)
+            everything = first["expected"] | second["expected"]
+            check_salesforce(salesforce_server, store, everything, shopify)
+            retaken = [r for r in store.inbox_rows(limit=1_000_000) if r.attempts > 1]
+            report(
+                "burst_with_sigkill",
+                orders=ORDERS,
+                inbox_at_kill=second["killed_at"],
+                rows_claimed_again_after_the_kill=len(retaken),
+                drains_at_once=max_overlap(running.drain_runs()),
+            )
+        finally:
+            for receiver in receivers:
+                receiver.stop()
+            store.close()
+
+
+def report(case: str, **counts: Any) -> None:
+    """The counts for the issue note: on stderr (``pytest -s``) and in ``$RELIABILITY_RECORD``."""
+    record(f"multi_worker_{case}", **counts)
+    sys.stderr.write(f"\n{case}: {json.dumps(counts, default=str)}\n")
+
+
+def check_salesforce(salesforce: Any, store: StateStore, expected: set[str], shop: Any) -> None:
+    """Every expected order exactly once in Salesforce; every acknowledged delivery stored and
+    settled; no dead letter."""
+    per_order = soql_order_ids(salesforce.url)
+    assert expected - set(per_order) == set(), "orders missing in Salesforce"
+    assert {oid: n for oid, n in per_order.items() if n > 1} == {}
+    assert duplicates(salesforce) == {}
+    stored = {r.webhook_id: r.status for r in store.inbox_rows(limit=1_000_000)}
+    assert acknowledged(shop) - set(stored) == set(), "an acknowledged delivery was lost"
+    assert {s for s in stored.values()} <= {"done"}
+    assert store.dead_letters() == []
