@@ -56,24 +56,25 @@ class Cluster:
                     )
                 )  # fmt: skip
 
-    def flow_runs_of(self, index: int) -> list[int]:
-        """Pids of the flow-run processes worker ``index`` started (its process group)."""
-        group = self.workers[index].pid
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == group:
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[2]) == group:
-                found.append(int(entry.name))
-        return found
+    def flow_runs_of(self, index: int) -> set[int]:
+        """Pids of the processes worker ``index`` started: its flow runs (Prefect starts each in
+        a session of its own, so they are found by parentage, not by process group)."""
+        return descendants(self.workers[index].pid)
+
+    def worker_of(self, pid: int) -> int | None:
+        """The index of the live worker that started process ``pid``, if any."""
+        for index, worker in enumerate(self.workers):
+            if worker.poll() is None and pid in self.flow_runs_of(index):
+                return index
+        return None
 
     def kill_worker(self, index: int) -> None:
-        """SIGKILL a worker and the flow runs it started (its process group): a machine dies."""
+        """SIGKILL a worker and every flow run it started: the machine died."""
+        for pid in self.flow_runs_of(index):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         _killpg(self.workers[index], signal.SIGKILL)
+        self.workers[index].wait(timeout=30)
 
     def drain_deployment_id(self) -> str:
         """The id of the ``sync-pending-orders/webhook`` deployment."""
@@ -113,6 +114,7 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop every worker and its flow runs."""
+        flow_runs = set().union(*(self.flow_runs_of(i) for i in range(len(self.workers))))
         for worker in self.workers:
             _killpg(worker, signal.SIGTERM)
         for worker in self.workers:
@@ -121,6 +123,28 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 _killpg(worker, signal.SIGKILL)
                 worker.wait()
+        for pid in flow_runs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(root: int) -> set[int]:
+    """Every process below ``root`` (children, grandchildren, …), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
 
 def max_overlap(runs: list[dict[str, Any]]) -> int:

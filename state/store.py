@@ -7,6 +7,8 @@ Every method is one short transaction and returns plain dataclasses, never ORM o
 from __future__ import annotations
 
 import copy
+import os
+import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -294,10 +296,11 @@ class StateStore:
 
         A row is due when it is pending and its next attempt time has come, or when it is
         claimed under a lease that has expired (its worker died). All due rows of an order are
-        claimed together so several deliveries of one order coalesce into one sync.
+        claimed together so several deliveries of one order coalesce into one sync. The lease
+        owner names the claiming process (``host:pid:random``): a claimed row shows who holds it.
         """
         now = now or utcnow()
-        owner = owner or uuid.uuid4().hex
+        owner = owner or claim_owner()
         due = or_(
             and_(InboxItem.status == "pending", InboxItem.next_attempt_at <= now),
             and_(InboxItem.status == "claimed", InboxItem.lease_expires_at <= now),
@@ -579,6 +582,11 @@ class StateStore:
             dead_letters_open=int(open_dead or 0),
             ledger_orders=int(ledger or 0),
         )
+
+
+def claim_owner() -> str:
+    """A lease owner for one claim: this host and process, and a random part (≤ 64 chars)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
 def _inbox_values(delivery: Delivery, ignored: bool, now: datetime) -> dict[str, Any]:

@@ -114,6 +114,32 @@ def settled(store: StateStore, expected: set[str]) -> bool:
     return expected <= set(store.ledger_many(expected))
 
 
+def kill_a_worker_holding_claims(running: Cluster, store: StateStore, done_before: int) -> dict:
+    """Once a quarter of the burst is done, SIGKILL the worker whose flow run holds claimed rows
+    (the lease owner names the claiming process), with its flow runs; return what it held."""
+    target: dict[str, Any] = {}
+
+    def holder_found() -> bool:
+        if store.counts().inbox.get("done", 0) < done_before + ORDERS // 2:
+            return False
+        for row in store.inbox_rows(status="claimed", limit=1_000_000):
+            worker = running.worker_of(int(str(row.lease_owner).split(":")[1]))
+            if worker is not None:
+                target.update(worker=worker, owner=row.lease_owner)
+                return True
+        return False
+
+    assert wait_until(holder_found, 300, 0.2), "no worker's drain held claims during the burst"
+    running.kill_worker(target["worker"])
+    held = [
+        r.webhook_id
+        for r in store.inbox_rows(status="claimed", limit=1_000_000)
+        if r.lease_owner == target["owner"]
+    ]
+    assert held, "the killed drain had settled its claims before it died"
+    return {"killed_worker": target["worker"], "held_by_the_killed_run": held}
+
+
 def run_burst(
     running: Cluster,
     receivers: list[Receiver],
@@ -127,31 +153,17 @@ def run_burst(
     expected = {str(shop.generator.order_id(i)) for i in range(start, start + ORDERS)}
     sender = burst(shop, start, ORDERS)
     running.start_drains(DRAINS)
-    killed_at = None
+    killed: dict[str, Any] = {}
     if kill:
-        done_before = store.counts().inbox.get("done", 0)
-
-        def mid_burst() -> bool:
-            depth = store.counts().inbox
-            return (
-                depth.get("done", 0) > done_before + ORDERS // 4
-                and depth.get("claimed", 0) > 0
-                and bool(running.flow_runs_of(0))
-            )
-
-        assert wait_until(mid_burst, 300, 0.2), "worker 0 never ran a drain during the burst"
-        running.kill_worker(0)
+        killed = kill_a_worker_holding_claims(running, store, store.counts().inbox.get("done", 0))
         receivers[1].kill()
-        killed_at = store.counts().inbox
         time.sleep(1.0)
         receivers[1].start(extra_env=running.env)  # its supervisor restarts it
     sender.join(timeout=600)
     assert shop.webhooks.flush(timeout=300), "the webhook sender did not go idle"
-    done = wait_until(
-        lambda: settled(store, expected), 600, every=5.0, tick=running.nudge
-    )
+    done = wait_until(lambda: settled(store, expected), 600, every=5.0, tick=running.nudge)
     assert done, f"not drained: {store.counts()}"
-    return {"expected": expected, "killed_at": killed_at}
+    return {"expected": expected, **killed}
 
 
 def test_three_workers_two_receivers_every_order_once_with_and_without_sigkill(
@@ -183,12 +195,17 @@ def test_three_workers_two_receivers_every_order_once_with_and_without_sigkill(
             second = run_burst(running, receivers, shopify, store, ORDERS, kill=True)
             everything = first["expected"] | second["expected"]
             check_salesforce(salesforce_server, store, everything, shopify)
-            retaken = [r for r in store.inbox_rows(limit=1_000_000) if r.attempts > 1]
+            held = second["held_by_the_killed_run"]
+            retaken = {r.webhook_id: r.attempts for r in store.inbox_rows(limit=1_000_000)}
+            # The dead run's rows were taken over after their lease, once, and nothing else was.
+            assert {retaken[w] for w in held} == {2}
+            assert {w for w, n in retaken.items() if n != 1} == set(held)
             report(
                 "burst_with_sigkill",
                 orders=ORDERS,
-                inbox_at_kill=second["killed_at"],
-                rows_claimed_again_after_the_kill=len(retaken),
+                inbox_rows=len(retaken) - len(rows),
+                killed_worker=second["killed_worker"],
+                rows_held_by_the_killed_run=len(held),
                 drains_at_once=max_overlap(running.drain_runs()),
             )
         finally:

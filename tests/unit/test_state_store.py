@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -424,3 +425,10 @@ def test_sigkill_during_writes_keeps_every_committed_row(db_url: str, tmp_path: 
         return  # PostgreSQL: the server outlives the killed client; nothing to check on disk
     with sqlite3.connect(tmp_path / "state.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_claim_names_the_process_that_holds_it(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1"))
+    store.claim(max_orders=10, lease=timedelta(minutes=1))
+    host, pid, _ = store.inbox_row("w-1").lease_owner.split(":")
+    assert (host, int(pid)) == (socket.gethostname()[:30], os.getpid())
