@@ -69,6 +69,7 @@ class InboxRow:
     next_attempt_at: datetime
     lease_expires_at: datetime | None
     last_error: str | None
+    lease_owner: str | None = None  # host:pid:random of the claiming process, while claimed
 
 
 @dataclass(frozen=True, slots=True)
