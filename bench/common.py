@@ -69,7 +69,7 @@ PROFILES = {
         receiver_connections=8,
         e2e_orders=300,
         e2e_baseline_orders=20,
-        workers_orders=600,
+        workers_orders=1_000,
     ),
     "full": Profile(
         name="full",

@@ -13,8 +13,10 @@ Bounded: loopback only, a few minutes. ``SHOPSYNC_E2E_ORDERS`` overrides the bur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -115,29 +117,35 @@ def settled(store: StateStore, expected: set[str]) -> bool:
 
 
 def kill_a_worker_holding_claims(running: Cluster, store: StateStore, done_before: int) -> dict:
-    """Once a quarter of the burst is done, SIGKILL the worker whose flow run holds claimed rows
-    (the lease owner names the claiming process), with its flow runs; return what it held."""
-    target: dict[str, Any] = {}
+    """Once a quarter of the burst is done, SIGKILL a worker whose drain holds claimed rows (the
+    lease owner names the claiming process), with its flow runs; return what the drain held.
 
-    def holder_found() -> bool:
+    The drain is frozen (SIGSTOP) before its claims are read, so it cannot settle them between
+    the look and the kill."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
         if store.counts().inbox.get("done", 0) < done_before + ORDERS // 2:
-            return False
-        for row in store.inbox_rows(status="claimed", limit=1_000_000):
-            worker = running.worker_of(int(str(row.lease_owner).split(":")[1]))
-            if worker is not None:
-                target.update(worker=worker, owner=row.lease_owner)
-                return True
-        return False
-
-    assert wait_until(holder_found, 300, 0.2), "no worker's drain held claims during the burst"
-    running.kill_worker(target["worker"])
-    held = [
-        r.webhook_id
-        for r in store.inbox_rows(status="claimed", limit=1_000_000)
-        if r.lease_owner == target["owner"]
-    ]
-    assert held, "the killed drain had settled its claims before it died"
-    return {"killed_worker": target["worker"], "held_by_the_killed_run": held}
+            continue
+        claimed = store.inbox_rows(status="claimed", limit=1_000_000)
+        for owner in {str(r.lease_owner) for r in claimed}:
+            pid = int(owner.split(":")[1])
+            worker = running.worker_of(pid)
+            if worker is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+            held = [
+                r.webhook_id
+                for r in store.inbox_rows(status="claimed", limit=1_000_000)
+                if r.lease_owner == owner
+            ]
+            if held:
+                running.kill_worker(worker)
+                return {"killed_worker": worker, "held_by_the_killed_run": held}
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    raise AssertionError("no worker's drain held claims during the burst")
 
 
 def run_burst(
