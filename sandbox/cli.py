@@ -55,6 +55,20 @@ def shopify(
     webhook_secret: Annotated[str, typer.Option(help="Secret that signs webhooks.")] = (
         "sandbox-webhook-secret"
     ),
+    client_id: Annotated[
+        str | None, typer.Option(help="Client id accepted by the client credentials grant.")
+    ] = None,
+    client_secret: Annotated[str | None, typer.Option(help="Secret for --client-id.")] = None,
+    token_ttl: Annotated[
+        int, typer.Option(help="Lifetime in seconds of client-credentials tokens (expires_in).")
+    ] = 86399,
+    redacted: Annotated[
+        bool,
+        typer.Option(
+            help="Serve customer names, e-mails, phones and addresses as null (an app without "
+            "protected customer data approval)."
+        ),
+    ] = False,
 ) -> None:
     """Serve the Shopify Admin API sandbox until interrupted."""
     from sandbox.shopify import run
@@ -69,4 +83,8 @@ def shopify(
         seed=seed,
         plan=plan,
         webhook_secret=webhook_secret,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_ttl=token_ttl,
+        redacted=redacted,
     )

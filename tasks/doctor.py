@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.errors import SyncError
+from tasks.errors import AuthError, SyncError
 from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
@@ -23,6 +23,49 @@ query Subscriptions {
   }
 }
 """
+
+
+RECENT_ORDERS_QUERY = """
+query RecentOrders {
+  orders(first: 10, sortKey: CREATED_AT, reverse: true) {
+    nodes {
+      legacyResourceId email phone
+      customer { legacyResourceId firstName lastName defaultEmailAddress { emailAddress } }
+      billingAddress { firstName lastName address1 }
+    }
+  }
+}
+"""
+
+AUTH_MODES = {
+    "static_token": "static token (legacy custom app, SHOPIFY_ADMIN_API_ACCESS_TOKEN)",
+    "client_credentials": (
+        "client credentials (Dev Dashboard app, SHOPIFY_API_KEY / SHOPIFY_API_SECRET_KEY)"
+    ),
+}
+AUTH_FIXES = {
+    "static_token": (
+        "Shopify refused SHOPIFY_ADMIN_API_ACCESS_TOKEN: it was revoked, mistyped or belongs to "
+        "another shop. Copy it again from the custom app (Shopify admin → Settings → Apps → "
+        "Develop apps → your app → API credentials). Legacy custom apps cannot be created since "
+        "2026-01-01: for a new app, create a Dev Dashboard app, install it on the shop, set "
+        "SHOPIFY_API_KEY and SHOPIFY_API_SECRET_KEY and remove SHOPIFY_ADMIN_API_ACCESS_TOKEN."
+    ),
+    "client_credentials": (
+        "Check SHOPIFY_API_KEY (client id) and SHOPIFY_API_SECRET_KEY (client secret) against "
+        "the Dev Dashboard app's settings, and that the app is installed on "
+        "SHOPIFY_STORE_DOMAIN: the client credentials grant only works for an app of your own "
+        "organization installed on a store it owns."
+    ),
+}
+REDACTION_FIX = (
+    "The app lacks protected customer data access (Level 2: name, email, phone, address), so "
+    "Shopify answers null for them. Where the app is managed (Dev Dashboard, or Partner "
+    "Dashboard → App setup → Protected customer data access), request access to protected "
+    "customer data and to the name, email, phone and address fields, then install the approved "
+    "version on the shop. Until then orders still sync, named after the customer id and without "
+    "a Contact (README: Shopify app setup)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +184,64 @@ def scope_checks(scopes: Iterable[str]) -> list[Check]:
     return checks
 
 
+def auth_checks(mode: str, expires_in: float | None) -> list[Check]:
+    """Which way shopsync gets its Shopify token, and that it got one (informational)."""
+    detail = AUTH_MODES.get(mode, mode)
+    if mode == "client_credentials":
+        lifetime = f" (lifetime {expires_in / 3600:.1f} h)" if expires_in else ""
+        detail += f": token obtained{lifetime}, renewed before expiry and once on 401"
+    else:
+        detail += ": token accepted"
+    return [Check("Shopify auth", True, detail, severity="info")]
+
+
+def auth_failure(mode: str, exc: SyncError) -> Check:
+    """A refused Shopify login, with the fix for the mode in use."""
+    fix = AUTH_FIXES.get(mode, "") if isinstance(exc, AuthError) else _fix_for(exc)
+    return Check("Shopify auth", False, f"{AUTH_MODES.get(mode, mode)}: {exc}", fix)
+
+
+def looks_redacted(node: Mapping[str, Any]) -> bool | None:
+    """Does this order's buyer come back with every personal field null?
+
+    ``None`` when the order has no customer and no billing address (a POS sale, say): there is
+    nothing that could have been redacted, so it says nothing either way.
+    """
+    customer = node.get("customer")
+    billing = node.get("billingAddress")
+    if not customer and not billing:
+        return None
+    personal = [node.get("email"), node.get("phone")]
+    if customer:
+        email = (customer.get("defaultEmailAddress") or {}).get("emailAddress")
+        personal += [customer.get("firstName"), customer.get("lastName"), email]
+    if billing:
+        personal += [billing.get("firstName"), billing.get("lastName"), billing.get("address1")]
+    return not any(personal)
+
+
+def redaction_check(nodes: Iterable[Mapping[str, Any]]) -> Check:
+    """Protected customer data: redacted when recent orders show a buyer but no personal field.
+
+    Shopify redacts per app, so one order with a visible name or e-mail clears the suspicion.
+    """
+    verdicts = [(node, looks_redacted(node)) for node in nodes]
+    judged = [(node, redacted) for node, redacted in verdicts if redacted is not None]
+    name = "Shopify protected customer data"
+    if not judged:
+        return Check(name, True, "no recent order with a buyer to inspect", severity="info")
+    if any(not redacted for _, redacted in judged):
+        return Check(name, True, "names and e-mails are visible on recent orders")
+    order = judged[0][0].get("legacyResourceId")
+    return Check(
+        name,
+        False,
+        f"redacted: recent order {order} has its buyer's name, e-mail, phone and address null",
+        REDACTION_FIX,
+        severity="warning",
+    )
+
+
 def subscription_checks(nodes: Iterable[Mapping[str, Any]], topics: Iterable[str]) -> list[Check]:
     """A webhook subscription exists for each topic the fast path needs."""
     present = {str(n.get("topic", "")).lower().replace("_", "/", 1) for n in nodes}
@@ -198,10 +299,23 @@ def run_doctor(salesforce: Any, shopify: Any, mapping: MappingConfig) -> list[Ch
         found += stage_checks(describes[OPPORTUNITY], mapping)
         return found + org_feature_checks(describes)
 
+    tokens = getattr(shopify, "tokens", None)
+    mode = str(getattr(tokens, "mode", "static_token"))
+
     def shop() -> list[Check]:
-        info = shopify.shop_info()
-        found = [Check("Shopify login", True, f"{info.domain} ({info.timezone}, {info.currency})")]
+        try:
+            info = shopify.shop_info()
+        except SyncError as exc:
+            return [auth_failure(mode, exc)]
+        found = auth_checks(mode, getattr(tokens, "expires_in", None))
+        found.append(
+            Check("Shopify login", True, f"{info.domain} ({info.timezone}, {info.currency})")
+        )
         return found + scope_checks(info.scopes)
+
+    def customer_data() -> list[Check]:
+        data = shopify.graphql(RECENT_ORDERS_QUERY)
+        return [redaction_check((data.get("orders") or {}).get("nodes") or [])]
 
     def webhooks() -> list[Check]:
         data = shopify.graphql(SUBSCRIPTIONS_QUERY)
@@ -210,5 +324,8 @@ def run_doctor(salesforce: Any, shopify: Any, mapping: MappingConfig) -> list[Ch
 
     checks += guarded("Salesforce", org)
     checks += guarded("Shopify", shop)
+    if any(c.name == "Shopify auth" and not c.ok for c in checks):
+        return checks  # every further Shopify question would fail the same way
+    checks += guarded("Shopify protected customer data", customer_data)
     checks += guarded("Shopify webhooks", webhooks)
     return checks

@@ -27,6 +27,13 @@ Rules the adapter can rely on:
   :func:`owned_fields` keep only the owned fields (plus the external id, plus StageName for a
   cancellation when configured); create-only fields such as CloseDate and ``ContactId`` are never
   sent on update.
+- **A buyer with no name, e-mail or phone** (what Shopify sends when the app lacks protected
+  customer data approval: research/shopify.md §3) still syncs: the Account is named
+  ``Shopify customer <customer id>`` (``Shopify guest <order name>`` without a customer), the
+  Opportunity ``… (customer <customer id>)``, and **no Contact** is written: a Contact that
+  identifies nobody would only be noise, and none is ever keyed on a null e-mail. Nothing is
+  cleared in Salesforce either (absent means "leave alone"). Once the data is visible, the next
+  order of that customer writes the Contact.
 - **Keys.** Each dict carries its external-id field (needed in sObject Collections and Bulk
   bodies); a single-record ``PATCH .../{field}/{value}`` must not repeat it, use :func:`split_key`.
 """
@@ -339,7 +346,8 @@ class Truncation:
 class SalesforceRecords:
     """The three record bodies for one order, plus the keys to upsert them by.
 
-    ``contact`` is ``None`` on Person Account orgs and for a guest without an e-mail address.
+    ``contact`` is ``None`` on Person Account orgs, for a guest without an e-mail address, and
+    for a buyer with no name, e-mail or phone (redacted customer data).
     ``contact_key`` is ``None`` for a guest: the adapter then adopts an existing Contact whose Email
     is ``contact_lookup_email`` (or creates one). ``contact_lookup_email`` is the normalised e-mail
     whenever a separate Contact is written, so the adapter may also adopt an unkeyed Contact for a
@@ -512,7 +520,7 @@ def _close_date(order: Order, config: MappingConfig, shop_timezone: str) -> date
 def _opportunity_name(order: Order, buyer: _Person, config: MappingConfig) -> str:
     values = {
         "name": order.name or (f"#{order.order_number}" if order.order_number else order.id),
-        "customer_name": buyer.full_name or buyer.email or "guest",
+        "customer_name": buyer.full_name or buyer.email or _anonymous(order),
         "order_number": "" if order.order_number is None else str(order.order_number),
         "id": order.id,
         "email": buyer.email or "",
@@ -520,6 +528,11 @@ def _opportunity_name(order: Order, buyer: _Person, config: MappingConfig) -> st
     }
     text = config.opportunity_name_template.format(**values).strip()
     return text or f"Shopify Order {order.id}"
+
+
+def _anonymous(order: Order) -> str:
+    """How a buyer without name or e-mail is called: by customer id, else a guest."""
+    return f"customer {order.customer.id}" if order.customer is not None else "guest"
 
 
 def _amount(order: Order, config: MappingConfig) -> Decimal:
@@ -706,6 +719,8 @@ def _contact(
         return None, None, None
     if order.customer is None and normalise_email(buyer.email) is None:
         return None, None, None
+    if not (buyer.full_name or normalise_email(buyer.email) or buyer.phone):
+        return None, None, None  # nobody to name: protected customer data redacted (see above)
     body = fitter.fit(CONTACT, _contact_body(order, buyer, config))
     key = order.customer.id if order.customer is not None else None
     lookup = normalise_email(body.get("Email"))

@@ -469,10 +469,11 @@ def parse_rest_order(payload: Mapping[str, Any]) -> Order:
     current = _rest_shop_amount(data, "current_total_price")
     presentment_total = _rest_money(data, "total_price", "presentment_money")
     presentment_current = _rest_money(data, "current_total_price", "presentment_money")
+    order_number = _order_number(data.get("order_number"))
     return Order(
         id=order_id,
         gid=_text(data.get("admin_graphql_api_id")) or f"gid://shopify/Order/{order_id}",
-        name=_text(data.get("name")),
+        name=_text(data.get("name")) or _default_name(order_number),
         email=_text(data.get("email")) or _text(data.get("contact_email")),
         phone=_text(data.get("phone")),
         created_at=created_at,
@@ -492,8 +493,13 @@ def parse_rest_order(payload: Mapping[str, Any]) -> Order:
         presentment_current_total_price=presentment_current or presentment_total,
         customer=_rest_customer(data.get("customer")),
         billing_address=_rest_address(data.get("billing_address")),
-        order_number=_order_number(data.get("order_number")),
+        order_number=order_number,
     )
+
+
+def _default_name(order_number: int | None) -> str | None:
+    """Shopify's default order name, "#" + order_number, for a payload that carries no ``name``."""
+    return None if order_number is None else f"#{order_number}"
 
 
 def _order_number(value: Any) -> int | None:

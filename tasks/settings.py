@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tasks.mapping import MappingConfig
 
 AuthMode = Literal["jwt", "client_credentials", "refresh_token", "password"]
+ShopifyAuthMode = Literal["static_token", "client_credentials"]
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 API_VERSION_SHOPIFY = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
 API_VERSION_SALESFORCE = re.compile(r"^\d{2}\.0$")
@@ -63,8 +64,16 @@ class Settings(BaseSettings):
     )
     shopify_admin_api_access_token: SecretStr | None = Field(
         None,
-        validation_alias=_env("SHOPIFY_ADMIN_API_ACCESS_TOKEN"),
-        description="Admin API access token (shpat_…).",
+        validation_alias=_env("SHOPIFY_ADMIN_API_ACCESS_TOKEN", "SHOPIFY_ACCESS_TOKEN"),
+        description="Static Admin API access token (shpat_…) of a legacy custom app.",
+    )
+    shopify_auth_mode_setting: ShopifyAuthMode | None = Field(
+        None,
+        validation_alias=_env("SHOPSYNC_SHOPIFY_AUTH_MODE"),
+        description=(
+            "static_token or client_credentials; default: static_token when "
+            "SHOPIFY_ADMIN_API_ACCESS_TOKEN is set, else client_credentials."
+        ),
     )
     shopify_store_domain: str | None = Field(
         None,
@@ -319,6 +328,18 @@ class Settings(BaseSettings):
         return self.shopify_admin_url or f"https://{self.shopify_store_domain}"
 
     @property
+    def shopify_auth_mode(self) -> ShopifyAuthMode:
+        """How shopsync gets its Shopify token: the explicit setting, else inferred.
+
+        A static token wins when one is set (existing custom apps keep working unchanged);
+        otherwise the client credentials grant (a Dev Dashboard app: SHOPIFY_API_KEY and
+        SHOPIFY_API_SECRET_KEY), the only way for an app created since 2026-01-01.
+        """
+        if self.shopify_auth_mode_setting is not None:
+            return self.shopify_auth_mode_setting
+        return "static_token" if self.shopify_admin_api_access_token else "client_credentials"
+
+    @property
     def state_url(self) -> str:
         """The state store's SQLAlchemy URL."""
         from state.db import sqlite_url
@@ -330,16 +351,34 @@ class Settings(BaseSettings):
         need = need or {"shopify", "salesforce", "webhooks"}
         found: list[str] = []
         if "shopify" in need:
-            found += _missing(
-                self,
-                ("shopify_store_domain", "SHOPIFY_STORE_DOMAIN"),
-                ("shopify_admin_api_access_token", "SHOPIFY_ADMIN_API_ACCESS_TOKEN"),
-            )
+            found += _missing(self, ("shopify_store_domain", "SHOPIFY_STORE_DOMAIN"))
+            found += self._shopify_credential_problems()
         if "webhooks" in need and not self.shopify_webhook_secret:
             found.append("SHOPIFY_WEBHOOK_SECRET: missing (the app's client secret signs webhooks)")
         if "salesforce" in need:
             found += self._salesforce_problems()
         return found
+
+    def _shopify_credential_problems(self) -> list[str]:
+        explicit = self.shopify_auth_mode_setting is not None
+        has_key = bool(self.shopify_api_key or self.shopify_api_secret_key)
+        if not explicit and not self.shopify_admin_api_access_token and not has_key:
+            return [
+                "SHOPIFY_API_KEY, SHOPIFY_API_SECRET_KEY: missing (a Dev Dashboard app's client "
+                "id and secret; a legacy custom app sets SHOPIFY_ADMIN_API_ACCESS_TOKEN instead)"
+            ]
+        mode = self.shopify_auth_mode
+        why = f"SHOPSYNC_SHOPIFY_AUTH_MODE={mode}" if explicit else f"Shopify {mode} mode"
+        required = {
+            "static_token": [
+                ("shopify_admin_api_access_token", "SHOPIFY_ADMIN_API_ACCESS_TOKEN"),
+            ],
+            "client_credentials": [
+                ("shopify_api_key", "SHOPIFY_API_KEY"),
+                ("shopify_api_secret_key", "SHOPIFY_API_SECRET_KEY"),
+            ],
+        }[mode]
+        return [f"{line} (needed by {why})" for line in _missing(self, *required)]
 
     def _salesforce_problems(self) -> list[str]:
         required = {

@@ -15,10 +15,19 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
-from tasks.errors import ConfigError, PermanentError, RateLimited, RetryableError, SyncError
+from tasks.errors import (
+    AuthError,
+    ConfigError,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+    SyncError,
+)
 from tasks.orders import ORDER_FIELDS
 from tasks.settings import Settings
+from tasks.shopify_auth import ClientCredentialsToken, Grant, StaticToken, TokenSource
 
 MAX_QUERY_COST = 1000
 MAX_PAGE = 250
@@ -112,10 +121,17 @@ def classify_response(status: int, headers: Mapping[str, str], body: Any) -> Syn
         return RateLimited("Shopify rate limit", retry_after=_float(headers.get("retry-after")))
     if status >= 500:
         return RetryableError(f"Shopify answered {status}", code=f"HTTP_{status}")
-    if status in (401, 402, 403, 423):
+    if status == 401:
+        return AuthError(
+            "Shopify rejected the access token (401): check SHOPIFY_ADMIN_API_ACCESS_TOKEN, or "
+            "SHOPIFY_API_KEY / SHOPIFY_API_SECRET_KEY in client-credentials mode "
+            "(shopsync doctor)",
+            code="HTTP_401",
+        )
+    if status in (402, 403, 423):
         return ConfigError(
-            f"Shopify refused the request ({status}): check SHOPIFY_ADMIN_API_ACCESS_TOKEN, "
-            "the app's scopes and that the shop is active",
+            f"Shopify refused the request ({status}): check the app's scopes and that the "
+            "shop is active",
             code=f"HTTP_{status}",
         )
     if status == 404:
@@ -123,6 +139,37 @@ def classify_response(status: int, headers: Mapping[str, str], body: Any) -> Syn
     if status >= 400:
         return PermanentError(f"Shopify rejected the request ({status})", code=f"HTTP_{status}")
     return _classify_graphql_errors(body)
+
+
+def classify_grant(status: int, headers: Mapping[str, str], body: Any) -> SyncError | Grant:
+    """The token endpoint's answer: a :class:`Grant`, or the classified refusal.
+
+    Shopify answers a bad client id or secret with 400 ``invalid_client`` (an OAuth error
+    body), an app that may not use the grant with 400 ``unauthorized_client``/``invalid_request``:
+    both are :class:`AuthError` (stop, nothing is lost; the operator must fix the credentials).
+    """
+    if status == 429:
+        return RateLimited(
+            "Shopify token endpoint rate limit", retry_after=_float(headers.get("retry-after"))
+        )
+    if status >= 500:
+        return RetryableError(f"Shopify token endpoint answered {status}", code=f"HTTP_{status}")
+    token = body.get("access_token") if isinstance(body, Mapping) else None
+    if status == 200 and isinstance(token, str) and token:
+        return Grant(
+            access_token=SecretStr(token),
+            expires_in=_float(str(body["expires_in"])) if body.get("expires_in") else None,
+            scope=str(body.get("scope") or ""),
+        )
+    code = str(body.get("error") or f"HTTP_{status}") if isinstance(body, Mapping) else ""
+    description = body.get("error_description") if isinstance(body, Mapping) else None
+    return AuthError(
+        "Shopify refused the client credentials grant"
+        + (f" ({description})" if description else "")
+        + ": check SHOPIFY_API_KEY and SHOPIFY_API_SECRET_KEY (the Dev Dashboard app's client "
+        "id and secret) and that the app is installed on SHOPIFY_STORE_DOMAIN",
+        code=code or f"HTTP_{status}",
+    )
 
 
 def _classify_graphql_errors(body: Any) -> SyncError | None:
@@ -136,7 +183,9 @@ def _classify_graphql_errors(body: Any) -> SyncError | None:
         return RateLimited(message, retry_after=_refill_seconds(body), code=code)
     if code in {"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"}:
         return RetryableError(message, code=code)
-    if code in {"ACCESS_DENIED", "UNAUTHORIZED"}:
+    if code == "UNAUTHORIZED":
+        return AuthError(message, code=code)
+    if code == "ACCESS_DENIED":
         return ConfigError(message, code=code)
     return PermanentError(message, code=code)
 
@@ -175,8 +224,75 @@ def _float(value: str | None) -> float | None:
 # -- the client -------------------------------------------------------------------------------
 
 
+def request_client_credentials(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None
+) -> Grant:
+    """One client credentials grant (research/shopify.md §3); raises the classified error.
+
+    The form carries the client secret, and the answer the token: neither is ever logged
+    (httpx logs only the request line). Grants are rare (one a day per process), so each uses
+    its own short-lived connection.
+    """
+    key, secret = settings.shopify_api_key, settings.shopify_api_secret_key
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": key.get_secret_value() if key else "",
+        "client_secret": secret.get_secret_value() if secret else "",
+    }
+    url = f"{settings.shopify_base_url}/admin/oauth/access_token"
+    try:
+        with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), transport=transport) as http:
+            response = http.post(url, data=form, headers={"Accept": "application/json"})
+    except httpx.TimeoutException as exc:
+        raise RetryableError("Shopify token endpoint did not answer", code="TIMEOUT") from exc
+    except httpx.TransportError as exc:
+        raise RetryableError(
+            f"could not reach the Shopify token endpoint: {type(exc).__name__}",
+            code="CONNECTION_ERROR",
+        ) from exc
+    answer = classify_grant(response.status_code, response.headers, _json(response))
+    if isinstance(answer, SyncError):
+        raise answer
+    return answer
+
+
+_SHARED_TOKENS: dict[tuple[str, str, str], ClientCredentialsToken] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def token_source_for(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None
+) -> TokenSource:
+    """The token source the settings ask for (``Settings.shopify_auth_mode``).
+
+    A client-credentials source is shared by every client of the process with the same shop and
+    app, so that each flow run does not make its own grant.
+    """
+    if settings.shopify_auth_mode != "client_credentials":
+        return StaticToken(settings.shopify_admin_api_access_token)
+    key, secret = settings.shopify_api_key, settings.shopify_api_secret_key
+    identity = (
+        settings.shopify_base_url,
+        key.get_secret_value() if key else "",
+        secret.get_secret_value() if secret else "",
+    )
+    with _SHARED_LOCK:
+        source = _SHARED_TOKENS.get(identity)
+        if source is None:
+            source = ClientCredentialsToken(
+                lambda: request_client_credentials(settings, transport=transport)
+            )
+            _SHARED_TOKENS[identity] = source
+        return source
+
+
 class ShopifyClient:
-    """GraphQL Admin API client. Paces itself by the cost bucket; never retries (Prefect does)."""
+    """GraphQL Admin API client. Paces itself by the cost bucket; never retries (Prefect does).
+
+    The one exception is authentication: when Shopify answers 401 and the token can be renewed
+    (client credentials), the request is sent once more with a new token, as the Salesforce
+    adapter re-authenticates once on INVALID_SESSION_ID.
+    """
 
     def __init__(
         self,
@@ -184,18 +300,15 @@ class ShopifyClient:
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        tokens: TokenSource | None = None,
     ):
-        token = settings.shopify_admin_api_access_token
         self._http = httpx.Client(
             base_url=f"{settings.shopify_base_url}/admin/api/{settings.shopify_api_version}",
-            headers={
-                "X-Shopify-Access-Token": token.get_secret_value() if token else "",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
+            headers={"Accept": "application/json"},  # json= / data= set the Content-Type
             timeout=httpx.Timeout(30.0, connect=5.0),
             transport=transport,
         )
+        self.tokens = tokens or token_source_for(settings, transport=transport)
         self._sleep = sleep
         self._lock = threading.Lock()
         self._bucket: ThrottleStatus | None = None
@@ -210,9 +323,24 @@ class ShopifyClient:
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run one query; return ``data`` or raise the classified error."""
         self._pace(_estimated_cost(query, variables))
+        payload = {"query": query, "variables": dict(variables or {})}
+        token = self.tokens.token()
+        response = self._post(payload, token)
+        if response.status_code == 401:
+            renewed = self.tokens.renew(token)
+            if renewed is not None:
+                response = self._post(payload, renewed)
+        body = _json(response)
+        self._note(body)
+        error = classify_response(response.status_code, response.headers, body)
+        if error is not None:
+            raise error
+        return dict(body.get("data") or {})
+
+    def _post(self, payload: dict[str, Any], token: str) -> httpx.Response:
         try:
-            response = self._http.post(
-                "/graphql.json", json={"query": query, "variables": dict(variables or {})}
+            return self._http.post(
+                "/graphql.json", json=payload, headers={"X-Shopify-Access-Token": token}
             )
         except httpx.TimeoutException as exc:
             raise RetryableError(f"Shopify did not answer in time: {exc}", code="TIMEOUT") from exc
@@ -220,12 +348,6 @@ class ShopifyClient:
             raise RetryableError(
                 f"could not reach Shopify: {exc}", code="CONNECTION_ERROR"
             ) from exc
-        body = _json(response)
-        self._note(body)
-        error = classify_response(response.status_code, response.headers, body)
-        if error is not None:
-            raise error
-        return dict(body.get("data") or {})
 
     def _note(self, body: Any) -> None:
         self.calls += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,19 +11,13 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SHOPIFY_FIXTURES = REPO / "tests" / "fixtures" / "shopify"
+"""The Shopify payloads the tests read: written for this repository in the documented shapes."""
 
 
-def _fixtures_dir() -> Path:
-    for candidate in (
-        REPO.parent / "shared" / "fixtures" / "shopify",
-        REPO / "shared" / "fixtures",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("shared/fixtures/shopify not found beside the repository")
-
-
-SHOPIFY_FIXTURES = _fixtures_dir()
+def shopify_fixture(name: str) -> Any:
+    """The parsed JSON of ``tests/fixtures/shopify/<name>``."""
+    return json.loads((SHOPIFY_FIXTURES / name).read_text(encoding="utf-8"))
 
 _PREFIXES = ("SHOPIFY_", "SALESFORCE_", "SHOPSYNC_")
 

@@ -1,5 +1,5 @@
 """A local emulator of the Salesforce REST API, sObject Collections, /composite, SOQL and
-Bulk API 2.0, written from ``shared/research/salesforce.md`` (section numbers §0–§7 cited in
+Bulk API 2.0, written from ``docs/research/salesforce.md`` (section numbers §0–§7 cited in
 the contract tests), never from the product's code.
 
 Quick start::

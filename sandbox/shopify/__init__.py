@@ -1,7 +1,7 @@
 """Shopify Admin API sandbox: GraphQL + REST orders over a lazily generated store, cost
 throttling, bulk operations, a Shopify-like webhook sender and a ``/__sandbox/`` control API.
 
-Written from ``shared/research/shopify.md`` only; imports nothing from the product.
+Written from ``docs/research/shopify.md`` only; imports nothing from the product.
 
     from sandbox.shopify import ShopifySandbox, ShopConfig, StoreMix, run
 """

@@ -266,6 +266,9 @@ def control_routes(sb: ShopifySandbox, shop_of: Callable[..., Shop]) -> list[Rou
             shop.redact_customer_data = bool(body["redacted"])
         return _ok({"redacted": shop.redact_customer_data})
 
+    def auth(request: Request, shop: Shop, body: dict[str, Any]) -> Response:
+        return _ok(shop.configure_auth(body))
+
     def subscribe(request: Request, shop: Shop, body: dict[str, Any]) -> Response:
         sub, err = shop.webhooks.subscribe(body["topic"], body["url"], source="control")
         if err:
@@ -354,6 +357,7 @@ def control_routes(sb: ShopifySandbox, shop_of: Callable[..., Shop]) -> list[Rou
         Route(f"{p}/clock", action(clock), methods=["POST"]),
         Route(f"{p}/scopes", action(scopes), methods=["POST"]),
         Route(f"{p}/protected-data", action(protected_data), methods=["POST"]),
+        Route(f"{p}/auth", action(auth), methods=["POST"]),
         Route(f"{p}/shop", action(info), methods=["GET"]),
         Route(f"{p}/webhooks/subscriptions", action(subscribe), methods=["POST"]),
         Route(f"{p}/webhooks/subscriptions", action(subscriptions), methods=["GET"]),

@@ -60,6 +60,9 @@ class ShopifySandbox:
         return {
             "domain": shop.domain,
             "access_token": shop.cfg.access_token,
+            "client_credentials": shop.client_id is not None,
+            "token_ttl_seconds": shop.token_ttl_seconds,
+            "redacted": shop.redact_customer_data,
             "scopes": shop.cfg.scopes,
             "plan": shop.cfg.plan,
             "api_version": shop.cfg.api_version,
@@ -76,12 +79,20 @@ class ShopifySandbox:
 
 
 def run(host: str, port: int, shop: str, access_token: str, scopes: list[str], orders: int,
-        seed: int, plan: str, webhook_secret: str) -> None:
+        seed: int, plan: str, webhook_secret: str, client_id: str | None = None,
+        client_secret: str | None = None, token_ttl: int = 86399,
+        redacted: bool = False) -> None:
     """Serve one sandbox shop in the foreground until interrupted (``shopsync sandbox shopify``)."""
     from sandbox.server import free_port, serve_forever
 
+    if (client_id is None) != (client_secret is None):
+        raise ValueError("--client-id and --client-secret go together")
+    if token_ttl <= 0:
+        raise ValueError("--token-ttl must be positive")
     cfg = ShopConfig(domain=shop, access_token=access_token, scopes=scopes, orders=orders,
-                     seed=seed, plan=plan, webhook_secret=webhook_secret)
+                     seed=seed, plan=plan, webhook_secret=webhook_secret, client_id=client_id,
+                     client_secret=client_secret, token_ttl_seconds=token_ttl,
+                     redact_customer_data=redacted)
     sb = ShopifySandbox(shops=[cfg])
     port = port or free_port(host)
     url = f"http://{host}:{port}"
@@ -91,6 +102,11 @@ def run(host: str, port: int, shop: str, access_token: str, scopes: list[str], o
         f"  access token:  {access_token}  (scopes: {','.join(scopes)})\n"
         f"  webhook secret: {webhook_secret}; control API: {url}/__sandbox/"
     )
+    if client_id:
+        banner += (f"\n  client credentials: POST {url}/admin/oauth/access_token "
+                   f"(client id {client_id}, tokens live {token_ttl} s)")
+    if redacted:
+        banner += "\n  protected customer data: redacted (names, e-mails, phones, addresses null)"
     try:
         serve_forever(sb.app, host, port, banner)
     finally:

@@ -51,6 +51,9 @@ class Stats:
             "rest_throttled": c.get("rest_throttled", 0),
             "max_cost_exceeded": c.get("max_cost_exceeded", 0),
             "unauthorized": c.get("unauthorized", 0),
+            "expired_token": c.get("expired_token", 0),
+            "tokens_issued": c.get("tokens_issued", 0),
+            "token_refused": c.get("token_refused", 0),
             "faults_injected": c.get("faults_injected", 0),
         }
 
@@ -104,6 +107,9 @@ class Shop:
         self.schema: GraphQLSchema | None = None
         self._initial_scopes = list(cfg.scopes)
         self.redact_customer_data = cfg.redact_customer_data
+        self.client_id = cfg.client_id
+        self.client_secret = cfg.client_secret
+        self.token_ttl_seconds = cfg.token_ttl_seconds
 
     # -- access -------------------------------------------------------------------------
     def token_ok(self, token: str | None) -> bool:
@@ -113,17 +119,45 @@ class Shop:
         if token == self.cfg.access_token:
             return True
         expires = self.issued_tokens.get(token)
-        return expires is not None and self.clock.now() < expires
+        if expires is not None and self.clock.now() >= expires:
+            self.stats.add("expired_token")
+            return False
+        return expires is not None
 
     def issue_token(self, client_id: str, client_secret: str) -> dict[str, Any] | None:
-        """Client credentials grant (research §3); None if the client is unknown."""
-        cfg = self.cfg
-        if not cfg.client_id or client_id != cfg.client_id or client_secret != cfg.client_secret:
+        """Client credentials grant (research §3); None if the client is unknown.
+
+        Each grant is a new token valid for ``token_ttl_seconds`` of shop time; earlier tokens
+        stay valid until they expire. Grants are counted (``tokens_issued`` in the stats).
+        """
+        if not self.client_id or (client_id, client_secret) != (self.client_id,
+                                                                self.client_secret):
+            self.stats.add("token_refused")
             return None
         token = f"shpat_{uuid.uuid4().hex}"
-        self.issued_tokens[token] = self.clock.now() + cfg.token_ttl_seconds
-        return {"access_token": token, "scope": ",".join(cfg.scopes),
-                "expires_in": cfg.token_ttl_seconds}
+        ttl = self.token_ttl_seconds
+        self.issued_tokens[token] = self.clock.now() + ttl
+        self.stats.add("tokens_issued")
+        return {"access_token": token, "scope": ",".join(self.cfg.scopes), "expires_in": ttl}
+
+    def configure_auth(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Change the client credentials / token lifetime, or expire every issued token now."""
+        if "token_ttl_seconds" in body:
+            ttl = int(body["token_ttl_seconds"])
+            if ttl <= 0:
+                raise ValueError("token_ttl_seconds must be positive")
+            self.token_ttl_seconds = ttl
+        if "client_id" in body:
+            self.client_id = body["client_id"] or None
+        if "client_secret" in body:
+            self.client_secret = body["client_secret"] or None
+        if body.get("expire_tokens"):
+            now = self.clock.now()
+            self.issued_tokens = dict.fromkeys(self.issued_tokens, now)
+        now = self.clock.now()
+        return {"client_id": self.client_id, "token_ttl_seconds": self.token_ttl_seconds,
+                "tokens_issued": len(self.issued_tokens),
+                "tokens_live": sum(1 for t in self.issued_tokens.values() if t > now)}
 
     def has_scope(self, scope: str) -> bool:
         """Was the token granted ``scope``? (``write_X`` implies ``read_X``.)"""
@@ -165,6 +199,9 @@ class Shop:
         """Back to the generated store: no overlay, full buckets, no faults, no webhooks."""
         self.store.reset()
         self.issued_tokens.clear()
+        self.client_id = self.cfg.client_id
+        self.client_secret = self.cfg.client_secret
+        self.token_ttl_seconds = self.cfg.token_ttl_seconds
         self.cfg.scopes = list(self._initial_scopes)
         self.redact_customer_data = self.cfg.redact_customer_data
         self.clock.reset()

@@ -11,55 +11,21 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from flows.sync_pending import sync_pending_orders
 from sandbox.server import BackgroundServer
 from state import StateStore
 from tasks.settings import Settings
-from tasks.topics import HANDLED_TOPICS
-from tests.integration.conftest import SHOP, WEBHOOK_SECRET
+from tests.e2e.conftest import drain, post
+from tests.integration.conftest import WEBHOOK_SECRET
 from webhooks.app import create_app
 from webhooks.deliveries import sign
 from webhooks.serve import receiver_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def receiver(product: Settings, store: StateStore, shopify) -> Iterator[str]:
-    """The receiver on uvicorn, subscribed to every handled topic of the sandbox shop."""
-    app = create_app(receiver_config(product), store)
-    with BackgroundServer(app) as server:
-        url = f"{server.url}/webhooks/shopify"
-        for topic in sorted(HANDLED_TOPICS):
-            shopify.shop.webhooks.subscribe(topic, url)
-        shopify.shop.webhooks.configure(time_scale=0.0001, timeout=5.0)
-        yield url
-
-
-def drain(store: StateStore, rounds: int = 20) -> Counter[str]:
-    """Run the drain flow until nothing is pending or claimed."""
-    totals: Counter[str] = Counter()
-    for _ in range(rounds):
-        result = sync_pending_orders(max_seconds=120, batch_size=100, lease_seconds=30)
-        totals.update(result["outcomes"])
-        depth = store.counts().inbox
-        if not depth.get("pending") and not depth.get("claimed"):
-            return totals
-        time.sleep(0.3)  # let backoffs come due
-    raise AssertionError(f"inbox not drained: {store.counts()}")
 
 
 def opportunities(salesforce) -> dict[str, list[dict]]:
@@ -106,17 +72,6 @@ def test_500_orders_with_duplicates_and_out_of_order_updates_end_as_500_opportun
     assert wrong == {}
     assert store.dead_letters() == []
     assert outcomes["dead_letter"] == 0
-
-
-def post(url: str, body: bytes, signature: str, webhook_id: str) -> httpx.Response:
-    headers = {
-        "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Hmac-Sha256": signature,
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-Webhook-Id": webhook_id,
-        "Content-Type": "application/json",
-    }
-    return httpx.post(url, content=body, headers=headers)
 
 
 def test_forged_missing_and_stale_signatures_get_401_and_leave_no_row(

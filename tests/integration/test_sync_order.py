@@ -7,7 +7,6 @@ count API calls with the sandbox's counters.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from tasks.orders import Order, parse_graphql_order, parse_rest_order
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import Settings
 from tasks.sync import SyncContext, sync_order_state
-from tests.conftest import SHOPIFY_FIXTURES
+from tests.conftest import shopify_fixture
 
 OPPORTUNITY_FIELDS = (
     "Id, Name, Amount, StageName, CloseDate, AccountId, ContactId, External_Shopify_Order_ID__c, "
@@ -43,9 +42,9 @@ def ctx(runtime: Runtime) -> SyncContext:
 
 
 def fixture_orders() -> list[dict[str, Any]]:
-    orders = json.loads((SHOPIFY_FIXTURES / "shopify_python_api_orders.json").read_text())["orders"]
-    single = json.loads((SHOPIFY_FIXTURES / "shopify_python_api_order.json").read_text())["order"]
-    return [*orders, single]
+    """The fixture orders; the first has no ``current_total_price*``, so tests that edit the flat
+    ``current_total_price`` change the amount the product reads."""
+    return [shopify_fixture("order.json")["order"], *shopify_fixture("orders.json")["orders"]]
 
 
 def opportunities(runtime: Runtime, order_id: str | None = None) -> list[dict[str, Any]]:

@@ -1,34 +1,28 @@
-"""Fixtures for the pure order and mapping tests: real Shopify payloads and a builder."""
+"""Fixtures for the pure order and mapping tests: the fixture Shopify payloads and a builder."""
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-SHOPIFY_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "shopify"
+from tests.conftest import shopify_fixture
 
 
 def _fixture_orders() -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every order in the saved REST payloads, labelled ``file[index]``."""
-    for path in sorted(SHOPIFY_FIXTURES.glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if "orders" in data:
-            for index, order in enumerate(data["orders"]):
-                yield f"{path.stem}[{index}]", order
-        elif "order" in data:
-            yield path.stem, data
+    """Every REST-shaped order in ``tests/fixtures/shopify``, labelled by file (and index)."""
+    yield "order", shopify_fixture("order.json")["order"]
+    for index, order in enumerate(shopify_fixture("orders.json")["orders"]):
+        yield f"orders[{index}]", order
+    yield "blueprint_orders_create", shopify_fixture("blueprint_orders_create.json")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise ``fixture_order`` over every saved Shopify order."""
+    """Parametrise ``fixture_order`` over every fixture order."""
     if "fixture_order" in metafunc.fixturenames:
         orders = list(_fixture_orders())
-        assert orders, f"no Shopify fixture orders found in {SHOPIFY_FIXTURES}"
         metafunc.parametrize(
             "fixture_order", [order for _, order in orders], ids=[label for label, _ in orders]
         )

@@ -63,22 +63,41 @@ def _describe(**fields: int | None) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Real payloads and the default shape
+# The repository's fixture payloads and the default shape
 # --------------------------------------------------------------------------------------------
+
+
+# order id → (Account.Name, customer id, Contact.LastName, Opportunity.Name, CloseDate)
+FIXTURE_EXPECTATIONS = {
+    "5630193847261": (
+        "Maren Okafor", "7029384756102", "Okafor", "Shopify Order #1001 (Maren Okafor)",
+        "2026-03-16",  # 2026-02-14 in New York + 30 days
+    ),
+    "5630194913357": (
+        "Tomás Lindqvist", "7029385120774", "Lindqvist", "Shopify Order #1002 (Tomás Lindqvist)",
+        "2026-04-01",  # 2026-03-02 in New York + 30 days
+    ),
+    "123456789": (  # the blueprint's sample: no ``name``, so "#" + order_number
+        "Acme Corp", "987654321", "Doe", "Shopify Order #1001 (John Doe)",
+        "2023-11-25",  # 2023-10-26 in New York + 30 days
+    ),
+}
 
 
 def test_every_fixture_order_maps(fixture_order: dict[str, Any]) -> None:
     records = _map(fixture_order)
-    assert records.account["Name"] == "Bob Norman"
-    assert records.account["External_Shopify_Account_ID__c"] == "shop_cust_207119551"
+    account, customer, last_name, opportunity, close_date = FIXTURE_EXPECTATIONS[
+        records.order_key
+    ]
+    assert records.account["Name"] == account
+    assert records.account["External_Shopify_Account_ID__c"] == f"shop_cust_{customer}"
     assert records.contact is not None
-    assert records.contact["LastName"] == "Norman"
-    assert records.contact["External_Shopify_ID__c"] == "207119551"
-    assert records.opportunity["Name"] == "Shopify Order #1001 (Bob Norman)"
+    assert records.contact["LastName"] == last_name
+    assert records.contact["External_Shopify_ID__c"] == customer
+    assert records.opportunity["Name"] == opportunity
     assert records.opportunity["StageName"] == "New Order"
-    assert records.opportunity["CloseDate"] == "2008-02-09"  # 2008-01-10 + 30 days
+    assert records.opportunity["CloseDate"] == close_date
     assert isinstance(records.opportunity["Amount"], Decimal)
-    assert records.order_key == "450789469"
     assert records.truncations == []
     assert "CurrencyIsoCode" not in records.opportunity
 
@@ -759,3 +778,50 @@ def test_any_parseable_order_maps_within_limits(
         "StageName",
         "External_Shopify_Order_ID__c",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Protected customer data redacted (issue 13.3): names, e-mails, phones and addresses are null
+# --------------------------------------------------------------------------------------------
+
+_PERSONAL = ("first_name", "last_name", "name", "address1", "address2", "phone")
+
+
+def _redacted(rest_order: Build, **overrides: Any) -> dict[str, Any]:
+    payload = rest_order(email=None, phone=None, contact_email=None, **overrides)
+    if payload.get("customer"):
+        payload["customer"].update(first_name=None, last_name=None, email=None, phone=None)
+        for key in _PERSONAL:
+            payload["customer"]["default_address"][key] = None
+    for address in ("billing_address", "shipping_address"):
+        if payload.get(address):
+            payload[address].update(dict.fromkeys(_PERSONAL))
+    return payload
+
+
+def test_a_redacted_customer_order_has_no_contact_and_no_none_names(rest_order: Build) -> None:
+    records = _map(_redacted(rest_order))
+    assert records.account["Name"] == "Shopify customer 115310627314723954"
+    assert records.account_key == "shop_cust_115310627314723954"
+    assert records.contact is None
+    assert records.contact_key is None
+    assert records.contact_lookup_email is None
+    assert records.opportunity["Name"] == "Shopify Order #9999 (customer 115310627314723954)"
+    text = json.dumps(jsonable(records.account)) + json.dumps(jsonable(records.opportunity))
+    assert "None" not in text
+
+
+def test_a_redacted_guest_order_gets_its_own_account_and_no_contact(rest_order: Build) -> None:
+    records = _map(_redacted(rest_order, customer=None, billing__company=None))
+    assert records.account_key == f"shop_guest_order_{records.order_key}"
+    assert records.account["Name"] == "Shopify guest #9999"
+    assert records.contact is None
+    assert records.opportunity["Name"] == "Shopify Order #9999 (guest)"
+
+
+def test_a_customer_known_only_by_phone_keeps_a_contact(rest_order: Build) -> None:
+    payload = _redacted(rest_order)
+    payload["customer"]["phone"] = "+1 613 555 0100"
+    records = _map(payload)
+    assert records.contact is not None
+    assert records.contact["Phone"] == "+1 613 555 0100"

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import graphql
@@ -25,32 +24,13 @@ from tasks.orders import (
     parse_order,
     parse_rest_order,
 )
+from tests.conftest import shopify_fixture
 
-SHOPIFY_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "shopify"
 Build = Callable[..., dict[str, Any]]
 
 
 def _orders_fixture() -> dict[str, Any]:
-    path = SHOPIFY_FIXTURES / "shopify_python_api_orders.json"
-    return json.loads(path.read_text(encoding="utf-8"))["orders"][0]
-
-
-def _graphql_address(**values: Any) -> dict[str, Any]:
-    keys = [
-        "firstName",
-        "lastName",
-        "company",
-        "address1",
-        "address2",
-        "city",
-        "province",
-        "provinceCode",
-        "zip",
-        "country",
-        "countryCodeV2",
-        "phone",
-    ]
-    return {key: values.get(key) for key in keys}
+    return shopify_fixture("orders.json")["orders"][0]
 
 
 def _money_bag(amount: str, currency: str) -> dict[str, Any]:
@@ -61,51 +41,12 @@ def _money_bag(amount: str, currency: str) -> dict[str, Any]:
 
 
 def graphql_twin_of_orders_fixture() -> dict[str, Any]:
-    """What the GraphQL Admin API returns for the order in ``shopify_python_api_orders.json``."""
-    chestnut = {
-        "address1": "Chestnut Street 92",
-        "address2": "",
-        "city": "Louisville",
-        "province": "Kentucky",
-        "provinceCode": "KY",
-        "zip": "40202",
-        "country": "United States",
-        "countryCodeV2": "US",
-        "phone": "555-625-1199",
-    }
-    return {
-        "id": "gid://shopify/Order/450789469",
-        "legacyResourceId": "450789469",
-        "name": "#1001",
-        "email": "bob.norman@hostmail.com",
-        "phone": "+557734881234",
-        "createdAt": "2008-01-10T16:00:00Z",
-        "updatedAt": "2008-01-10T16:00:00Z",
-        "processedAt": "2008-01-10T16:00:00Z",
-        "cancelledAt": None,
-        "cancelReason": None,
-        "displayFinancialStatus": "PARTIALLY_REFUNDED",
-        "test": False,
-        "currencyCode": "USD",
-        "presentmentCurrencyCode": "USD",
-        "totalPriceSet": _money_bag("598.94", "USD"),
-        "currentTotalPriceSet": _money_bag("598.94", "USD"),
-        "customer": {
-            "id": "gid://shopify/Customer/207119551",
-            "legacyResourceId": "207119551",
-            "firstName": "Bob",
-            "lastName": "Norman",
-            "email": "bob.norman@hostmail.com",
-            "defaultEmailAddress": {"emailAddress": "bob.norman@hostmail.com"},
-            "phone": "+16136120707",
-            "defaultAddress": _graphql_address(**chestnut),
-        },
-        "billingAddress": _graphql_address(firstName="Bob", lastName="Norman", **chestnut),
-    }
+    """The GraphQL Admin API view of the order in ``orders.json`` (``order_graphql.json``)."""
+    return shopify_fixture("order_graphql.json")
 
 
 # --------------------------------------------------------------------------------------------
-# Real payloads
+# The repository's fixture payloads (tests/fixtures/shopify)
 # --------------------------------------------------------------------------------------------
 
 
@@ -122,15 +63,14 @@ def test_every_fixture_order_parses(fixture_order: dict[str, Any]) -> None:
 
 
 def test_single_order_fixture_fields() -> None:
-    payload = json.loads((SHOPIFY_FIXTURES / "shopify_python_api_order.json").read_text("utf-8"))
-    order = parse_rest_order(payload)  # the {"order": {...}} envelope
-    assert order.id == "450789469"
+    order = parse_rest_order(shopify_fixture("order.json"))  # the {"order": {...}} envelope
+    assert order.id == "5630193847261"
     assert order.name == "#1001"
     assert order.order_number == 1001
     assert order.financial_status == "authorized"
-    assert order.total_price == Decimal("409.94")
-    assert order.current_total_price == Decimal("409.94")  # missing → total_price
-    assert order.created_at == datetime(2008, 1, 10, 16, 0, tzinfo=UTC)  # -05:00 → UTC
+    assert order.total_price == Decimal("90.72")
+    assert order.current_total_price == Decimal("90.72")  # missing → total_price
+    assert order.created_at == datetime(2026, 2, 14, 14, 30, tzinfo=UTC)  # -05:00 → UTC
     assert order.customer is not None
     assert order.customer.default_address is not None
     assert order.customer.default_address.first_name is None  # null name parts stay None
@@ -141,17 +81,18 @@ def test_list_fixture_fields() -> None:
     order = parse_rest_order(_orders_fixture())
     assert order.financial_status == "partially_refunded"
     assert order.presentment_currency == "USD"
-    assert order.presentment_total_price == Money(Decimal("598.94"), "USD")
+    assert order.total_price == Decimal("129.62")
+    assert order.current_total_price == Decimal("101.82")  # after the refund
+    assert order.presentment_total_price == Money(Decimal("129.62"), "USD")
     assert order.customer is not None
-    assert order.customer.phone == "+16136120707"
+    assert order.customer.phone == "+12065550123"
     assert order.billing_address is not None
-    assert order.billing_address.first_name == "Bob"
+    assert order.billing_address.first_name == "Tomás"
 
 
 def test_refund_fixture_is_not_an_order() -> None:
-    payload = json.loads((SHOPIFY_FIXTURES / "shopify_python_api_refund.json").read_text("utf-8"))
     with pytest.raises(InvalidOrder):
-        parse_rest_order(payload)
+        parse_rest_order(shopify_fixture("refund.json"))
 
 
 def test_envelope_and_bare_order_parse_alike() -> None:
@@ -162,6 +103,17 @@ def test_envelope_and_bare_order_parse_alike() -> None:
 # --------------------------------------------------------------------------------------------
 # REST tolerance
 # --------------------------------------------------------------------------------------------
+
+
+def test_order_without_a_name_is_named_after_its_order_number(rest_order: Build) -> None:
+    """The blueprint's sample ``orders/create`` has ``order_number`` and no ``name``; Shopify's
+    default name is "#" + order_number, so the order (task-run names, reports) reads "#1001"."""
+    payload = shopify_fixture("blueprint_orders_create.json")
+    assert "name" not in payload
+    assert parse_rest_order(payload).name == "#1001"
+    assert parse_rest_order(rest_order(name=None, order_number=1001)).name == "#1001"
+    assert parse_rest_order(rest_order(name="SBL1069", order_number=1069)).name == "SBL1069"
+    assert parse_rest_order(rest_order(name=None, order_number=None)).name is None
 
 
 @pytest.mark.parametrize("raw", [820982911946154508, "820982911946154508", " 820982911946154508 "])
@@ -372,7 +324,7 @@ def test_graphql_and_rest_parse_to_the_same_order() -> None:
     gql = parse_graphql_order(graphql_twin_of_orders_fixture())
     assert gql == rest
     assert gql.payload_hash() == rest.payload_hash()
-    assert rest.order_number == 1001  # display-only; GraphQL does not select it
+    assert rest.order_number == 1002  # display-only; GraphQL does not select it
 
 
 def test_graphql_fields() -> None:
@@ -380,7 +332,7 @@ def test_graphql_fields() -> None:
     node["customer"]["defaultEmailAddress"] = None
     node["customer"]["email"] = "fallback@example.com"
     node["displayFinancialStatus"] = "VOIDED"
-    node["cancelledAt"] = "2008-01-11T10:00:00-05:00"
+    node["cancelledAt"] = "2026-03-06T10:00:00-05:00"
     node["cancelReason"] = "CUSTOMER"
     node["currentTotalPriceSet"] = _money_bag("0.00", "USD")
     order = parse_graphql_order(node)
@@ -388,9 +340,9 @@ def test_graphql_fields() -> None:
     assert order.customer.email == "fallback@example.com"
     assert order.financial_status == "voided"
     assert order.cancel_reason == "customer"
-    assert order.cancelled_at == datetime(2008, 1, 11, 15, tzinfo=UTC)
+    assert order.cancelled_at == datetime(2026, 3, 6, 15, tzinfo=UTC)
     assert order.current_total_price == Decimal("0.00")
-    assert order.total_price == Decimal("598.94")
+    assert order.total_price == Decimal("129.62")
 
 
 def test_graphql_guest_checkout_and_gid_fallback() -> None:
@@ -399,7 +351,7 @@ def test_graphql_guest_checkout_and_gid_fallback() -> None:
     node["legacyResourceId"] = None
     order = parse_graphql_order(node)
     assert order.customer is None
-    assert order.id == "450789469"
+    assert order.id == "5630194913357"
 
 
 def test_graphql_big_id() -> None:

@@ -36,7 +36,8 @@ def test_config_check_with_an_empty_environment_lists_each_missing_setting() -> 
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "SHOPIFY_STORE_DOMAIN: missing",
-        "SHOPIFY_ADMIN_API_ACCESS_TOKEN: missing",
+        "SHOPIFY_API_KEY, SHOPIFY_API_SECRET_KEY: missing (a Dev Dashboard app's client id and "
+        "secret; a legacy custom app sets SHOPIFY_ADMIN_API_ACCESS_TOKEN instead)",
         "SHOPIFY_WEBHOOK_SECRET: missing (the app's client secret signs webhooks)",
         "SALESFORCE_CLIENT_ID: missing (needed by SALESFORCE_AUTH_MODE=client_credentials)",
         "SALESFORCE_CLIENT_SECRET: missing (needed by SALESFORCE_AUTH_MODE=client_credentials)",
@@ -63,7 +64,7 @@ def test_invalid_and_missing_settings_are_reported_together(
     assert any(p.startswith("SHOPSYNC_SHOP_TIMEZONE: 'Mars/Olympus'") for p in problems)
     assert any(p.startswith("SALESFORCE_AUTH_MODE: Input should be") for p in problems)
     assert any(p.startswith("SHOPSYNC_MAPPING__CLOSE_DATE_OFFSET_DAYS:") for p in problems)
-    assert "SHOPIFY_ADMIN_API_ACCESS_TOKEN: missing" in problems
+    assert any(p.startswith("SHOPIFY_API_KEY, SHOPIFY_API_SECRET_KEY: missing") for p in problems)
 
 
 def test_complete_settings_pass_and_never_print_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,3 +138,58 @@ def test_jwt_key_path_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 def test_state_url_defaults_to_sqlite_in_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOPSYNC_DATA_DIR", "/srv/shopsync")
     assert Settings().state_url == "sqlite+pysqlite:////srv/shopsync/shopsync.db"
+
+
+# -- Shopify auth modes (issue 13.3) ----------------------------------------------------------
+
+CLIENT_CREDENTIALS = {
+    key: value for key, value in COMPLETE.items() if key != "SHOPIFY_ADMIN_API_ACCESS_TOKEN"
+} | {"SHOPIFY_API_KEY": "client-id-1234", "SHOPIFY_API_SECRET_KEY": "shpss_client_secret"}
+
+
+def test_a_static_token_means_static_token_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, COMPLETE | {"SHOPIFY_API_KEY": "client-id-1234"})
+    settings = load_settings()
+    assert settings.shopify_auth_mode == "static_token"
+    assert settings.problems() == []
+
+
+def test_key_and_secret_without_a_token_mean_client_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_env(monkeypatch, CLIENT_CREDENTIALS)
+    settings = load_settings()
+    assert settings.shopify_auth_mode == "client_credentials"
+    assert settings.problems() == []
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 0, result.output
+    assert "shpss_client_secret" not in result.output
+    assert "shpss_client_secret" not in repr(settings)
+
+
+def test_client_credentials_without_the_secret_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = dict(CLIENT_CREDENTIALS)
+    del values["SHOPIFY_API_SECRET_KEY"]
+    set_env(monkeypatch, values)
+    assert load_settings().problems(need={"shopify"}) == [
+        "SHOPIFY_API_SECRET_KEY: missing (needed by Shopify client_credentials mode)"
+    ]
+
+
+def test_an_explicit_mode_wins_and_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, COMPLETE | {"SHOPSYNC_SHOPIFY_AUTH_MODE": "client_credentials"})
+    settings = load_settings()
+    assert settings.shopify_auth_mode == "client_credentials"
+    assert settings.problems(need={"shopify"}) == [
+        "SHOPIFY_API_KEY: missing (needed by SHOPSYNC_SHOPIFY_AUTH_MODE=client_credentials)",
+        "SHOPIFY_API_SECRET_KEY: missing (needed by SHOPSYNC_SHOPIFY_AUTH_MODE=client_credentials)",
+    ]
+
+
+def test_an_unknown_mode_is_a_readable_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, COMPLETE | {"SHOPSYNC_SHOPIFY_AUTH_MODE": "oauth"})
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith("SHOPSYNC_SHOPIFY_AUTH_MODE: Input should be")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.errors import ConfigError, PermanentError, RateLimited, RetryableError
+from tasks.errors import AuthError, ConfigError, PermanentError, RateLimited, RetryableError
 from tasks.orders import ORDER_FIELDS
 from tasks.shopify import (
     MAX_QUERY_COST,
@@ -41,7 +41,7 @@ def test_throttled_comes_as_http_200_and_is_rate_limited_with_the_refill_time() 
         (429, RateLimited),
         (500, RetryableError),
         (503, RetryableError),
-        (401, ConfigError),
+        (401, AuthError),
         (403, ConfigError),
         (404, PermanentError),
         (422, PermanentError),

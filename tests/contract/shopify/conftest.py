@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,16 +33,6 @@ VERSION = "2026-10"
 EDGE_MIX = StoreMix(repeat_customers=0.4, guest_checkouts=0.15, with_company=0.2, cancelled=0.1,
                     refunded=0.15, edited=0.3, test_orders=0.05, non_ascii_names=0.15,
                     long_names=0.05, presentment_currency_differs=0.15)
-
-
-def fixtures_dir() -> Path:
-    """``shared/fixtures/shopify``: a sibling of the repository clone."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "fixtures" / "shopify"
-        if candidate.is_dir():
-            return candidate
-    return here.parents[3] / ".." / "shared" / "fixtures" / "shopify"
 
 
 @pytest.fixture(scope="session")

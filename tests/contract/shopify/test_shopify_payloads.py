@@ -1,8 +1,7 @@
-"""Generated orders: REST key set vs the real fixtures, edge-case mix, determinism, ids."""
+"""Generated orders: REST key set vs the fixture payloads, edge-case mix, determinism, ids."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -10,8 +9,9 @@ import httpx
 import pytest
 
 from sandbox.shopify import ShopConfig, ShopifySandbox, StoreMix
+from tests.conftest import shopify_fixture
 
-from .conftest import END, START, VERSION, fixtures_dir
+from .conftest import END, START, VERSION
 
 ADDRESS = {"first_name", "last_name", "company", "address1", "address2", "city", "province",
            "province_code", "zip", "country", "country_code", "phone", "name"}
@@ -25,14 +25,11 @@ LINE = {"id", "title", "name", "quantity", "price", "sku", "product_id", "varian
 
 
 def fixture_orders() -> list[dict[str, Any]]:
-    d = fixtures_dir()
-    one = json.loads((d / "shopify_python_api_order.json").read_text())["order"]
-    many = json.loads((d / "shopify_python_api_orders.json").read_text())["orders"]
-    return [one, *many]
+    return [shopify_fixture("order.json")["order"], *shopify_fixture("orders.json")["orders"]]
 
 
 def fixture_refund() -> dict[str, Any]:
-    return json.loads((fixtures_dir() / "shopify_python_api_refund.json").read_text())["refund"]
+    return shopify_fixture("refund.json")["refund"]
 
 
 def all_rest(client: httpx.Client, sandbox: ShopifySandbox) -> list[dict[str, Any]]:
@@ -43,8 +40,9 @@ def all_rest(client: httpx.Client, sandbox: ShopifySandbox) -> list[dict[str, An
 
 def test_generated_rest_payload_carries_fixture_keys(client: httpx.Client,
                                                      sandbox: ShopifySandbox) -> None:
-    """research/shopify.md Fixture files and §4: every key the real payloads carry for the
-    mapped fields (top level, customer, default_address, addresses, line items, refunds)."""
+    """tests/fixtures/shopify and research/shopify.md §4: every key the fixture payloads carry
+    for the mapped fields (top level, customer, default_address, addresses, line items,
+    refunds)."""
     fixtures = fixture_orders()
     fx_top = set().union(*(set(o) for o in fixtures))
     fx_customer = set().union(*(set(o["customer"]) for o in fixtures if o.get("customer")))

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from sandbox.shopify import ShopifySandbox, WebhookConfig, sign
+from tests.conftest import shopify_fixture
 
-from .conftest import SECRET, SHOP, VERSION, Receiver, fixtures_dir
+from .conftest import SECRET, SHOP, VERSION, Receiver
 
 Gql = Callable[..., dict[str, Any]]
 HEADERS = ("X-Shopify-Topic", "X-Shopify-Hmac-Sha256", "X-Shopify-Shop-Domain",
@@ -197,7 +198,7 @@ def test_merchant_actions_emit_topics(client: httpx.Client, receiver: Receiver) 
     by_topic: dict[str, list[Any]] = {}
     for r in got:
         by_topic.setdefault(r.headers["x-shopify-topic"], []).append(r)
-    fx = json.loads((fixtures_dir() / "shopify_python_api_refund.json").read_text())["refund"]
+    fx = shopify_fixture("refund.json")["refund"]
     refund_body = json.loads(by_topic["refunds/create"][0].body)
     assert set(fx) <= set(refund_body)
     assert refund_body["order_id"] == oid
