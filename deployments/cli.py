@@ -357,6 +357,29 @@ def dlq_resolve(dead_letter_id: int) -> None:
     typer.echo(f"closed {closed} dead letter(s) of order {letter.order_id}")
 
 
+# -- field warnings ---------------------------------------------------------------------------
+
+
+@app.command("warnings")
+def warnings_list(
+    order: Annotated[str | None, typer.Option(help="Only this order id.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, most recent first.")] = 200,
+) -> None:
+    """Values cut to fit Salesforce or left out, per order, most recently seen first."""
+    warnings = _store(_settings()).field_warnings(order_id=order, limit=limit)
+    if not warnings:
+        typer.echo("no field warnings")
+        return
+    for w in warnings:
+        name = f"{w.order_name} " if w.order_name else ""
+        size = "" if w.limit is None else f" {w.original_length}>{w.limit}"
+        typer.echo(
+            f"order {name}({w.order_id})  {w.object}.{w.field}  {w.kind}{size}  {w.path}  "
+            f"x{w.times_seen}  last {w.last_seen:%Y-%m-%d %H:%M}Z"
+            + (f"\n    {w.reason}" if w.reason else "")
+        )
+
+
 # -- status and doctor ------------------------------------------------------------------------
 
 
@@ -366,13 +389,19 @@ def status(
         bool, typer.Option(help="Also ask Salesforce for its API usage (one API call).")
     ] = True,
 ) -> None:
-    """Inbox depth, dead letters, recent reconcile runs, the cursor, Salesforce API usage."""
+    """Inbox depth, dead letters, field warnings, recent reconcile runs, the cursor, Salesforce
+    API usage."""
     settings = _settings()
     store = _store(settings)
     counts = store.counts()
     typer.echo(f"inbox: {json.dumps(counts.inbox, sort_keys=True) if counts.inbox else 'empty'}")
     typer.echo(f"dead letters open: {counts.dead_letters_open}")
     typer.echo(f"orders in the ledger: {counts.ledger_orders}")
+    typer.echo(
+        f"field warnings: {counts.field_warnings} in "
+        f"{counts.orders_with_field_warnings} order(s)"
+        + (" (`shopsync warnings` lists them)" if counts.field_warnings else "")
+    )
     cursor = store.get_cursor("nightly")
     typer.echo(f"nightly cursor: {cursor.isoformat() if cursor else 'not set yet'}")
     for run in store.recent_runs(5):

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from state import DeadLetterRecord
+from tasks.artifacts import current_flow_run_id
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
@@ -43,6 +44,9 @@ def replay_dead_letters(ids: list[int] | None = None) -> dict[str, Any]:
                 logger.warning("order %s still fails: %s", letter.order_id, exc)
                 continue
             runtime.store.resolve_dead_letters(letter.order_id, "replayed")
+            runtime.store.record_field_warnings(
+                outcome.field_warnings, path="manual", run_id=current_flow_run_id()
+            )
             outcomes[f"replayed_{outcome.action}"] += 1
     finally:
         runtime.close()

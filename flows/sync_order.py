@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from tasks.artifacts import current_flow_run_id
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
@@ -32,6 +33,9 @@ def sync_order(order_id: str) -> dict[str, Any]:
         order = with_retries(fetch_order, settings)(runtime.shopify, order_id)
         outcome = with_retries(sync_order_step, settings)(order, runtime.sync_context())
         runtime.store.resolve_dead_letters(order_id, "synced")
+        runtime.store.record_field_warnings(
+            outcome.field_warnings, path="manual", run_id=current_flow_run_id()
+        )
     except (AuthError, BudgetExhausted, RateLimited):
         raise  # nothing is lost: the order can be synced again once this clears
     except SyncError as exc:
@@ -49,4 +53,5 @@ def sync_order(order_id: str) -> dict[str, Any]:
         "action": outcome.action,
         "reason": outcome.reason,
         "opportunity_id": outcome.opportunity_id,
+        "field_warnings": len(outcome.field_warnings),
     }

@@ -18,14 +18,15 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from state import ClaimedOrder
+from state import ClaimedOrder, FieldWarning
 from state.models import utcnow
+from tasks.artifacts import current_flow_run_id, publish_field_warnings
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
 from tasks.steps import dead_letter, sync_claimed_order, with_retries
-from tasks.sync import SyncContext, SyncOutcome, customer_of, with_contact_hints
+from tasks.sync import SyncContext, SyncOutcome, customer_of, with_batch_lookups
 
 
 @dataclass
@@ -34,9 +35,27 @@ class DrainReport:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_because: str | None = None
+    run_id: str | None = None
+    # (order, object, field, kind) → the warning: an order synced twice in a run counts once.
+    warned: dict[tuple[str, str, str, str], FieldWarning] = field(default_factory=dict)
+
+    @property
+    def field_warnings(self) -> list[FieldWarning]:
+        """The values this run cut or left out, one per order and field."""
+        return list(self.warned.values())
+
+    def note(self, warnings: list[FieldWarning]) -> None:
+        """Count warnings of a synced order."""
+        for w in warnings:
+            self.warned[(w.order_id, w.object, w.field, w.kind)] = w
 
     def as_dict(self) -> dict[str, Any]:
-        return {"outcomes": dict(self.outcomes), "stopped_because": self.stopped_because}
+        return {
+            "outcomes": dict(self.outcomes),
+            "stopped_because": self.stopped_because,
+            "field_warnings": len(self.warned),
+            "orders_with_field_warnings": len({key[0] for key in self.warned}),
+        }
 
 
 @flow(name="sync-pending-orders")
@@ -54,11 +73,12 @@ def sync_pending_orders(
     settings = get_settings()
     lease = timedelta(seconds=lease_seconds or settings.inbox_lease_seconds)
     runtime = build_runtime(settings)
-    report = DrainReport()
+    report = DrainReport(run_id=current_flow_run_id())
     try:
         _drain(runtime, report, max_seconds, batch_size, lease)
     finally:
         runtime.close()
+        publish_field_warnings(report.field_warnings, key="drain-field-warnings")
     get_run_logger().info("drain finished: %s", report.as_dict())
     return report.as_dict()
 
@@ -118,7 +138,7 @@ def _with_hints(
 ) -> SyncContext:
     orders = [p.order for _, p in planned if isinstance(p, SyncPlan) and p.order is not None]
     try:
-        return with_contact_hints(orders, ctx)
+        return with_batch_lookups(orders, ctx)
     except SyncError:
         return ctx  # each order then looks its customer up itself (and retries as usual)
 
@@ -132,7 +152,7 @@ def _context_or_hold(
     except SyncError as exc:
         wait = timedelta(seconds=runtime.settings.inbox_backoff_seconds[0])
         for claim in claims:
-            runtime.store.retry_later(claim.webhook_ids, at=utcnow() + wait, error=str(exc))
+            runtime.store.hold(claim.webhook_ids, until=utcnow() + wait, reason=str(exc))
         report.outcomes["held"] += len(claims)
         report.stopped_because = f"{exc.code}: {exc.message}"
         if not isinstance(exc, RetryableError):
@@ -173,21 +193,25 @@ def _settle(
         if isinstance(outcome, SyncError):
             raise outcome
     except (AuthError, BudgetExhausted) as exc:
-        store.retry_later(ids, at=utcnow() + timedelta(minutes=5), error=str(exc))
+        # A hold, not a failed attempt: nothing was wrong with this order.
+        store.hold(ids, until=utcnow() + timedelta(minutes=5), reason=str(exc))
         report.outcomes["held"] += 1
         report.stopped_because = f"{exc.code}: {exc.message}"
         return
     except RateLimited as exc:
         wait = timedelta(seconds=exc.retry_after or 60)
-        store.retry_later(ids, at=utcnow() + wait, error=str(exc))
+        store.hold(ids, until=utcnow() + wait, reason=str(exc))
         report.outcomes["rate_limited"] += 1
         return
     except SyncError as exc:
         _failed(runtime, claim, exc, report)
         return
     action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
+    if isinstance(outcome, SyncOutcome) and outcome.field_warnings:
+        store.record_field_warnings(outcome.field_warnings, path="webhook", run_id=report.run_id)
+        report.note(outcome.field_warnings)
     store.complete(ids)
-    if action in {"created", "updated"}:
+    if action in {"created", "updated", "recreated"}:
         store.resolve_dead_letters(claim.order_id, "synced")
     report.outcomes[action] += 1
 

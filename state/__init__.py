@@ -1,10 +1,13 @@
-"""The state store: reconcile cursors, run history, the webhook inbox, the order ledger and
-dead letters, in SQLite by default (any SQLAlchemy URL works), migrated automatically."""
+"""The state store: reconcile cursors, run history, the webhook inbox, the order ledger, dead
+letters and field warnings, in SQLite by default (any SQLAlchemy URL works), migrated
+automatically."""
 
 from state.store import (
     ClaimedOrder,
     DeadLetterRecord,
     Delivery,
+    FieldWarning,
+    FieldWarningRecord,
     InboxRow,
     LedgerRecord,
     RunRecord,
@@ -17,6 +20,8 @@ __all__ = [
     "ClaimedOrder",
     "DeadLetterRecord",
     "Delivery",
+    "FieldWarning",
+    "FieldWarningRecord",
     "InboxRow",
     "LedgerRecord",
     "RunRecord",

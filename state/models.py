@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.0 models of the state store: cursors, runs, inbox, ledger, dead letters."""
+"""SQLAlchemy 2.0 models of the state store: cursors, runs, inbox, ledger, dead letters, field
+warnings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -156,3 +158,34 @@ class DeadLetter(Base):
     resolution: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     __table_args__ = (Index("ix_dead_letters_order_resolved", "order_id", "resolved_at"),)
+
+
+class FieldWarningEntry(Base):
+    """A value of an order that reached Salesforce cut short, or not at all.
+
+    One row per order, object, field and kind: seeing the same warning again moves
+    ``last_seen`` (and counts it in ``times_seen``) instead of adding a row.
+    """
+
+    __tablename__ = "field_warnings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(32))
+    order_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    path: Mapped[str] = mapped_column(String(20))  # webhook | reconcile | manual (last seen on)
+    object: Mapped[str] = mapped_column(String(80))
+    field: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))  # truncated | dropped
+    original_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # "limit" is an SQL keyword: the column is length_limit.
+    limit: Mapped[int | None] = mapped_column("length_limit", Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("order_id", "object", "field", "kind", name="uq_field_warnings_key"),
+        Index("ix_field_warnings_last_seen", "last_seen"),
+    )

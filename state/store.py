@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy import Engine, and_, case, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +27,7 @@ from state.models import (
     Cursor,
     CustomerEntry,
     DeadLetter,
+    FieldWarningEntry,
     InboxItem,
     LedgerEntry,
     ReconcileRun,
@@ -146,6 +147,44 @@ class RunRecord:
     error: str | None
 
 
+WarningKind = Literal["truncated", "dropped"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldWarning:
+    """One value of an order that reached Salesforce cut short (truncated) or not at all
+    (dropped), and why. ``original_length`` and ``limit`` are UTF-16 units, as Salesforce counts."""
+
+    order_id: str
+    order_name: str | None
+    object: str
+    field: str
+    kind: WarningKind
+    original_length: int | None = None
+    limit: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldWarningRecord:
+    """A recorded field warning: where it was last seen, when, how often."""
+
+    id: int
+    order_id: str
+    order_name: str | None
+    path: str
+    object: str
+    field: str
+    kind: str
+    original_length: int | None
+    limit: int | None
+    reason: str | None
+    first_seen: datetime
+    last_seen: datetime
+    times_seen: int
+    run_id: str | None
+
+
 @dataclass(slots=True)
 class StoreCounts:
     """Inbox depth by status and open dead letters, for ``shopsync status``."""
@@ -153,6 +192,8 @@ class StoreCounts:
     inbox: dict[str, int] = field(default_factory=dict)
     dead_letters_open: int = 0
     ledger_orders: int = 0
+    field_warnings: int = 0
+    orders_with_field_warnings: int = 0
 
 
 class StateStore:
@@ -368,17 +409,33 @@ class StateStore:
         self._finish(webhook_ids, status="dead", error=error)
 
     def retry_later(self, webhook_ids: Sequence[str], at: datetime, error: str) -> None:
-        """Release claimed deliveries back to pending, due again at ``at``."""
+        """Release deliveries back to pending, due again at ``at``, after a failed attempt.
+
+        The claim that took them counted as an attempt and still does: after enough of these
+        the drain gives up and dead-letters the order.
+        """
         with self._tx() as s:
             s.execute(
                 update(InboxItem)
                 .where(InboxItem.webhook_id.in_(list(webhook_ids)))
+                .values(**_released(at, error))
+            )
+
+    def hold(self, webhook_ids: Sequence[str], until: datetime, reason: str) -> None:
+        """Put claimed deliveries back to pending until ``until`` without using up an attempt.
+
+        For waits that say nothing about the order itself (a rate limit, the API budget
+        reserve, rejected credentials): the claim's attempt is given back, so no number of holds
+        brings an order closer to the dead letters. Rows no longer claimed are left alone, so
+        holding the same rows twice gives back one attempt, not two.
+        """
+        with self._tx() as s:
+            s.execute(
+                update(InboxItem)
+                .where(InboxItem.webhook_id.in_(list(webhook_ids)), InboxItem.status == "claimed")
                 .values(
-                    status="pending",
-                    next_attempt_at=at,
-                    last_error=error,
-                    lease_owner=None,
-                    lease_expires_at=None,
+                    **_released(until, reason),
+                    attempts=case((InboxItem.attempts > 0, InboxItem.attempts - 1), else_=0),
                 )
             )
 
@@ -566,6 +623,60 @@ class StateStore:
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
+    # -- field warnings ----------------------------------------------------------------------
+
+    def record_field_warnings(
+        self, warnings: Iterable[FieldWarning], *, path: str, run_id: str | None = None
+    ) -> int:
+        """Record values that were cut or left out; returns how many were new.
+
+        A warning already recorded for the order (same object, field and kind) is updated:
+        last seen, how often, on which path and run, the lengths of this time.
+        """
+        pending = {_warning_key(w): w for w in warnings}
+        if not pending:
+            return 0
+        try:
+            return self._record_field_warnings(pending, path, run_id)
+        except IntegrityError:  # another writer added one of them first: now they all exist
+            return self._record_field_warnings(pending, path, run_id)
+
+    def _record_field_warnings(
+        self, pending: dict[tuple[str, str, str, str], FieldWarning], path: str, run_id: str | None
+    ) -> int:
+        now = utcnow()
+        order_ids = sorted({key[0] for key in pending})
+        added = 0
+        with self._tx() as s:
+            existing = {
+                (row.order_id, row.object, row.field, row.kind): row
+                for row in s.scalars(
+                    select(FieldWarningEntry).where(FieldWarningEntry.order_id.in_(order_ids))
+                )
+            }
+            for key, warning in pending.items():
+                row = existing.get(key)
+                if row is None:
+                    row = FieldWarningEntry(first_seen=now, times_seen=0)
+                    s.add(row)
+                    added += 1
+                _apply_warning(row, warning, path, run_id, now)
+        return added
+
+    def field_warnings(
+        self, *, order_id: str | None = None, limit: int = 1000
+    ) -> list[FieldWarningRecord]:
+        """Recorded field warnings, most recently seen first (optionally of one order)."""
+        query = (
+            select(FieldWarningEntry)
+            .order_by(FieldWarningEntry.last_seen.desc(), FieldWarningEntry.id.desc())
+            .limit(limit)
+        )
+        if order_id is not None:
+            query = query.where(FieldWarningEntry.order_id == order_id)
+        with self._tx() as s:
+            return [_record(r, FieldWarningRecord) for r in s.scalars(query)]
+
     # -- overview ----------------------------------------------------------------------------
 
     def counts(self) -> StoreCounts:
@@ -578,10 +689,15 @@ class StateStore:
                 select(func.count()).select_from(DeadLetter).where(DeadLetter.resolved_at.is_(None))
             )
             ledger = s.scalar(select(func.count()).select_from(LedgerEntry))
+            warnings, warned_orders = s.execute(
+                select(func.count(), func.count(FieldWarningEntry.order_id.distinct()))
+            ).one()
         return StoreCounts(
             inbox={status: int(n) for status, n in by_status},
             dead_letters_open=int(open_dead or 0),
             ledger_orders=int(ledger or 0),
+            field_warnings=int(warnings or 0),
+            orders_with_field_warnings=int(warned_orders or 0),
         )
 
 
@@ -605,6 +721,17 @@ def _inbox_values(delivery: Delivery, ignored: bool, now: datetime) -> dict[str,
         "attempts": 0,
         "next_attempt_at": now,
         "finished_at": now if ignored else None,
+    }
+
+
+def _released(at: datetime, error: str) -> dict[str, Any]:
+    """Column values of deliveries let go by their worker, due again at ``at``."""
+    return {
+        "status": "pending",
+        "next_attempt_at": at,
+        "last_error": error,
+        "lease_owner": None,
+        "lease_expires_at": None,
     }
 
 
@@ -636,6 +763,24 @@ def _apply_sync(s: Session, row: LedgerEntry | None, record: SyncRecord, now: da
     row.contact_id = record.contact_id or row.contact_id
     row.opportunity_id = record.opportunity_id or row.opportunity_id
     row.synced_at = now
+
+
+def _warning_key(warning: FieldWarning) -> tuple[str, str, str, str]:
+    return (warning.order_id, warning.object, warning.field, warning.kind)
+
+
+def _apply_warning(
+    row: FieldWarningEntry, warning: FieldWarning, path: str, run_id: str | None, now: datetime
+) -> None:
+    row.order_id, row.object, row.field, row.kind = _warning_key(warning)
+    row.order_name = warning.order_name or row.order_name
+    row.original_length = warning.original_length
+    row.limit = warning.limit
+    row.reason = warning.reason
+    row.path = path
+    row.run_id = run_id or row.run_id
+    row.last_seen = now
+    row.times_seen = (row.times_seen or 0) + 1
 
 
 def _group_by_order(rows: Sequence[InboxItem]) -> list[ClaimedOrder]:

@@ -76,6 +76,14 @@ class PermanentError(SyncError):
     """Retrying cannot help; the item goes to the dead letters with this reason."""
 
 
+class StaleReference(PermanentError):
+    """Salesforce says a record we referred to by Id was deleted (or merged away).
+
+    The caller should forget the cached id, look the record up again and retry once; left
+    unhandled it is permanent like any other rejection.
+    """
+
+
 class ConfigError(PermanentError):
     """The Salesforce org or the Shopify app is configured in a way the sync cannot work with."""
 

@@ -453,7 +453,14 @@ def _name_pair(*sources: Address | None) -> tuple[str | None, str | None]:
 
 
 def _buyer(order: Order) -> _Person:
-    """Who bought: the customer record first, the order's own contact data as fallback."""
+    """Who bought: the customer record first, the order's own contact data as fallback.
+
+    Whose data goes where (README, "Mapping: what goes where"): the Account and Contact describe the
+    *customer*. An order's billing address, and the phone on it, may be someone else's (a gift,
+    a company card), so it is used only when it is the customer's: the customer has no default
+    address and the billing name is the customer's name. A guest has no customer record: the
+    billing address is the only identity there is, so it is taken as theirs.
+    """
     billing = order.billing_address
     customer = order.customer
     if customer is None:
@@ -462,8 +469,8 @@ def _buyer(order: Order) -> _Person:
     if customer.first_name or customer.last_name:
         first, last = customer.first_name, customer.last_name
     else:
-        first, last = _name_pair(customer.default_address, billing)
-    address = customer.default_address or billing
+        first, last = _name_pair(customer.default_address)
+    address = customer.default_address or _if_named(billing, first, last)
     return _Person(
         first_name=first,
         last_name=last,
@@ -471,6 +478,18 @@ def _buyer(order: Order) -> _Person:
         phone=_first(customer.phone, address.phone if address else None, order.phone),
         address=address,
     )
+
+
+def _if_named(address: Address | None, first: str | None, last: str | None) -> Address | None:
+    """``address`` when the name on it is this person's (case and spacing aside), else None."""
+    own = _folded_name(first, last)
+    if address is None or not own:
+        return None
+    return address if _folded_name(address.first_name, address.last_name) == own else None
+
+
+def _folded_name(first: str | None, last: str | None) -> str:
+    return " ".join(f"{first or ''} {last or ''}".casefold().split())
 
 
 def _account_name(order: Order, buyer: _Person, config: MappingConfig) -> str:

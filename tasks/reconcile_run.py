@@ -32,7 +32,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from simple_salesforce import format_soql
 
-from state import SyncRecord
+from state import FieldWarning, SyncRecord
 from state.models import utcnow
 from tasks.errors import (
     AuthError,
@@ -42,6 +42,7 @@ from tasks.errors import (
     RetryableError,
     SyncError,
 )
+from tasks.field_warnings import field_warnings
 from tasks.mapping import (
     ACCOUNT,
     CONTACT,
@@ -116,6 +117,7 @@ class Run:
     report_csv: str | None = None
     cursor_advanced_to: str | None = None
     run_id: int | None = None
+    field_warnings: int = 0  # values the repair wrote cut short or left out
 
     def summary(self) -> dict[str, Any]:
         """A plain dict (JSON-ready) of the run."""
@@ -144,6 +146,7 @@ class Run:
             "repaired": self.repaired,
             "dead_lettered": self.dead_lettered,
             "retry_later": self.retry_later,
+            "field_warnings": self.field_warnings,
             "salesforce_api_calls": self.api_calls,
             "salesforce_write_calls": self.write_calls,
             "shopify_calls": self.shopify_calls,
@@ -409,6 +412,29 @@ def repair(runtime: Runtime, ctx: SyncContext, plan: RepairPlan) -> Written:
     return written
 
 
+def chunk_field_warnings(
+    chunk: list[RepairItem], result: DiffResult, ctx: SyncContext
+) -> list[FieldWarning]:
+    """The values of a repair chunk's orders that are cut or left out in what it writes."""
+    records = [item[1] for item in chunk]
+    orders = result.orders
+    named = orders[orders["order_id"].isin([r.order_key for r in records])]
+    names = dict(zip(named["order_id"], named["order_name"], strict=True))
+    return [
+        warning
+        for r in records
+        for warning in field_warnings(r.order_key, names.get(r.order_key), r, ctx.org)
+    ]
+
+
+def record_field_warnings(runtime: Runtime, warnings: list[FieldWarning], written: Written) -> int:
+    """Record the field warnings of the orders the repair wrote; returns how many there were."""
+    succeeded = set(written.succeeded)
+    kept = [w for w in warnings if w.order_id in succeeded]
+    runtime.store.record_field_warnings(kept, path=SOURCE, run_id=_flow_run_id())
+    return len(kept)
+
+
 def _dead_letter(runtime: Runtime, failure: Failure) -> None:
     runtime.store.add_dead_letter(
         failure.order_id,
@@ -517,6 +543,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
         f"| repaired | {summary['repaired']} |",
         f"| dead-lettered | {summary['dead_lettered']} |",
         f"| left for next run | {summary['retry_later']} |",
+        f"| values cut or left out (`shopsync warnings`) | {summary.get('field_warnings', 0)} |",
         f"| Salesforce API calls | {summary['salesforce_api_calls']} |",
         f"| Shopify calls | {summary['shopify_calls']} |",
         f"| duration (s) | {summary['duration_seconds']} |",
@@ -665,6 +692,7 @@ def repair_window(
     before_writes = None if before is None else before + 1
     for chunk in chunks(repair_items(spool, ctx, found.result), REPAIR_CHUNK):
         fix = build_repair(chunk, ctx)
+        warnings = chunk_field_warnings(chunk, found.result, ctx)
         del chunk
         _add(run.plan, fix.plan.counts())
         if run.dry_run or not len(fix.plan):
@@ -672,6 +700,7 @@ def repair_window(
         written = repair(runtime, ctx, fix.plan)
         failures.update(written.failures)
         repaired, dead, later = settle(runtime, fix.plan, fix.states, written, ctx)
+        run.field_warnings += record_field_warnings(runtime, warnings, written)
         run.repaired += repaired
         run.dead_lettered += dead
         run.retry_later += later

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from state import LedgerRecord, StateStore
-from tasks.errors import SyncError
+from state import FieldWarning, LedgerRecord, StateStore
+from tasks.errors import StaleReference, SyncError
+from tasks.field_warnings import field_warnings
 from tasks.mapping import (
     ACCOUNT,
     CONTACT,
@@ -30,7 +31,8 @@ from tasks.mapping import (
 from tasks.orders import Order
 from tasks.salesforce import ContactWrite, OrderWrite, OrderWriteResult, SalesforceGateway
 
-Action = Literal["created", "updated", "unchanged", "stale", "skipped"]
+Action = Literal["created", "updated", "recreated", "unchanged", "stale", "skipped"]
+RECREATED = "the Opportunity had been deleted in Salesforce; recreated with its create-only fields"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class SyncContext:
     shop_timezone: str
     # E-mail → Contacts, fetched for a whole batch in one query; None: look up order by order.
     contacts_by_email: Mapping[str, list[dict[str, Any]]] | None = None
+    # Order key → Opportunity Id (None: not in Salesforce), asked for a whole batch at once.
+    opportunity_ids: Mapping[str, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ class SyncOutcome:
     contact_id: str | None = None
     opportunity_id: str | None = None
     truncations: list[Truncation] = field(default_factory=list)
+    # Every value cut or left out on the way (truncations and dropped fields), for the record.
+    field_warnings: list[FieldWarning] = field(default_factory=list)
 
 
 def sync_order_state(order: Order, ctx: SyncContext) -> SyncOutcome:
@@ -69,7 +75,7 @@ def sync_order_state(order: Order, ctx: SyncContext) -> SyncOutcome:
     if reason is not None:
         return SyncOutcome(order.id, "skipped", reason=reason)
     records = map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone)
-    result = _write(records, ledger, ctx)
+    result, recreated = _write(records, ledger, ctx)
     ctx.store.record_sync(
         order.id,
         order_updated_at=order.updated_at,
@@ -82,13 +88,16 @@ def sync_order_state(order: Order, ctx: SyncContext) -> SyncOutcome:
         customer_key(records), account_id=result.account_id, contact_id=result.contact_id
     )
     created = result.created.get("opportunity", False)
+    action: Action = "recreated" if recreated else "created" if created else "updated"
     return SyncOutcome(
         order.id,
-        "created" if created else "updated",
+        action,
+        reason=RECREATED if recreated else "",
         account_id=result.account_id,
         contact_id=result.contact_id,
         opportunity_id=result.opportunity_id,
         truncations=list(records.truncations),
+        field_warnings=field_warnings(order.id, order.name, records, ctx.org),
     )
 
 
@@ -110,21 +119,83 @@ def customer_key(records: SalesforceRecords) -> str:
 
 def _write(
     records: SalesforceRecords, ledger: LedgerRecord | None, ctx: SyncContext
-) -> OrderWriteResult:
-    exists = ledger is not None and ledger.opportunity_id is not None
-    write = plan_write(records, ctx, opportunity_exists=exists)
+) -> tuple[OrderWriteResult, bool]:
+    """Write the order: ``(result, whether a deleted Opportunity was recreated)``.
+
+    A cached Contact that a user deleted or merged away in Salesforce answers ENTITY_IS_DELETED:
+    the cache entry is forgotten, the customer found again (by external id and e-mail; after a
+    merge that finds the surviving record) and the order written once more.
+    """
+    exists = opportunity_exists(records, ledger, ctx)
     try:
-        return ctx.gateway.write_order(write)
+        return _write_against(records, ctx, exists)
+    except StaleReference:
+        ctx.store.forget_customer(customer_key(records))
+    return _write_against(records, replace(ctx, contacts_by_email=None), exists)
+
+
+def _write_against(
+    records: SalesforceRecords, ctx: SyncContext, exists: bool
+) -> tuple[OrderWriteResult, bool]:
+    try:
+        return ctx.gateway.write_order(plan_write(records, ctx, opportunity_exists=exists)), False
     except SyncError as exc:
+        if exists and _opportunity_was_deleted(exc, records):
+            # A user deleted it: an update body cannot create it (StageName and CloseDate are
+            # missing), so recreate it whole.
+            return ctx.gateway.write_order(plan_write(records, ctx, opportunity_exists=False)), True
         if exists or not _opportunity_already_existed(exc):
             raise
-    # The ledger did not know the Opportunity, but Salesforce has it (an earlier run, or a
-    # reconcile repair): write again without the create-only fields.
-    return ctx.gateway.write_order(plan_write(records, ctx, opportunity_exists=True))
+    # Salesforce has it after all (an earlier run, a reconcile repair, another integration):
+    # write again without the create-only fields.
+    return ctx.gateway.write_order(plan_write(records, ctx, opportunity_exists=True)), False
+
+
+def opportunity_exists(
+    records: SalesforceRecords, ledger: LedgerRecord | None, ctx: SyncContext
+) -> bool:
+    """Whether Salesforce has the order's Opportunity, asked as cheaply as possible.
+
+    The ledger knows what we wrote. Otherwise the ledger's silence proves nothing (a lost state
+    database, an earlier integration, a reconcile repair): a create body that links a Contact
+    asks for free, because Opportunity.ContactId is create-only in Salesforce and an existing
+    Opportunity refuses it (the write is then repeated without create-only fields). Without a
+    Contact to link (a guest without e-mail, Person Account orgs) Salesforce is asked by query:
+    once per batch in the drain (:func:`with_batch_lookups`), else here.
+    """
+    if ledger is not None and ledger.opportunity_id is not None:
+        return True
+    if records.contact is not None:
+        return False
+    known = ctx.opportunity_ids
+    if known is not None and records.order_key in known:
+        return known[records.order_key] is not None
+    return bool(_opportunity_ids([records.order_key], ctx)[records.order_key])
+
+
+def _opportunity_ids(order_keys: list[str], ctx: SyncContext) -> dict[str, str | None]:
+    key_field = ctx.mapping.key_field(OPPORTUNITY)
+    found: dict[str, str | None] = dict.fromkeys(order_keys)
+    for row in ctx.gateway.records_by_keys(OPPORTUNITY, key_field, order_keys, ["Id"]):
+        found[str(row.get(key_field))] = str(row["Id"])
+    return found
 
 
 def _opportunity_already_existed(exc: SyncError) -> bool:
-    return exc.stage == "opportunity" and exc.code == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    return (
+        exc.stage == "opportunity"
+        and exc.code == "INVALID_FIELD_FOR_INSERT_UPDATE"
+        and (not exc.fields or "ContactId" in exc.fields)
+    )
+
+
+def _opportunity_was_deleted(exc: SyncError, records: SalesforceRecords) -> bool:
+    """An update-only body created a record: the fields it lacked are the create-only ones."""
+    return (
+        exc.stage == "opportunity"
+        and exc.code == "REQUIRED_FIELD_MISSING"
+        and set(exc.fields) <= set(records.opportunity)
+    )
 
 
 def plan_write(
@@ -152,24 +223,47 @@ def plan_write(
 
 
 def _with_contact(write: OrderWrite, records: SalesforceRecords, ctx: SyncContext) -> OrderWrite:
+    """How the Contact is found: by its cached Id, adopted by e-mail, upserted or created.
+
+    A Contact we know is written by Id, so that a delete or merge in Salesforce shows up as
+    ENTITY_IS_DELETED instead of a silent duplicate. Only a Contact being created gets the
+    order's Account (Contact.AccountId is create-only unless configured otherwise).
+    """
     key_field = ctx.mapping.key_field(CONTACT)
-    write = replace(write, contact=records.contact, contact_field=key_field)
+    write = replace(
+        write, contact=records.contact, contact_field=key_field, contact_key=records.contact_key
+    )
     cached = ctx.store.customer(customer_key(records))
-    if records.contact_key is not None:
-        write = replace(write, contact_key=records.contact_key)
-        if cached is not None or records.contact_lookup_email is None:
-            return write
-        adoptable = _adoptable_contact(records, ctx, key_field)
-        if adoptable is None:
-            return write
-        return replace(write, contact_write=ContactWrite.UPDATE_BY_ID, contact_id=adoptable)
-    # A guest: no Shopify customer id, so the Contact is found by e-mail.
     if cached is not None and cached[1]:
-        return replace(write, contact_write=ContactWrite.UPDATE_BY_ID, contact_id=cached[1])
-    found = _contact_by_email(records, ctx, key_field)
-    if found is None:
-        return replace(write, contact_write=ContactWrite.CREATE)
-    return replace(write, contact_write=ContactWrite.UPDATE_BY_ID, contact_id=found)
+        return _existing_contact(write, ctx, contact_id=cached[1])
+    if records.contact_key is None:  # a guest: no Shopify customer id, found by e-mail
+        found = _contact_by_email(records, ctx, key_field)
+        if found is None:
+            return replace(write, contact_write=ContactWrite.CREATE)
+        return _existing_contact(write, ctx, contact_id=found)
+    if cached is not None or records.contact_lookup_email is None:
+        return write
+    contacts = _contacts(records.contact_lookup_email, ctx, key_field)
+    if any(c.get(key_field) == records.contact_key for c in contacts):
+        return _existing_contact(write, ctx)  # already keyed to this customer: the upsert matches
+    unkeyed = [c for c in contacts if not c.get(key_field)]
+    if not unkeyed:
+        return write
+    return _existing_contact(write, ctx, contact_id=str(unkeyed[0]["Id"]))  # adopt it
+
+
+def _existing_contact(
+    write: OrderWrite, ctx: SyncContext, contact_id: str | None = None
+) -> OrderWrite:
+    account = "AccountId" not in ctx.mapping.create_only_fields.get(CONTACT, [])
+    if contact_id is None:
+        return replace(write, contact_account=account)
+    return replace(
+        write,
+        contact_write=ContactWrite.UPDATE_BY_ID,
+        contact_id=contact_id,
+        contact_account=account,
+    )
 
 
 def _contacts(email: str, ctx: SyncContext, key_field: str) -> list[dict[str, Any]]:
@@ -177,15 +271,6 @@ def _contacts(email: str, ctx: SyncContext, key_field: str) -> list[dict[str, An
     if hints is not None and email.lower() in hints:
         return list(hints[email.lower()])
     return ctx.gateway.find_contacts_by_email(email, key_field)
-
-
-def _adoptable_contact(records: SalesforceRecords, ctx: SyncContext, key_field: str) -> str | None:
-    """An existing Contact with this e-mail and no external id, for a customer new to us."""
-    contacts = _contacts(str(records.contact_lookup_email), ctx, key_field)
-    if any(c.get(key_field) == records.contact_key for c in contacts):
-        return None  # already keyed to this customer: the upsert will match it
-    unkeyed = [c for c in contacts if not c.get(key_field)]
-    return str(unkeyed[0]["Id"]) if unkeyed else None
 
 
 def _contact_by_email(records: SalesforceRecords, ctx: SyncContext, key_field: str) -> str | None:
@@ -202,22 +287,32 @@ def customer_of(order: Order, ctx: SyncContext) -> str | None:
     return customer_key(map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone))
 
 
-def with_contact_hints(orders: Iterable[Order], ctx: SyncContext) -> SyncContext:
-    """Look up, in one query per 100, the e-mails of every customer in ``orders`` new to us.
+def with_batch_lookups(orders: Iterable[Order], ctx: SyncContext) -> SyncContext:
+    """Ask Salesforce, for a whole batch at once, what each order's sync would ask on its own.
 
-    Replaces the per-order e-mail lookup, so a batch of new customers costs one API call each
-    (the composite) instead of two.
+    The e-mails of customers new to us (one query per 100), so a new customer costs one call
+    (the composite) instead of two; and whether the Opportunities exist for orders the ledger
+    does not know and whose sync has no free way to tell (see :func:`opportunity_exists`; one
+    query per 300).
     """
+    orders = [o for o in orders if skip_reason(o, ctx.mapping) is None]
+    ledger = ctx.store.ledger_many(o.id for o in orders)
     emails: set[str] = set()
+    unknown: list[str] = []
     for order in orders:
-        if skip_reason(order, ctx.mapping) is not None:
-            continue
-        records = map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone)
-        if records.contact is None or records.contact_lookup_email is None:
-            continue
-        if ctx.store.customer(customer_key(records)) is None:
+        try:
+            records = map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone)
+        except SyncError:
+            continue  # it fails again in its own sync, and is dead-lettered there
+        if records.contact is None:
+            known = ledger.get(order.id)
+            if known is None or known.opportunity_id is None:
+                unknown.append(records.order_key)
+        elif records.contact_lookup_email and ctx.store.customer(customer_key(records)) is None:
             emails.add(records.contact_lookup_email)
-    if not emails:
-        return ctx
-    found = ctx.gateway.find_contacts_by_emails(sorted(emails), ctx.mapping.key_field(CONTACT))
-    return replace(ctx, contacts_by_email=found)
+    if emails:
+        found = ctx.gateway.find_contacts_by_emails(sorted(emails), ctx.mapping.key_field(CONTACT))
+        ctx = replace(ctx, contacts_by_email=found)
+    if unknown:
+        ctx = replace(ctx, opportunity_ids=_opportunity_ids(sorted(set(unknown)), ctx))
+    return ctx

@@ -55,6 +55,14 @@ def control_routes(core: Core) -> list[BaseRoute]:
         body = await _json(request)
         return {"ids": seed_records(core, body.get("records", {}), bool(body.get("validate")))}
 
+    async def merge(request: Request) -> dict[str, Any]:
+        body = await _json(request)
+        losers = body["losers"]
+        if not isinstance(losers, list) or not losers:
+            raise ValueError("losers must be a non-empty list of ids")
+        with core.store.lock:
+            return core.engine.merge(str(body["object"]), str(body["survivor"]), losers)
+
     async def dump(request: Request) -> dict[str, Any]:
         obj = request.query_params.get("object")
         deleted = request.query_params.get("deleted", "").lower() == "true"
@@ -123,6 +131,7 @@ def control_routes(core: Core) -> list[BaseRoute]:
     return [
         r("reset", reset, "POST"),
         r("seed", seed, "POST"),
+        r("merge", merge, "POST"),
         r("dump", dump, "GET"),
         r("stats", stats, "GET"),
         r("stats/reset", stats_reset, "POST"),

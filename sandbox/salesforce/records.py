@@ -172,6 +172,29 @@ class Engine:
         existing = self._existing(odef, rid)
         self.store.delete(odef.name, existing["Id"])
 
+    def merge(self, obj: str, survivor: str, losers: list[str]) -> dict[str, int]:
+        """What a user's merge leaves behind: the survivor keeps its own field values (so it
+        has an external id only if it had one), every live record that pointed at a loser now
+        points at the survivor, and each loser is deleted (ENTITY_IS_DELETED when referenced
+        by Id afterwards). Not an API route: a control-API helper for tests.
+        """
+        odef = self.odef(obj)
+        keep = self._existing(odef, survivor)["Id"]
+        gone = [self._existing(odef, rid)["Id"] for rid in losers]
+        if keep in gone:
+            raise ValueError("the survivor cannot also be a loser")
+        moved = 0
+        for child_obj, child_def in self.store.schema.items():
+            refs = [f.name for f in child_def.fields.values() if odef.name in f.reference_to]
+            for rec in list(self.store.records.get(child_obj, {}).values()):
+                changes = {name: keep for name in refs if rec.get(name) in gone}
+                if changes:
+                    self.store.update(child_obj, rec["Id"], changes)
+                    moved += 1
+        for rid in gone:
+            self.store.delete(odef.name, rid)
+        return {"reparented": moved, "deleted": len(gone)}
+
     def get(self, obj: str, rid: str) -> tuple[ObjectDef, Record]:
         """The live record, else 404."""
         odef = self.odef(obj)
@@ -459,6 +482,9 @@ class Engine:
             if fdef.type != "reference" or value is None or fdef.reference_to == ("User",):
                 continue
             found = self.store.lookup_any(value)
+            if found is None and self.store.in_recycle_bin(value):
+                # A lookup to a deleted (or merged-away) record: "entity is deleted", no fields.
+                raise SfError("ENTITY_IS_DELETED", "entity is deleted", [])
             if found is None:
                 raise SfError(
                     "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [name]

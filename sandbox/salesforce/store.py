@@ -184,6 +184,14 @@ class Store:
                 return obj, self.records[obj][rid]
         return None
 
+    def in_recycle_bin(self, rid: str) -> bool:
+        """Whether ``rid`` names a deleted record of any object (ENTITY_IS_DELETED when used)."""
+        try:
+            rid = to18(rid)
+        except ValueError:
+            return False
+        return any(rid in bin_ for bin_ in self.deleted.values())
+
     def all(self, obj: str, include_deleted: bool = False) -> list[Record]:
         """Live records of ``obj`` (plus deleted ones for queryAll)."""
         rows = list(self.records.get(obj, {}).values())

@@ -48,6 +48,9 @@ class OrderWrite:
     contact_write: ContactWrite = ContactWrite.UPSERT_BY_KEY
     contact_id: str | None = None
     link_contact_to_opportunity: bool = True
+    # Contact.AccountId is create-only by default: an existing (or adopted) Contact keeps its
+    # Account; the Opportunity still links to the order's Account.
+    contact_account: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,8 @@ def build_composite(write: OrderWrite, api_version: str) -> dict[str, Any]:
 
 def _contact_sub(write: OrderWrite, base: str) -> dict[str, Any]:
     body = dict(write.contact or {})
-    body["AccountId"] = f"@{{{REF_ACCOUNT}.id}}"
+    if write.contact_account:
+        body["AccountId"] = f"@{{{REF_ACCOUNT}.id}}"
     if write.contact_write is ContactWrite.UPSERT_BY_KEY:
         field = str(write.contact_field)
         url = f"{base}/Contact/{field}/{_path(str(write.contact_key))}"

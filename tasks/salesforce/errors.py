@@ -22,6 +22,7 @@ from tasks.errors import (
     RateLimited,
     RecordError,
     RetryableError,
+    StaleReference,
     SyncError,
 )
 
@@ -53,6 +54,8 @@ CONFIG_CODES = frozenset(
     }
 )
 AUTH_CODES = frozenset({"INVALID_SESSION_ID", "INVALID_AUTH_HEADER"})
+# A record we referred to by Id is in the recycle bin (deleted, or the loser of a merge).
+STALE_REFERENCE_CODES = frozenset({"ENTITY_IS_DELETED"})
 
 
 def record_errors(body: Any) -> list[RecordError]:
@@ -97,6 +100,8 @@ def classify(status: int, body: Any, *, retry_after: float | None = None) -> Syn
         return RateLimited(message, retry_after=retry_after, code=code or "HTTP_429")
     if code in TRANSIENT_CODES or status >= 500:
         return RetryableError(message, code=code or f"HTTP_{status}", fields=fields)
+    if code in STALE_REFERENCE_CODES:
+        return StaleReference(message, code=code, fields=fields)
     if status == 300:
         return PermanentError(
             "several Salesforce records share this external id; merge them, then make the "

@@ -229,6 +229,11 @@ def test_a_shopify_fault_during_refund_fetches_loses_nothing_and_replays_clean(
         and float(shop.rest(shop.store.get(int(oid)))["current_total_price"]) > 2
     ][:8]
     assert len(refunded) >= 4
+    # Only the refunds arrive (as when their orders/updated is lost): a refund that an order
+    # payload in its claim already shows needs no fetch, and these must be fetched.
+    for subscription in shop.webhooks.list_subscriptions():
+        if subscription.topic == "orders/updated":
+            shop.webhooks.unsubscribe(subscription.id)
     shop.faults.add({**spec, "api": "graphql", "seed": 21})
     for oid in refunded:
         shop.refund_order(int(oid), amount="1.00")

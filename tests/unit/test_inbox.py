@@ -66,6 +66,69 @@ def test_a_refund_makes_the_order_be_fetched() -> None:
     assert plan_claim(claim).kind == "fetch"
 
 
+def refund(created: str | None, refund_id: int = 5) -> dict:
+    return {"id": refund_id, "order_id": 1001, "created_at": created}
+
+
+def test_a_refund_with_a_newer_order_payload_in_the_claim_needs_no_fetch() -> None:
+    claim = ClaimedOrder(
+        "1001",
+        [
+            row("a", "refunds/create", refund("2026-11-03T09:00:00-05:00")),
+            row("b", "orders/updated", order("2026-11-03T14:00:00Z", "5.00"), minutes=1),
+        ],
+    )
+    plan = plan_claim(claim)
+    assert (plan.kind, str(plan.order.total_price)) == ("sync", "5.00")
+
+
+def test_a_refund_newer_than_every_order_payload_is_fetched() -> None:
+    claim = ClaimedOrder(
+        "1001",
+        [
+            row("a", "orders/updated", order("2026-11-03T13:59:59Z", "10.00")),
+            row("b", "refunds/create", refund("2026-11-03T09:00:00-05:00"), minutes=1),
+        ],
+    )
+    assert plan_claim(claim).kind == "fetch"
+
+
+def test_a_payload_listing_refunds_must_list_this_refund() -> None:
+    listed = {**order("2026-11-04T00:00:00Z", "5.00"), "refunds": [{"id": 5}]}
+    other = {**order("2026-11-04T00:00:00Z", "5.00"), "refunds": [{"id": 4}]}
+    newer = refund("2026-11-03T00:00:00Z")
+    assert (
+        plan_claim(
+            ClaimedOrder(
+                "1001", [row("a", "refunds/create", newer), row("b", "orders/updated", listed)]
+            )
+        ).kind
+        == "sync"
+    )
+    assert (
+        plan_claim(
+            ClaimedOrder(
+                "1001", [row("a", "refunds/create", newer), row("b", "orders/updated", other)]
+            )
+        ).kind
+        == "fetch"
+    )
+
+
+def test_an_unreadable_refund_is_fetched_not_rejected() -> None:
+    claim = ClaimedOrder(
+        "1001",
+        [
+            row("a", "refunds/create", refund(None)),
+            row("b", "orders/updated", order("2026-11-04T00:00:00Z", "5.00")),
+        ],
+    )
+    assert plan_claim(claim).kind == "fetch"
+    assert plan_claim(ClaimedOrder("1001", [row("a", "refunds/create", refund("x"))])).kind == (
+        "fetch"
+    )
+
+
 def test_a_delete_alone_is_a_delete() -> None:
     claim = ClaimedOrder("1001", [row("a", "orders/delete", {"id": 1001})])
     assert plan_claim(claim).kind == "deleted"

@@ -481,12 +481,42 @@ def test_none_and_empty_values_are_omitted(rest_order: Build) -> None:
         assert all(value not in (None, "") for value in body.values())
 
 
-def test_missing_default_address_uses_billing_address(rest_order: Build) -> None:
-    payload = rest_order()
+def test_someone_elses_billing_address_stays_off_the_customers_records(rest_order: Build) -> None:
+    """A gift or a company card: Jon's order is billed to Steve Shipper (issue 13, item 14)."""
+    payload = rest_order(customer__phone=None, phone=None)
     del payload["customer"]["default_address"]
     records = _map(payload)
-    assert records.account["Name"] == "Shipping Company"
+    assert records.account["Name"] == "Jon Snow"
+    assert not {"BillingStreet", "BillingCity", "Phone"} & set(records.account)
+    assert records.contact is not None
+    assert "Phone" not in records.contact
+    assert records.opportunity["Name"] == "Shopify Order #9999 (Jon Snow)"
+
+
+def test_the_customers_own_billing_address_is_copied(rest_order: Build) -> None:
+    payload = rest_order(customer__phone=None, phone=None, billing__first_name=" jon ")
+    del payload["customer"]["default_address"]
+    payload["billing_address"]["last_name"] = "SNOW"
+    records = _map(payload)
+    assert records.account["Name"] == "Shipping Company"  # the company on Jon's own address
     assert records.account["BillingCity"] == "Shippington"
+    assert records.account["Phone"] == "555-555-SHIP"
+    assert records.contact is not None
+    assert records.contact["Phone"] == "555-555-SHIP"
+
+
+def test_the_default_address_wins_over_the_billing_address(rest_order: Build) -> None:
+    records = _map(rest_order(billing__first_name="Jon", billing__last_name="Snow"))
+    assert records.account["BillingCity"] == "Ottawa"
+
+
+def test_a_nameless_customer_takes_no_name_from_the_billing_address(rest_order: Build) -> None:
+    payload = rest_order(customer__first_name=None, customer__last_name=None)
+    del payload["customer"]["default_address"]
+    records = _map(payload)
+    assert records.contact is not None
+    assert (records.contact.get("FirstName"), records.contact["LastName"]) == (None, "jon")
+    assert "BillingCity" not in records.account
 
 
 def test_big_ids_are_strings_everywhere(rest_order: Build) -> None:

@@ -18,6 +18,7 @@ from tasks.errors import (
     PermanentError,
     RateLimited,
     RetryableError,
+    StaleReference,
 )
 from tasks.salesforce.auth import JWT_GRANT, token_request
 from tasks.salesforce.composite import (
@@ -135,6 +136,25 @@ def test_adopting_a_contact_patches_it_by_id_and_stamps_the_key() -> None:
         "/services/data/v62.0/sobjects/Contact/003000000000001AAA",
     )
     assert sub["body"]["External_Shopify_ID__c"] == "42"
+
+
+def test_an_existing_contact_keeps_its_account() -> None:
+    write = order_write(
+        contact_write=ContactWrite.UPDATE_BY_ID,
+        contact_id="003000000000001AAA",
+        contact_account=False,
+    )
+    subs = build_composite(write, "62.0")["compositeRequest"]
+    assert "AccountId" not in subs[1]["body"]
+    assert subs[2]["body"]["AccountId"] == "@{refAccount.id}"  # the order's Account
+
+
+def test_a_deleted_record_is_a_stale_reference_not_a_configuration_problem() -> None:
+    body = [{"errorCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]
+    for status in (404, 400):
+        error = classify(status, body)
+        assert isinstance(error, StaleReference)
+        assert error.code == "ENTITY_IS_DELETED"
 
 
 def test_a_new_guest_contact_is_created() -> None:

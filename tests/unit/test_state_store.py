@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from state import Delivery, StateStore
+from state import Delivery, FieldWarning, StateStore
 from state.db import create_state_engine, migrate
 
 
@@ -168,6 +168,21 @@ def test_retry_later_holds_a_row_until_its_time(store: StateStore) -> None:
     assert store.next_due_at() == due.replace(microsecond=due.microsecond)
     claims = store.claim(max_orders=10, lease=timedelta(minutes=1), now=due)
     assert claims[0].webhook_ids == ["w-1"]
+
+
+def test_a_hold_gives_the_claims_attempt_back_and_a_failed_attempt_keeps_it(
+    store: StateStore,
+) -> None:
+    store.add_delivery(delivery("w-1"))
+    for _ in range(8):
+        store.claim(max_orders=10, lease=timedelta(minutes=1))
+        store.hold(["w-1"], until=datetime.now(UTC), reason="HTTP_429: slow down")
+        store.hold(["w-1"], until=datetime.now(UTC), reason="again: no second refund")
+    assert (store.inbox_row("w-1").status, store.inbox_row("w-1").attempts) == ("pending", 0)
+    store.claim(max_orders=10, lease=timedelta(minutes=1))
+    store.retry_later(["w-1"], at=datetime.now(UTC), error="SERVER_UNAVAILABLE")
+    row = store.inbox_row("w-1")
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "SERVER_UNAVAILABLE")
 
 
 def test_max_orders_bounds_a_claim_oldest_first(store: StateStore) -> None:
@@ -333,6 +348,27 @@ def test_dead_letters_accumulate_per_order_until_resolved(store: StateStore) -> 
 # -- runs ---------------------------------------------------------------------------------------
 
 
+def test_a_field_warning_seen_again_updates_its_row_instead_of_adding_one(
+    store: StateStore,
+) -> None:
+    cut = FieldWarning("1001", "#1001", "Contact", "LastName", "truncated", 95, 80)
+    dropped = FieldWarning("1001", "#1001", "Contact", "Email", "dropped", reason="not an e-mail")
+    other = FieldWarning("1002", None, "Account", "BillingCity", "truncated", 50, 40)
+    assert store.record_field_warnings([cut, dropped], path="webhook", run_id="run-1") == 2
+    first = {w.field: w for w in store.field_warnings()}["LastName"]
+    again = FieldWarning("1001", "#1001", "Contact", "LastName", "truncated", 120, 80)
+    assert store.record_field_warnings([again, other], path="reconcile") == 1
+    rows = {(w.order_id, w.field): w for w in store.field_warnings()}
+    assert len(rows) == 3
+    last = rows[("1001", "LastName")]
+    assert (last.id, last.first_seen, last.times_seen) == (first.id, first.first_seen, 2)
+    assert (last.path, last.run_id, last.original_length) == ("reconcile", "run-1", 120)
+    assert last.last_seen >= first.last_seen
+    assert [w.field for w in store.field_warnings(order_id="1002")] == ["BillingCity"]
+    counts = store.counts()
+    assert (counts.field_warnings, counts.orders_with_field_warnings) == (3, 2)
+
+
 def test_runs_are_recorded_with_counts(store: StateStore) -> None:
     run_id = store.start_run("backfill", at(0), at(12), dry_run=True)
     store.finish_run(run_id, "completed", {"missing": 3, "in_sync": 97})
@@ -354,8 +390,21 @@ def test_migrating_an_empty_database_twice_works(db_url: str) -> None:
     migrate(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"cursors", "reconcile_runs", "inbox", "ledger", "dead_letters"} <= tables
+    assert "field_warnings" in tables
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head()
+
+
+def head() -> str:
+    """The newest migration (parallel branches' migrations are re-chained when merged)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from state.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return str(ScriptDirectory.from_config(config).get_current_head())
 
 
 OPENER = "import sys; from state import StateStore; StateStore.open(sys.argv[1]).close()"
@@ -389,7 +438,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from state import Delivery, StateStore
+    from state import Delivery, FieldWarning, StateStore
     store = StateStore.open(sys.argv[1])
     n = 0
     while True:

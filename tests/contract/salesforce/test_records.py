@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
@@ -189,3 +190,44 @@ def test_email_with_inc_tld_in_path_is_404(http) -> None:
     resp = http.patch("/sobjects/Contact/External_Shopify_ID__c/a@acme.inc",
                       json={"LastName": "L"})
     assert resp.status_code == 404
+
+
+def test_a_deleted_record_referred_to_by_id_answers_entity_is_deleted(sf, http) -> None:
+    """research §4 (ENTITY_IS_DELETED): a deleted record's Id, as a resource or as a lookup."""
+    account = sf.Account.create({"Name": "Acme"})["id"]
+    contact = sf.Contact.create({"LastName": "Gone", "AccountId": account})["id"]
+    assert sf.Contact.delete(contact) == 204
+    patched = http.patch(f"/sobjects/Contact/{contact}", json={"LastName": "Back"})
+    assert patched.status_code == 404
+    assert patched.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
+    linked = http.post(
+        "/sobjects/Opportunity",
+        json={"Name": "x", "StageName": "Prospecting", "CloseDate": "2026-01-01",
+              "ContactId": contact},
+    )
+    assert linked.status_code == 400
+    assert linked.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
+    # Upsert by external id never matches a record in the recycle bin: it creates a new one.
+    keyed = sf.Contact.create({"LastName": "Keyed", CON: "77"})["id"]
+    sf.Contact.delete(keyed)
+    assert sf.Contact.upsert(f"{CON}/77", {"LastName": "New"}) == 201
+
+
+def test_merge_keeps_the_survivor_moves_children_and_deletes_the_loser(sf, http, control) -> None:
+    """The control-API merge: survivor's own values, children re-pointed, loser deleted."""
+    account = sf.Account.create({"Name": "Acme"})["id"]
+    loser = sf.Contact.create({"LastName": "Dup", "Email": "a@example.com", CON: "42",
+                               "AccountId": account})["id"]
+    survivor = sf.Contact.create({"LastName": "Main", "Email": "a@example.com"})["id"]
+    opp = sf.Opportunity.create({"Name": "o", "StageName": "Prospecting", "CloseDate": "2026-01-01",
+                                 "ContactId": loser})["id"]
+    answer = control.post("merge", {"object": "Contact", "survivor": survivor,
+                                    "losers": [loser]})
+    assert answer == {"reparented": 1, "deleted": 1}
+    kept = sf.Contact.get(survivor)
+    assert (kept["LastName"], kept[CON]) == ("Main", None)  # the loser's key went with it
+    assert sf.Opportunity.get(opp)["ContactId"] == survivor
+    gone = http.get(f"/sobjects/Contact/{loser}")
+    assert (gone.status_code, gone.json()[0]["errorCode"]) == (404, "ENTITY_IS_DELETED")
+    with pytest.raises(httpx.HTTPStatusError):
+        control.post("merge", {"object": "Contact", "survivor": survivor, "losers": [survivor]})
