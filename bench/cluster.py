@@ -112,6 +112,10 @@ class Cluster:
             if len(page) < 200:
                 return runs
 
+    def drains_idle(self) -> bool:
+        """No drain run is pending or running (scheduled ones may wait for their time)."""
+        return all(run["state_type"] not in {"PENDING", "RUNNING"} for run in self.drain_runs())
+
     def stop(self) -> None:
         """Stop every worker and its flow runs."""
         flow_runs = set().union(*(self.flow_runs_of(i) for i in range(len(self.workers))))
