@@ -25,6 +25,7 @@ from bench.common import READY, RESULT, percentile, self_usage
 
 def drain(rounds: int) -> dict[str, Any]:
     """Run the drain flow until nothing is pending or claimed."""
+    from flows.outcome import run_flow
     from flows.sync_pending import sync_pending_orders
     from state import StateStore
     from tasks.settings import get_settings
@@ -35,7 +36,9 @@ def drain(rounds: int) -> dict[str, Any]:
     runs = 0
     for _ in range(rounds):
         runs += 1
-        result = sync_pending_orders(max_seconds=600, batch_size=100, lease_seconds=120)
+        _, result = run_flow(
+            sync_pending_orders, max_seconds=600, batch_size=100, lease_seconds=120
+        )
         totals.update(result["outcomes"])
         depth = store.counts().inbox
         if not depth.get("pending") and not depth.get("claimed"):
@@ -51,6 +54,7 @@ def drain(rounds: int) -> dict[str, Any]:
 
 def drain_until(orders: int, timeout: float) -> dict[str, Any]:
     """Drain back to back (as the trigger would) until ``orders`` orders are in the ledger."""
+    from flows.outcome import run_flow
     from flows.sync_pending import sync_pending_orders
     from state import StateStore
     from tasks.settings import get_settings
@@ -71,7 +75,7 @@ def drain_until(orders: int, timeout: float) -> dict[str, Any]:
             time.sleep(0.05)  # nothing (new) arrived yet
             continue
         runs += 1
-        result = sync_pending_orders(max_seconds=120, batch_size=50, lease_seconds=120)
+        _, result = run_flow(sync_pending_orders, max_seconds=120, batch_size=50, lease_seconds=120)
         totals.update(result["outcomes"])
     return {"flow_runs": runs, "outcomes": dict(totals), **latencies(store.engine)}
 

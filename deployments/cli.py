@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,10 +32,12 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Inspect and replay dead-lettered orders.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="The webhook receiver.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Prefect automations that notify you.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(alerts_app, name="alerts")
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -139,8 +141,9 @@ def _nothing() -> Iterator[None]:
 def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
     from deployments.serve import serve_deployments
     from sandbox.server import BackgroundServer
+    from state import StateStore
     from tasks.runtime import build_runtime
-    from webhooks.serve import build_receiver, check_bind
+    from webhooks.serve import DueWorkWatcher, build_receiver, check_bind
 
     check_bind(settings.webhook_host, allow_public=settings.webhook_allow_public_bind)
     receiver = BackgroundServer(
@@ -159,7 +162,61 @@ def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
             timezone = runtime.shop_timezone()
         finally:
             runtime.close()
-        serve_deployments(settings, timezone, limit=limit)
+        _setup_alerts_quietly(settings)
+        with DueWorkWatcher(StateStore.open(settings.state_url)):
+            serve_deployments(settings, timezone, limit=limit)
+
+
+def _setup_alerts_quietly(settings: Settings) -> None:
+    """Create or update the alert automations when a notification block is configured."""
+    if not settings.alerts_block:
+        typer.echo("Alerts:             off (see `shopsync alerts setup --help`)")
+        return
+    from deployments.alerts import setup_alerts
+
+    try:
+        setup_alerts(settings.alerts_block)
+    except Exception as exc:
+        typer.echo(f"Alerts:             NOT set up: {exc}", err=True)
+        return
+    typer.echo(f"Alerts:             to {settings.alerts_block}")
+
+
+@alerts_app.command("setup")
+def alerts_setup(
+    block: Annotated[
+        str | None,
+        typer.Option(
+            help="Notification block as <block-type>/<name> (e.g. slack-webhook/ops); default "
+            "SHOPSYNC_ALERTS_BLOCK."
+        ),
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Save a generic JSON webhook block for this URL and use it.")
+    ] = None,
+    slack_url: Annotated[
+        str | None, typer.Option(help="Save a Slack incoming-webhook block and use it.")
+    ] = None,
+) -> None:
+    """Create (or update) the Prefect automations that notify on failures and dead letters."""
+    from deployments.alerts import save_webhook_block, setup_alerts
+
+    settings = _settings()
+    with _prefect_api(settings):
+        if webhook_url or slack_url:
+            block = save_webhook_block(slack_url or webhook_url or "", slack=bool(slack_url))
+            typer.echo(f"saved notification block {block}")
+        block = block or settings.alerts_block
+        if not block:
+            _fail(["give --block, --webhook-url or --slack-url (or set SHOPSYNC_ALERTS_BLOCK)"])
+        assert block is not None
+        try:
+            names = setup_alerts(block)
+        except ValueError as exc:
+            _fail([str(exc)], EXIT_FAILED)
+            raise
+    for name in names:
+        typer.echo(f"automation {name!r} → {block}")
 
 
 @sandbox_app.command("all")
@@ -238,7 +295,9 @@ def demo(
 
 
 @app.command("sync-order")
-def sync_order_command(order_id: Annotated[str, typer.Argument(help="Numeric order id.")]) -> None:
+def sync_order_command(
+    order_id: Annotated[str, typer.Argument(help="Order name (#1001) or numeric order id.")],
+) -> None:
     """Sync one Shopify order now."""
     settings = _settings("shopify", "salesforce")
     with _prefect_api(settings):
@@ -257,15 +316,57 @@ def reconcile_command(
     ] = None,
     end: Annotated[str | None, typer.Option(help="Last day, inclusive, YYYY-MM-DD.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Report the repair plan; write nothing.")] = False,
+    advance_cursor_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Run nothing: move the nightly cursor to this ISO 8601 time with a timezone "
+            "(orders updated before it are no longer checked by the nightly run)."
+        ),
+    ] = None,
+    allow_backwards: Annotated[
+        bool, typer.Option(help="With --advance-cursor-to: allow moving the cursor back.")
+    ] = False,
 ) -> None:
     """Reconcile a date range (or, without dates, the nightly window from the cursor)."""
+    if advance_cursor_to is not None:
+        if start or end or dry_run:
+            _fail(["--advance-cursor-to runs nothing: give it without --start/--end/--dry-run"])
+        _move_cursor(advance_cursor_to, allow_backwards)
+        return
     first, last = _dates(start, end)
     settings = _settings("shopify", "salesforce")
     with _prefect_api(settings):
-        from flows.reconcile import reconcile
+        from flows.reconcile import backfill, nightly
 
-        result = _run_flow(reconcile, start=first, end=last, dry_run=dry_run)
+        if first is None or last is None:
+            result = _run_flow(nightly, dry_run=dry_run)
+        else:
+            result = _run_flow(backfill, start=first, end=last, dry_run=dry_run)
     typer.echo(json.dumps(result, indent=2, default=str))
+
+
+def _move_cursor(value: str, allow_backwards: bool) -> None:
+    """An operator's move of the nightly cursor (the nightly run only ever moves it forward)."""
+    from tasks.reconcile_run import CURSOR
+
+    try:
+        target = datetime.fromisoformat(value)
+    except ValueError as exc:
+        _fail([f"--advance-cursor-to must be an ISO 8601 time: {exc}"])
+        raise
+    if target.tzinfo is None:
+        _fail([f"--advance-cursor-to {value}: give a timezone, e.g. {value}+00:00"])
+    store = _store(_settings())
+    try:
+        before = store.get_cursor(CURSOR)
+        after = store.set_cursor(CURSOR, target.astimezone(UTC), allow_backwards=allow_backwards)
+    except ValueError as exc:
+        _fail([f"{exc} (pass --allow-backwards to widen the next nightly window)"], EXIT_FAILED)
+        raise
+    finally:
+        store.close()
+    moved = {"cursor": CURSOR, "from": before, "to": after}
+    typer.echo(json.dumps(moved, indent=2, default=str))
 
 
 def _dates(start: str | None, end: str | None) -> tuple[date | None, date | None]:
@@ -283,10 +384,15 @@ def _dates(start: str | None, end: str | None) -> tuple[date | None, date | None
 
 
 def _run_flow(flow: Any, **parameters: Any) -> dict[str, Any]:
+    """Run a flow here; its result even when it ended Failed (the caller reads the counts)."""
+    from flows.outcome import run_flow
     from tasks.errors import SyncError
 
     try:
-        return flow(**parameters)
+        state, result = run_flow(flow, **parameters)
+        if state.is_failed():
+            typer.echo(f"{flow.name}: {state.message}", err=True)
+        return result
     except SyncError as exc:
         _fail([f"{flow.name} failed: {exc}"], EXIT_FAILED)
     except ValueError as exc:
@@ -333,14 +439,17 @@ def dlq_show(dead_letter_id: int) -> None:
 
 @dlq_app.command("replay")
 def dlq_replay(
-    ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids.")] = None,
+    orders: Annotated[
+        list[str] | None,
+        typer.Argument(help="Order names (#1301), order ids or dead-letter ids; none = all."),
+    ] = None,
 ) -> None:
-    """Sync dead-lettered orders again (all open ones, or the ids given)."""
+    """Sync dead-lettered orders again (all open ones, or the ones named)."""
     settings = _settings("shopify", "salesforce")
     with _prefect_api(settings):
         from flows.replay import replay_dead_letters
 
-        result = _run_flow(replay_dead_letters, ids=ids or None)
+        result = _run_flow(replay_dead_letters, orders=orders or None)
     typer.echo(json.dumps(result, indent=2))
     if result.get("still_failing"):
         raise typer.Exit(EXIT_FAILED)

@@ -163,9 +163,12 @@ def _statuses(deliveries: list[dict[str, Any]]) -> str:
 
 
 def _drain(flow: Any, store: Any) -> Counter[str]:
+    from flows.outcome import run_flow
+
     totals: Counter[str] = Counter()
     for _ in range(30):
-        totals.update(flow(max_seconds=120, batch_size=100)["outcomes"])
+        _, result = run_flow(flow, max_seconds=120, batch_size=100)
+        totals.update(result["outcomes"])
         depth = store.counts().inbox
         if not depth.get("pending") and not depth.get("claimed"):
             break

@@ -96,7 +96,13 @@ def prefect_server(
     """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # the UI in the browser calls this API: without it the UI asks port 4200 whatever --port
+        "PREFECT_UI_API_URL": url,
+    }
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     env.pop("PREFECT_API_URL", None)

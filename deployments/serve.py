@@ -2,10 +2,16 @@
 
 Deployment names (flow/deployment), as the Prefect UI shows them:
   reconcile/nightly              cron (default 03:30) in the shop's IANA timezone
-  reconcile/backfill             manual: start, end (shop dates), dry_run
-  sync-order/manual              one order id
-  sync-pending-orders/webhook    event trigger on the receiver's events + every-minute safety net
-  replay-dead-letters/manual     all open dead letters, or chosen ids
+  reconcile/backfill             manual: start, end (shop dates, required), dry_run (default on)
+  sync-order/manual              one order: #1001 or its numeric id
+  sync-pending-orders/webhook    event trigger on the receiver's events + hourly safety net
+  replay-dead-letters/manual     all open dead letters, or chosen order names / ids
+
+The drain's safety net: the receiver's events start a drain within seconds, and ``shopsync serve``
+runs a due-work watcher (``webhooks.serve.DueWorkWatcher``) that emits the same event once a
+minute only when a pending delivery is due and no drain holds a claim: retries that come due are
+drained without a run per minute. The hourly schedule remains as the last resort (e.g. a receiver
+on another machine), so the run history holds about 24 empty runs a day instead of 1,440.
 """
 
 from __future__ import annotations
@@ -21,42 +27,52 @@ from tasks.settings import Settings
 from webhooks.serve import EVENT_NAME
 
 PROCESS_LIMIT = 4  # flow-run subprocesses at once; never unbounded (prefect.md §10)
+SAFETY_NET = timedelta(hours=1)  # last resort; the due-work watcher covers retries every minute
 
 
 def build_deployments(settings: Settings, shop_timezone: str) -> list[Any]:
     """The deployments, with typed parameters (the UI renders them as forms)."""
-    from flows.reconcile import reconcile
+    from flows.reconcile import backfill, nightly
     from flows.replay import replay_dead_letters
     from flows.sync_order import sync_order
     from flows.sync_pending import sync_pending_orders
 
     return [
-        reconcile.to_deployment(
+        nightly.to_deployment(
             name="nightly",
-            description="Nightly reconciliation from the cursor: find and repair what webhooks "
-            "missed, report it, advance the cursor.",
+            description=f"Runs {cron_in_words(settings.nightly_cron, shop_timezone)} (the UI "
+            "shows times in your own timezone). Nightly reconciliation from the cursor: find and "
+            "repair what webhooks missed, report it, advance the cursor. Fails when any order "
+            "could not be repaired.",
             schedules=[Cron(settings.nightly_cron, timezone=shop_timezone, slug="nightly")],
             parameters={"dry_run": False},
             concurrency_limit=1,
             tags=["shopsync", "reconcile"],
         ),
-        reconcile.to_deployment(
-            name="backfill",
-            description="Reconcile any date range (shop dates) by hand; dry_run only reports the "
-            "repair plan. Never moves the nightly cursor.",
-            tags=["shopsync", "reconcile"],
+        _with_shop_dates(
+            backfill.to_deployment(
+                name="backfill",
+                description=f"Reconcile a date range by hand: start and end are dates in the "
+                f"shop's timezone ({shop_timezone}). dry_run is on by default and only reports "
+                "the repair plan; turn it off to write the repairs. Never moves the nightly "
+                "cursor.",
+                tags=["shopsync", "reconcile"],
+            ),
+            shop_timezone,
         ),
         sync_order.to_deployment(
             name="manual",
-            description="Resync one Shopify order by its numeric id.",
+            description="Resync one Shopify order: its name as customers see it (#1001) or its "
+            "numeric id.",
             tags=["shopsync"],
         ),
         sync_pending_orders.to_deployment(
             name="webhook",
             description="Drain the webhook inbox into Salesforce. Started by the receiver's "
-            "events (debounced) and every minute as a safety net.",
+            "events (debounced), by the due-work watcher when a retry comes due, and hourly as "
+            "a last-resort safety net. Fails when it dead-lettered an order or was held.",
             triggers=[_webhook_trigger()],
-            schedules=[Interval(timedelta(minutes=1), slug="safety-net")],
+            schedules=[Interval(SAFETY_NET, slug="safety-net")],
             concurrency_limit=ConcurrencyLimitConfig(
                 limit=settings.drain_concurrency,
                 collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW,
@@ -65,10 +81,37 @@ def build_deployments(settings: Settings, shop_timezone: str) -> list[Any]:
         ),
         replay_dead_letters.to_deployment(
             name="manual",
-            description="Replay dead-lettered orders (all, or chosen ids) once the cause is fixed.",
+            description="Replay dead-lettered orders once the cause is fixed: order names (#1301), "
+            "order ids or dead-letter ids from the shopsync-dead-letters artifact; empty = all.",
             tags=["shopsync"],
         ),
     ]
+
+
+def cron_in_words(cron: str, timezone: str) -> str:
+    """``30 3 * * *`` in ``America/New_York`` → ``03:30 America/New_York every day``.
+
+    The common daily form is put in words; anything else is shown as the cron expression.
+    """
+    parts = cron.split()
+    if (
+        len(parts) == 5
+        and parts[0].isdigit()
+        and parts[1].isdigit()
+        and parts[2:] == ["*", "*", "*"]
+    ):
+        return f"{int(parts[1]):02d}:{int(parts[0]):02d} {timezone} every day"
+    return f"on the cron schedule '{cron}' in {timezone}"
+
+
+def _with_shop_dates(deployment: Any, shop_timezone: str) -> Any:
+    """Name the shop's timezone on the backfill form's date fields."""
+    properties = deployment._parameter_openapi_schema.properties
+    properties["start"]["description"] = f"First day, in the shop's timezone ({shop_timezone})."
+    properties["end"]["description"] = (
+        f"Last day, inclusive, in the shop's timezone ({shop_timezone})."
+    )
+    return deployment
 
 
 def _webhook_trigger() -> DeploymentEventTrigger:

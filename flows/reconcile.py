@@ -5,6 +5,12 @@ backfill — and never moves the nightly cursor. Without dates it covers the nig
 ``[cursor − lookback, signpost)``, the signpost fixed when it starts, and advances the cursor to
 the signpost only when every order of the window is in Salesforce or dead-lettered (DESIGN.md §6).
 The steps are in ``tasks.reconcile_run``; the pure diff in ``tasks.reconcile``.
+
+The deployments run ``nightly`` and ``backfill``: the same work, named for what they are
+(``nightly 2026-12-01``, ``backfill 2026-11-15…2026-11-30 (dry run)``), ending ``Failed`` when any
+order failed or the run stopped early (``flows.outcome``). ``backfill`` requires both dates and
+dry-runs unless told otherwise, so the form cannot write to Salesforce or move the cursor by
+accident.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from datetime import UTC, date
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
+from flows.outcome import RunOutcome, final_state
 from state.models import utcnow
 from tasks.reconcile_run import CURSOR, Run, execute, nightly_window, shop_window
 from tasks.runtime import build_runtime
@@ -59,3 +67,68 @@ def _nightly(dry_run: bool) -> dict[str, Any]:
         return execute(runtime, Run("nightly", window_start, window_end, dry_run), advance=True)
     finally:
         runtime.close()
+
+
+def summary_outcome(summary: dict[str, Any]) -> RunOutcome:
+    """A reconcile summary in the terms of the run's final state."""
+    failed = {"dead-lettered": summary.get("dead_lettered", 0)}
+    failed["left for the next run"] = summary.get("retry_later", 0)
+    note = None
+    if summary.get("status") in {"stopped", "incomplete_scope"}:
+        note = f"{summary['status']}: {summary.get('message') or 'see the report'}"
+    done = {
+        "in step": summary.get("counts", {}).get("in_sync", 0),
+        "repaired": summary.get("repaired", 0),
+        "to repair (dry run)": summary.get("discrepancies", 0) if summary.get("dry_run") else 0,
+    }
+    return RunOutcome(
+        kind="reconcile",
+        total=int(summary.get("shopify_orders", 0)),
+        done=done,
+        failed={k: v for k, v in failed.items() if v},
+        failed_verb="failed",
+        note=note,
+        dead_lettered=int(summary.get("dead_lettered", 0)),
+    )
+
+
+def _nightly_name() -> str:
+    zone = get_settings().shop_timezone
+    now = utcnow()
+    if zone:
+        from zoneinfo import ZoneInfo
+
+        now = now.astimezone(ZoneInfo(zone))
+    return f"nightly {now:%Y-%m-%d}"
+
+
+def _backfill_name() -> str:
+    params = flow_run.parameters
+    dry = " (dry run)" if params.get("dry_run", True) else ""
+    return f"backfill {params.get('start')}…{params.get('end')}{dry}"
+
+
+@flow(name="reconcile", flow_run_name=_nightly_name)
+def nightly(dry_run: bool = False) -> Any:
+    """The nightly reconciliation from the cursor; Failed when any order could not be repaired.
+
+    Args:
+        dry_run: Report the repair plan without writing anything to Salesforce (or moving the
+            cursor).
+    """
+    summary = _nightly(dry_run)
+    return final_state(summary_outcome(summary), summary)
+
+
+@flow(name="reconcile", flow_run_name=_backfill_name)
+def backfill(start: date, end: date, dry_run: bool = True) -> Any:
+    """Reconcile a date range by hand; never moves the nightly cursor.
+
+    Args:
+        start: First day, in the shop's timezone.
+        end: Last day (inclusive), in the shop's timezone.
+        dry_run: On by default: only report what would be repaired. Turn it off to write the
+            repairs to Salesforce.
+    """
+    summary = reconcile.fn(start=start, end=end, dry_run=dry_run)
+    return final_state(summary_outcome(summary), summary)

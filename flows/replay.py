@@ -6,60 +6,82 @@ from collections import Counter
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
-from state import DeadLetterRecord
+from flows.outcome import RunOutcome, final_state
 from tasks.artifacts import current_flow_run_id
+from tasks.dead_letter_board import choose, order_name, publish_board
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
-from tasks.steps import dead_letter, fetch_order, sync_order_step, with_retries
+from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
 
 
-@flow(name="replay-dead-letters")
-def replay_dead_letters(ids: list[int] | None = None) -> dict[str, Any]:
+def _run_name() -> str:
+    chosen = flow_run.parameters.get("orders") or []
+    return f"replay {', '.join(map(str, chosen))}" if chosen else "replay all open"
+
+
+@flow(name="replay-dead-letters", flow_run_name=_run_name)
+def replay_dead_letters(orders: list[str] | None = None) -> Any:
     """Replay open dead letters: fetch each order from Shopify and sync it again.
 
     Args:
-        ids: Dead-letter ids to replay; empty means every open dead letter.
+        orders: Which dead letters, as the shopsync-dead-letters table shows them: order names
+            (#1301), order ids or dead-letter ids. Empty means every open dead letter.
     """
     settings = get_settings()
     runtime = build_runtime(settings)
     logger = get_run_logger()
     outcomes: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    held: str | None = None
     try:
-        letters = _chosen(runtime.store.dead_letters(), ids)
+        letters = choose(runtime.store.dead_letters(), orders)
         ctx = runtime.sync_context() if letters else None
         fetch = with_retries(fetch_order, settings)
         sync = with_retries(sync_order_step, settings)
         for letter in letters:
+            ref = order_name(letter) or letter.order_id
             try:
                 order = fetch(runtime.shopify, letter.order_id)
                 outcome = sync(order, ctx)
-            except (AuthError, BudgetExhausted, RateLimited):
-                raise  # the rest stay dead-lettered, untouched; replay again later
+            except (AuthError, BudgetExhausted, RateLimited) as exc:
+                held = str(exc)  # the rest stay dead-lettered, untouched; replay again later
+                break
             except SyncError as exc:
                 runtime.note_failure(exc)
-                dead_letter(runtime.store, letter.order_id, exc, source=letter.source, payload=None)
+                park_order(
+                    runtime.store,
+                    letter.order_id,
+                    ref,
+                    exc,
+                    source=letter.source,
+                    payload=None,
+                    return_state=True,
+                )
                 outcomes["still_failing"] += 1
-                logger.warning("order %s still fails: %s", letter.order_id, exc)
+                errors[exc.code or type(exc).__name__] += 1
                 continue
             runtime.store.resolve_dead_letters(letter.order_id, "replayed")
             runtime.store.record_field_warnings(
                 outcome.field_warnings, path="manual", run_id=current_flow_run_id()
             )
             outcomes[f"replayed_{outcome.action}"] += 1
+        if letters:
+            publish_board(runtime.store)
     finally:
         runtime.close()
     logger.info("replay finished: %s", dict(outcomes))
-    return {
+    result = {
         "replayed": sum(v for k, v in outcomes.items() if k.startswith("replayed")),
         "still_failing": outcomes["still_failing"],
         "outcomes": dict(outcomes),
     }
-
-
-def _chosen(letters: list[DeadLetterRecord], ids: list[int] | None) -> list[DeadLetterRecord]:
-    if not ids:
-        return letters
-    wanted = set(ids)
-    return [letter for letter in letters if letter.id in wanted]
+    done = {
+        k.replace("replayed_", "replayed, "): v for k, v in outcomes.items() if k != "still_failing"
+    }
+    total = sum(outcomes.values())
+    return final_state(
+        RunOutcome("replay", total, done, dict(errors), "still failing", held), result
+    )

@@ -8,31 +8,42 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from tasks.artifacts import current_flow_run_id
+from tasks.dead_letter_board import publish_board
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
-from tasks.steps import dead_letter, fetch_order, sync_order_step, with_retries
+from tasks.shopify import ShopifyClient
+from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
 
 ORDER_ID = re.compile(r"^[0-9]{1,20}$")
+ORDER_NAME = re.compile(r"^#[0-9]{1,20}$")
 
 
-@flow(name="sync-order", log_prints=False)
+@flow(name="sync-order", log_prints=False, flow_run_name="sync-order {order_id}")
 def sync_order(order_id: str) -> dict[str, Any]:
     """Sync one Shopify order into Salesforce as Account, Contact and Opportunity.
 
     Args:
-        order_id: The numeric Shopify order id (the REST id / legacyResourceId, not the GID).
+        order_id: The order's name as customers see it (#1001), or its numeric Shopify id (the
+            REST id / legacyResourceId, not the GID).
     """
     order_id = order_id.strip()
-    if not ORDER_ID.match(order_id):
-        raise ValueError(f"order_id must be the numeric Shopify order id, got {order_id!r}")
+    if not (ORDER_ID.match(order_id) or ORDER_NAME.match(order_id)):
+        raise ValueError(
+            f"order_id must be an order name like #1001 or the numeric Shopify order id, "
+            f"got {order_id!r}"
+        )
     settings = get_settings()
     runtime = build_runtime(settings)
     logger = get_run_logger()
+    label = order_id
     try:
+        if ORDER_NAME.match(order_id):
+            order_id = _id_of_name(runtime.shopify, order_id)
         order = with_retries(fetch_order, settings)(runtime.shopify, order_id)
         outcome = with_retries(sync_order_step, settings)(order, runtime.sync_context())
-        runtime.store.resolve_dead_letters(order_id, "synced")
+        if runtime.store.resolve_dead_letters(order_id, "synced"):
+            publish_board(runtime.store)
         runtime.store.record_field_warnings(
             outcome.field_warnings, path="manual", run_id=current_flow_run_id()
         )
@@ -40,8 +51,10 @@ def sync_order(order_id: str) -> dict[str, Any]:
         raise  # nothing is lost: the order can be synced again once this clears
     except SyncError as exc:
         runtime.note_failure(exc)
-        letter = dead_letter(runtime.store, order_id, exc, source="manual", payload=None)
-        logger.error("order %s dead-lettered (#%s): %s", order_id, letter, exc)
+        park_order(
+            runtime.store, order_id, label, exc, source="manual", payload=None, return_state=True
+        )
+        publish_board(runtime.store)
         return {"order_id": order_id, "action": "dead_letter", "error": str(exc)}
     finally:
         runtime.close()
@@ -55,3 +68,16 @@ def sync_order(order_id: str) -> dict[str, Any]:
         "opportunity_id": outcome.opportunity_id,
         "field_warnings": len(outcome.field_warnings),
     }
+
+
+def _id_of_name(shopify: ShopifyClient, name: str) -> str:
+    """The id of the one order named ``name`` (Shopify's ``name:`` search)."""
+    found = shopify.order_ids_named(name)
+    if len(found) != 1:
+        raise ValueError(
+            f"Shopify has no order named {name}"
+            if not found
+            else f"several orders are named {name} ({', '.join(found)}): give the numeric id"
+        )
+    get_run_logger().info("order %s is id %s", name, found[0])
+    return found[0]

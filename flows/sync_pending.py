@@ -18,14 +18,17 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.outcome import RunOutcome, final_state, judge
 from state import ClaimedOrder, FieldWarning
 from state.models import utcnow
-from tasks.artifacts import current_flow_run_id, publish_field_warnings
+from tasks.artifacts import current_flow_run_id, field_warnings_markdown, publish_field_warnings
+from tasks.dead_letter_board import payload_order_name, publish_board
+from tasks.drain_report import OrderNote, drain_markdown, publish_drain_report
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
-from tasks.steps import dead_letter, sync_claimed_order, with_retries
+from tasks.steps import park_order, sync_claimed_order, with_retries
 from tasks.sync import SyncContext, SyncOutcome, customer_of, with_batch_lookups
 
 
@@ -35,6 +38,9 @@ class DrainReport:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_because: str | None = None
+    errors: Counter[str] = field(default_factory=Counter)  # dead letters by error code
+    letters_resolved: int = 0
+    dead_lettered: list[OrderNote] = field(default_factory=list)
     run_id: str | None = None
     # (order, object, field, kind) → the warning: an order synced twice in a run counts once.
     warned: dict[tuple[str, str, str, str], FieldWarning] = field(default_factory=dict)
@@ -57,8 +63,31 @@ class DrainReport:
             "orders_with_field_warnings": len({key[0] for key in self.warned}),
         }
 
+    def outcome(self) -> RunOutcome:
+        """The counts the run's final state is judged by."""
+        return RunOutcome(
+            kind="drain",
+            total=sum(self.outcomes.values()),
+            done={k: v for k, v in self.outcomes.items() if k not in {"dead_letter", "held"}},
+            failed=dict(self.errors),
+            held=self.stopped_because,
+            dead_lettered=self.outcomes["dead_letter"],
+        )
 
-@flow(name="sync-pending-orders")
+    def markdown(self) -> str:
+        """The run's report for the Prefect UI."""
+        report = drain_markdown(
+            judge(self.outcome()).message,
+            dict(self.outcomes),
+            self.stopped_because,
+            self.dead_lettered,
+        )
+        if not self.warned:
+            return report
+        return f"{report}\n\n{field_warnings_markdown(self.field_warnings)}"
+
+
+@flow(name="sync-pending-orders", flow_run_name="drain")
 def sync_pending_orders(
     max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float | None = None
 ) -> dict[str, Any]:
@@ -76,11 +105,14 @@ def sync_pending_orders(
     report = DrainReport(run_id=current_flow_run_id())
     try:
         _drain(runtime, report, max_seconds, batch_size, lease)
+        if report.outcomes["dead_letter"] or report.letters_resolved:
+            publish_board(runtime.store)
     finally:
         runtime.close()
         publish_field_warnings(report.field_warnings, key="drain-field-warnings")
     get_run_logger().info("drain finished: %s", report.as_dict())
-    return report.as_dict()
+    publish_drain_report(report.markdown(), judge(report.outcome()).message)
+    return final_state(report.outcome(), report.as_dict())
 
 
 def _drain(
@@ -212,7 +244,7 @@ def _settle(
         report.note(outcome.field_warnings)
     store.complete(ids)
     if action in {"created", "updated", "recreated"}:
-        store.resolve_dead_letters(claim.order_id, "synced")
+        report.letters_resolved += store.resolve_dead_letters(claim.order_id, "synced")
     report.outcomes[action] += 1
 
 
@@ -230,6 +262,21 @@ def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: Drain
         return
     runtime.note_failure(exc)
     newest = claim.deliveries[-1].body
-    dead_letter(store, claim.order_id, exc, source="webhook", payload=newest)
+    park_order(
+        store,
+        claim.order_id,
+        _order_label(claim),
+        exc,
+        source="webhook",
+        payload=newest,
+        return_state=True,
+    )
     store.dead(ids, str(exc))
     report.outcomes["dead_letter"] += 1
+    report.errors[exc.code or type(exc).__name__] += 1
+    report.dead_lettered.append(OrderNote(_order_label(claim), str(exc)))
+
+
+def _order_label(claim: ClaimedOrder) -> str:
+    """``#1001`` from the newest payload, else the order id."""
+    return payload_order_name(claim.deliveries[-1].body) or claim.order_id

@@ -160,6 +160,20 @@ class DeadLetter(Base):
     __table_args__ = (Index("ix_dead_letters_order_resolved", "order_id", "resolved_at"),)
 
 
+class ReconcileFailure(Base):
+    """An order whose nightly repair keeps failing transiently: on how many nightly runs."""
+
+    __tablename__ = "reconcile_failures"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    nights: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(40))
+    error_code: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class FieldWarningEntry(Base):
     """A value of an order that reached Salesforce cut short, or not at all.
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, and_, case, func, or_, select, text, update
+from sqlalchemy import Engine, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +30,7 @@ from state.models import (
     FieldWarningEntry,
     InboxItem,
     LedgerEntry,
+    ReconcileFailure,
     ReconcileRun,
     utcnow,
 )
@@ -110,6 +111,16 @@ class SyncRecord:
     account_id: str | None
     contact_id: str | None
     opportunity_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRepair:
+    """One order whose reconcile repair failed transiently, and why."""
+
+    order_id: str
+    stage: str
+    error_code: str | None
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +254,62 @@ class StateStore:
                 row.value = value
                 row.updated_at = utcnow()
             return row.value
+
+    def set_cursor(self, name: str, value: datetime, *, allow_backwards: bool = False) -> datetime:
+        """An operator's move of the cursor to ``value`` (forward; back only when allowed).
+
+        Moving forward skips orders the nightly has not proven (the operator's call); moving
+        back only widens the next window. Raises ``ValueError`` for a move back not allowed.
+        """
+        with self._tx() as s:
+            row = s.get(Cursor, name)
+            if row is None:
+                s.add(Cursor(name=name, value=value, updated_at=utcnow()))
+                return value
+            if value < row.value and not allow_backwards:
+                raise ValueError(
+                    f"the {name} cursor is at {row.value.isoformat()}; moving it back to "
+                    f"{value.isoformat()} needs allow_backwards"
+                )
+            row.value = value
+            row.updated_at = utcnow()
+            return value
+
+    # -- orders whose nightly repair keeps failing ---------------------------------------------
+
+    def count_failed_night(self, failures: Iterable[FailedRepair]) -> dict[str, int]:
+        """One more nightly run on which each of these orders' repair failed; returns the
+        number of such runs per order (its reason is the latest failure's)."""
+        now = utcnow()
+        counts: dict[str, int] = {}
+        with self._tx() as s:
+            for failure in failures:
+                row = s.get(ReconcileFailure, failure.order_id)
+                if row is None:
+                    row = ReconcileFailure(order_id=failure.order_id, nights=0, first_failed_at=now)
+                    s.add(row)
+                row.nights += 1
+                row.stage, row.error_code, row.message = (
+                    failure.stage,
+                    failure.error_code,
+                    failure.message,
+                )
+                row.last_failed_at = now
+                counts[failure.order_id] = row.nights
+        return counts
+
+    def clear_failed_nights(self, order_ids: Iterable[str]) -> None:
+        """Forget the failed nights of orders that are now repaired or dead-lettered."""
+        ids = list(order_ids)
+        with self._tx() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                s.execute(delete(ReconcileFailure).where(ReconcileFailure.order_id.in_(chunk)))
+
+    def failed_nights(self) -> dict[str, int]:
+        """Orders whose nightly repair failed, and on how many nightly runs."""
+        with self._tx() as s:
+            return {r.order_id: r.nights for r in s.scalars(select(ReconcileFailure))}
 
     # -- reconcile runs ----------------------------------------------------------------------
 
@@ -466,6 +533,41 @@ class StateStore:
             query = query.where(InboxItem.status == status)
         with self._tx() as s:
             return [_inbox_row(r) for r in s.scalars(query)]
+
+    def order_bodies_received_since(
+        self, since: datetime, topics: Iterable[str]
+    ) -> Iterator[tuple[str, bytes]]:
+        """``(order id, raw body)`` of every delivery of these topics received at or after
+        ``since`` (the receiver stores Shopify's bytes as they came), in pages of 500."""
+        wanted = sorted(topics)
+        last: tuple[datetime, str] | None = None
+        while True:
+            query = (
+                select(
+                    InboxItem.received_at, InboxItem.webhook_id, InboxItem.order_id, InboxItem.body
+                )
+                .where(
+                    InboxItem.received_at >= since,
+                    InboxItem.order_id.is_not(None),
+                    InboxItem.topic.in_(wanted),
+                )
+                .order_by(InboxItem.received_at, InboxItem.webhook_id)
+                .limit(500)
+            )
+            if last is not None:
+                query = query.where(
+                    or_(
+                        InboxItem.received_at > last[0],
+                        and_(InboxItem.received_at == last[0], InboxItem.webhook_id > last[1]),
+                    )
+                )
+            with self._tx() as s:
+                rows = s.execute(query).all()
+            if not rows:
+                return
+            for received_at, webhook_id, order_id, body in rows:
+                last = (received_at, webhook_id)
+                yield str(order_id), bytes(body)
 
     def next_due_at(self) -> datetime | None:
         """When the earliest pending delivery becomes due, if any is pending."""

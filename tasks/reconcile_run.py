@@ -11,9 +11,10 @@ The pure diff lives in ``tasks.reconcile``; DESIGN.md §6.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -32,8 +33,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from simple_salesforce import format_soql
 
-from state import FieldWarning, SyncRecord
+from state import FailedRepair, FieldWarning, LedgerRecord, SyncRecord
 from state.models import utcnow
+from tasks.adoption import contacts_by_email
 from tasks.errors import (
     AuthError,
     BudgetExhausted,
@@ -64,7 +66,9 @@ from tasks.reconcile import (
     failures_by_order,
     flatten_for_bulk,
     opportunity_fields,
+    opportunity_update,
     plan_repair,
+    still_due,
 )
 from tasks.runtime import Runtime
 from tasks.salesforce import RecordResult, SalesforceGateway
@@ -73,10 +77,12 @@ from tasks.shopify import ShopifyClient, ShopInfo
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import dead_letter, retry_if_transient, with_retries
 from tasks.sync import SyncContext
+from tasks.topics import ORDER_TOPICS
 
 CURSOR = "nightly"  # the name `shopsync status` reads
 SOQL_IN_MAX = 2_000  # above this many orders, read Salesforce back with one Bulk 2.0 query
 COLLECTION_MAX = 2_000  # above this many records of one object, write with Bulk 2.0 ingest
+EMAIL_SOQL_MAX = 1_000  # above this many e-mails, find their Contacts with one Bulk 2.0 query
 REPAIR_CHUNK = 10_000  # orders planned and written at a time (bounds the memory of a repair)
 BULK_AFTER_PAGES = 10  # a window longer than this many GraphQL pages becomes a bulk operation
 TABLE_ROWS = 200
@@ -98,6 +104,7 @@ class Run:
     window_end: datetime
     dry_run: bool
     started: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=utcnow)
     status: str = "running"
     message: str = ""
     shopify_orders: int = 0
@@ -111,6 +118,8 @@ class Run:
     repaired: int = 0
     dead_lettered: int = 0
     retry_later: int = 0
+    superseded: int = 0
+    unreadable: dict[str, datetime] = field(default_factory=dict)
     api_calls: int | None = None
     write_calls: int | None = 0
     shopify_calls: int = 0
@@ -146,6 +155,8 @@ class Run:
             "repaired": self.repaired,
             "dead_lettered": self.dead_lettered,
             "retry_later": self.retry_later,
+            "superseded": self.superseded,
+            "unreadable": len(self.unreadable),
             "field_warnings": self.field_warnings,
             "salesforce_api_calls": self.api_calls,
             "salesforce_write_calls": self.write_calls,
@@ -172,6 +183,29 @@ def nightly_window(
     """``[cursor − lookback, signpost)``; without a cursor, the lookback before the signpost."""
     anchor = cursor if cursor is not None else signpost
     return anchor - timedelta(hours=lookback_hours), signpost
+
+
+def created_before_window(
+    bodies: Iterable[tuple[str, bytes]], start: datetime, end: datetime, cutoff: datetime
+) -> dict[str, datetime]:
+    """Orders (id → ``created_at``) whose webhook body shows an update in ``[start, end)`` and a
+    creation before ``cutoff``: the listing of an ``updated_at`` window cannot show them when
+    Shopify hides orders older than 60 days. Bodies that are not orders are passed over."""
+    found: dict[str, datetime] = {}
+    for order_id, body in bodies:
+        try:
+            data = json.loads(body)
+            if str(data.get("id")) != order_id:
+                continue  # a refund or another resource: its dates are not the order's
+            created = datetime.fromisoformat(str(data["created_at"]))
+            updated = datetime.fromisoformat(str(data["updated_at"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if created.tzinfo is None or updated.tzinfo is None:
+            continue
+        if start <= updated < end and created < cutoff:
+            found[order_id] = created.astimezone(UTC)
+    return found
 
 
 def needs_read_all_orders(window_start: datetime, now: datetime, scopes: frozenset[str]) -> bool:
@@ -302,10 +336,12 @@ def confirm_orphan_candidates(shopify: ShopifyClient, candidates: pd.DataFrame) 
 
 @dataclass
 class Repair:
-    """One chunk's repair plan and the order state each repaired order's ledger entry needs."""
+    """One chunk's repair plan, the order state each repaired order's ledger entry needs, and
+    the mapped records (to re-plan an Opportunity the drain wrote meanwhile)."""
 
     plan: RepairPlan
     states: dict[str, tuple[datetime, str]]
+    records: dict[str, SalesforceRecords] = field(default_factory=dict)
 
 
 RepairItem = tuple[str, SalesforceRecords, Sequence[str], tuple[datetime, str]]
@@ -337,22 +373,126 @@ def chunks(items: Iterator[RepairItem], size: int) -> Iterator[list[RepairItem]]
         yield chunk
 
 
-def build_repair(chunk: list[RepairItem], ctx: SyncContext) -> Repair:
-    """The repair plan of one chunk of orders."""
-    plan = plan_repair(((s, r, d) for s, r, d, _ in chunk), ctx.mapping)
-    return Repair(plan, {records.order_key: state for _, records, _, state in chunk})
+STATUS_OF_ACTION = {"create": "missing", "update": "drifted"}
+ACTION_OF_STATUS = {status: action for action, status in STATUS_OF_ACTION.items()}
+ALL_DRIFT = ("Name", "Amount", "Account")  # an Opportunity the drain created: relink it too
+
+
+def recheck(
+    chunk: list[RepairItem], ledger: dict[str, LedgerRecord], since: datetime
+) -> tuple[list[RepairItem], int]:
+    """The chunk as it still needs writing (``still_due`` per order), and how many orders
+    the ledger shows already written meanwhile (dropped)."""
+    kept: list[RepairItem] = []
+    for status, records, drift_fields, state in chunk:
+        action = still_due(ACTION_OF_STATUS[status], state[0], ledger.get(records.order_key), since)
+        if action is None:
+            continue
+        if STATUS_OF_ACTION[action] != status:
+            status, drift_fields = STATUS_OF_ACTION[action], ALL_DRIFT
+        kept.append((status, records, drift_fields, state))
+    return kept, len(chunk) - len(kept)
+
+
+def adoption_emails(chunk: list[RepairItem]) -> set[str]:
+    """The e-mails whose Contacts the plan must know: those of missing orders with a Contact."""
+    return {
+        str(records.contact_lookup_email).lower()
+        for status, records, _, _ in chunk
+        if status == "missing" and records.contact is not None and records.contact_lookup_email
+    }
+
+
+@task(name="find-contacts", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def find_contacts(
+    gateway: SalesforceGateway, key_field: str, emails: set[str]
+) -> dict[str, list[Mapping[str, Any]]]:
+    """The Contacts Salesforce holds with these e-mails (lower-cased e-mail → oldest first):
+    SOQL ``Email IN`` chunks for up to ``EMAIL_SOQL_MAX`` e-mails, one Bulk 2.0 query above."""
+    return contacts_with(gateway, key_field, emails)
+
+
+def contacts_with(
+    gateway: SalesforceGateway, key_field: str, emails: set[str]
+) -> dict[str, list[Mapping[str, Any]]]:
+    """What :func:`find_contacts` returns, without the task around it."""
+    if not emails:
+        return {}
+    if len(emails) <= EMAIL_SOQL_MAX:
+        found = gateway.find_contacts_by_emails(sorted(emails), key_field)
+        return {email: list(contacts) for email, contacts in found.items()}
+    soql = (
+        f"SELECT Id, AccountId, Email, CreatedDate, {key_field} "  # noqa: S608
+        "FROM Contact WHERE Email != null"
+    )
+    return contacts_by_email(gateway.bulk_query(CONTACT, soql), emails)
+
+
+@task(name="create-contacts", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def create_contacts(
+    gateway: SalesforceGateway, key_field: str, records: list[dict[str, Any]]
+) -> list[RecordResult]:
+    """Create guests' Contacts (results keyed by ``Email``). Creating is not idempotent, so a
+    retry first takes the Contacts an earlier attempt may have created, found by e-mail."""
+    todo = records
+    earlier: list[RecordResult] = []
+    if _retrying():
+        found = contacts_with(gateway, key_field, {str(r["Email"]).lower() for r in records})
+        todo = []
+        for record in records:
+            existing = found.get(str(record["Email"]).lower())
+            if existing:
+                earlier.append(RecordResult(str(record["Email"]), True, str(existing[0]["Id"])))
+            else:
+                todo.append(record)
+    return earlier + write_records.fn(gateway, CONTACT, "Email", todo, "insert")
+
+
+def _retrying() -> bool:
+    try:
+        return get_run_context().task_run.run_count > 1  # type: ignore[union-attr]
+    except Exception:
+        return False
+
+
+def build_repair(
+    chunk: list[RepairItem], ctx: SyncContext, contacts: Mapping[str, Any] | None = None
+) -> Repair:
+    """The repair plan of one chunk of orders (``contacts``: what ``find_contacts`` found)."""
+    plan = plan_repair(((s, r, d) for s, r, d, _ in chunk), ctx.mapping, contacts)
+    return Repair(
+        plan,
+        {records.order_key: state for _, records, _, state in chunk},
+        {records.order_key: records for _, records, _, _ in chunk},
+    )
 
 
 @task(name="write-salesforce", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def write_records(
-    gateway: SalesforceGateway, sobject: str, key_field: str, records: list[dict[str, Any]]
+    gateway: SalesforceGateway,
+    sobject: str,
+    key_field: str,
+    records: list[dict[str, Any]],
+    operation: str = "upsert",
 ) -> list[RecordResult]:
-    """Upsert one object's records: sObject Collections for small sets, Bulk 2.0 above."""
+    """Write one object's records: sObject Collections for small sets, Bulk 2.0 above.
+
+    ``upsert`` by the external id ``key_field``; ``update`` by ``Id``; ``insert`` (results
+    matched back by ``key_field``, unique within ``records``).
+    """
     if not records:
         return []
     if len(records) <= COLLECTION_MAX:
+        if operation == "update":
+            return gateway.update_collection(sobject, records)
+        if operation == "insert":
+            return gateway.insert_collection(sobject, key_field, records)
         return gateway.upsert_collection(sobject, key_field, records)
     rows = [flatten_for_bulk(r) for r in records]
+    if operation == "update":
+        return gateway.bulk_update(sobject, rows)
+    if operation == "insert":
+        return gateway.bulk_insert(sobject, key_field, rows)
     return gateway.bulk_upsert(sobject, key_field, rows)
 
 
@@ -367,7 +507,9 @@ class Written:
 
     failures: dict[str, Failure] = field(default_factory=dict)
     ids: dict[str, dict[str, str]] = field(default_factory=dict)  # object → key → Salesforce id
+    contact_ids: dict[str, str] = field(default_factory=dict)  # order → its Contact's id
     succeeded: list[str] = field(default_factory=list)
+    superseded: int = 0  # orders the drain wrote while the run was under way
     stopped: SyncError | None = None
 
 
@@ -381,32 +523,94 @@ def _write_step(
     key_field: str,
     records: list[dict[str, Any]],
     retries: Any,
+    operation: str = "upsert",
 ) -> list[RecordResult]:
-    step = with_retries(write_records, retries).with_options(task_run_name=f"write {sobject}")
-    return step(gateway, sobject, key_field, records)
+    name = f"write {sobject}" if operation == "upsert" else f"{operation} {sobject}"
+    if operation == "insert":
+        create = with_retries(create_contacts, retries).with_options(task_run_name=name)
+        return create(gateway, key_field, records)
+    step = with_retries(write_records, retries).with_options(task_run_name=name)
+    return step(gateway, sobject, key_field, records, operation)
 
 
-def repair(runtime: Runtime, ctx: SyncContext, plan: RepairPlan) -> Written:
-    """Write the plan in order; parents' failures keep their children from being written."""
+# Contact writes in order: upserts by key, adoptions by Id, then guests' new Contacts.
+def _contact_writes(plan: RepairPlan, key_field: str) -> list[tuple[str, str, list[Any], Any]]:
+    return [
+        ("upsert", key_field, plan.contacts, plan.contact_orders),
+        ("update", "Id", plan.adoptions, plan.adoption_orders),
+        ("insert", key_field, plan.guest_contacts, plan.guest_orders),
+    ]
+
+
+def _write_contacts(
+    runtime: Runtime, ctx: SyncContext, plan: RepairPlan, written: Written
+) -> dict[str, str]:
+    """Write every Contact of the plan; returns the new Contact Id of each guest order."""
+    guest_ids: dict[str, str] = {}
+    for operation, key_field, records, orders_of in _contact_writes(
+        plan, ctx.mapping.key_field(CONTACT)
+    ):
+        results = _write_step(
+            runtime.salesforce, CONTACT, key_field, records, runtime.settings, operation
+        )
+        lost = failures_by_order(results, orders_of, "contact", TRANSIENT_CODES)
+        for order_id, failure in lost.items():
+            written.failures.setdefault(order_id, failure)
+        for key, contact_id in _results_ids(results).items():
+            for order_id in orders_of.get(key, []):
+                written.contact_ids[order_id] = contact_id
+                if operation == "insert":
+                    guest_ids[order_id] = contact_id
+        if operation == "upsert":
+            written.ids[CONTACT] = _results_ids(results)
+    return guest_ids
+
+
+def _link_contacts(plan: RepairPlan, key: str, contact_ids: Mapping[str, str]) -> list[Any]:
+    """Create bodies with the ``ContactId`` of a guest's Contact (found or just created);
+    never an update (``ContactId`` is create-only)."""
+    linked = []
+    for body in plan.opportunities:
+        order_id = str(body.get(key))
+        if order_id in contact_ids and plan.actions.get(order_id) == "create":
+            body = {**body, "ContactId": contact_ids[order_id]}
+        linked.append(body)
+    return linked
+
+
+Recheck = Callable[[RepairPlan], tuple[RepairPlan, int]]
+
+
+def repair(
+    runtime: Runtime, ctx: SyncContext, plan: RepairPlan, recheck_plan: Recheck | None = None
+) -> Written:
+    """Write the plan in order; parents' failures keep their children from being written.
+
+    ``recheck_plan`` runs just before the Opportunities are written and returns the plan as it
+    still stands (an order the drain wrote meanwhile is dropped or becomes an update).
+    """
     gateway, mapping, settings = runtime.salesforce, ctx.mapping, runtime.settings
     written = Written()
     try:
-        for sobject, records, orders_of in (
-            (ACCOUNT, plan.accounts, plan.account_orders),
-            (CONTACT, plan.contacts, plan.contact_orders),
-        ):
-            results = _write_step(gateway, sobject, mapping.key_field(sobject), records, settings)
-            written.ids[sobject] = _results_ids(results)
-            lost = failures_by_order(results, orders_of, sobject.lower(), TRANSIENT_CODES)
-            for order_id, failure in lost.items():
-                written.failures.setdefault(order_id, failure)
+        results = _write_step(gateway, ACCOUNT, mapping.key_field(ACCOUNT), plan.accounts, settings)
+        written.ids[ACCOUNT] = _results_ids(results)
+        written.failures.update(
+            failures_by_order(results, plan.account_orders, "account", TRANSIENT_CODES)
+        )
+        guest_ids = _write_contacts(runtime, ctx, plan, written)
         remaining = plan.without_orders(written.failures, mapping)
+        if recheck_plan is not None:
+            remaining, written.superseded = recheck_plan(remaining)
         key = mapping.key_field(OPPORTUNITY)
-        results = _write_step(gateway, OPPORTUNITY, key, remaining.opportunities, settings)
+        links = {**plan.linked_contacts, **guest_ids}
+        bodies = _link_contacts(remaining, key, links)
+        results = _write_step(gateway, OPPORTUNITY, key, bodies, settings)
         written.ids[OPPORTUNITY] = _results_ids(results)
         lost = failures_by_order(results, None, "opportunity", TRANSIENT_CODES)
         written.failures.update(lost)
         written.succeeded = [r.key for r in results if r.success]
+        for order_id, contact_id in plan.linked_contacts.items():
+            written.contact_ids.setdefault(order_id, contact_id)
     except (AuthError, BudgetExhausted, RateLimited) as exc:
         written.stopped = exc  # nothing is lost: the next run finds the same gaps
     return written
@@ -456,28 +660,32 @@ def settle(
     plan: RepairPlan,
     repair_states: dict[str, tuple[datetime, str]],
     written: Written,
-    ctx: SyncContext,
+    *,
+    nightly: bool = False,
 ) -> tuple[int, int, int]:
-    """Ledger entries for repaired orders; dead letters for permanent failures.
+    """Ledger entries for repaired orders; dead letters for permanent failures, and (on a
+    nightly run) for transient ones that failed on ``reconcile_max_failed_nights`` nights.
 
     Returns (repaired, dead-lettered, left for a later run).
     """
     account_ids = written.ids.get(ACCOUNT, {})
-    contact_ids = written.ids.get(CONTACT, {})
     opportunity_ids = written.ids.get(OPPORTUNITY, {})
-    keys = _order_keys(plan, ctx)
+    account_of = {
+        order_id: account_key
+        for account_key, orders in plan.account_orders.items()
+        for order_id in orders
+    }
     open_letters = {letter.order_id for letter in runtime.store.dead_letters()}
     synced = []
     for order_id in written.succeeded:
         updated_at, payload_hash = repair_states[order_id]
-        account_key, contact_key = keys.get(order_id, (None, None))
         synced.append(
             SyncRecord(
                 order_id,
                 updated_at,
                 payload_hash,
-                account_ids.get(account_key or ""),
-                contact_ids.get(contact_key or ""),
+                account_ids.get(account_of.get(order_id, "")),
+                written.contact_ids.get(order_id),
                 opportunity_ids.get(order_id),
             )
         )
@@ -485,25 +693,36 @@ def settle(
     for order_id in written.succeeded:
         if order_id in open_letters:
             runtime.store.resolve_dead_letters(order_id, "reconciled")
+    nights = _failed_nights(runtime, written, nightly)
+    limit = runtime.settings.reconcile_max_failed_nights
     dead = later = 0
     for failure in written.failures.values():
-        if failure.transient:
+        if failure.transient and nights.get(failure.order_id, 0) < limit:
             later += 1
             continue
+        if failure.transient:
+            failure = replace(
+                failure,
+                message=f"failed on {nights[failure.order_id]} nightly runs, last: "
+                f"{failure.message}",
+            )
         _dead_letter(runtime, failure)
         dead += 1
+    settled = [*written.succeeded, *(k for k, f in written.failures.items() if not f.transient)]
+    runtime.store.clear_failed_nights([*settled, *(k for k, n in nights.items() if n >= limit)])
     return len(written.succeeded), dead, later
 
 
-def _order_keys(plan: RepairPlan, ctx: SyncContext) -> dict[str, tuple[str | None, str | None]]:
-    keys: dict[str, tuple[str | None, str | None]] = {}
-    for account_key, orders in plan.account_orders.items():
-        for order_id in orders:
-            keys[order_id] = (account_key, None)
-    for contact_key, orders in plan.contact_orders.items():
-        for order_id in orders:
-            keys[order_id] = (keys.get(order_id, (None, None))[0], contact_key)
-    return keys
+def _failed_nights(runtime: Runtime, written: Written, nightly: bool) -> dict[str, int]:
+    """On a nightly run, count one more failed night per transient failure (else nothing)."""
+    if not nightly:
+        return {}
+    transient = [
+        FailedRepair(f.order_id, f.stage, f.code, f.message)
+        for f in written.failures.values()
+        if f.transient
+    ]
+    return runtime.store.count_failed_night(transient) if transient else {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,6 +762,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
         f"| repaired | {summary['repaired']} |",
         f"| dead-lettered | {summary['dead_lettered']} |",
         f"| left for next run | {summary['retry_later']} |",
+        f"| written by the webhook path during the run | {summary.get('superseded', 0)} |",
         f"| values cut or left out (`shopsync warnings`) | {summary.get('field_warnings', 0)} |",
         f"| Salesforce API calls | {summary['salesforce_api_calls']} |",
         f"| Shopify calls | {summary['shopify_calls']} |",
@@ -645,6 +865,13 @@ SCOPE_MESSAGE = (
 )
 
 
+UNREADABLE_MESSAGE = (
+    "{count} orders updated in this window were created more than {days} days ago and the app "
+    "lacks the read_all_orders scope: Shopify hides them, so this run could not check them "
+    "(they are listed in the report as 'unreadable'). Grant read_all_orders."
+)
+
+
 @dataclass
 class Comparison:
     """What the comparison phase produced."""
@@ -678,6 +905,44 @@ def compare(runtime: Runtime, run: Run, ctx: SyncContext, spool: Path) -> Compar
     return Comparison(result, orphans, expected.invalid)
 
 
+def plan_chunk(runtime: Runtime, run: Run, ctx: SyncContext, chunk: list[RepairItem]) -> Repair:
+    """Re-check the chunk against the ledger, look up its e-mails' Contacts, plan it."""
+    ledger = runtime.store.ledger_many(records.order_key for _, records, _, _ in chunk)
+    chunk, superseded = recheck(chunk, ledger, run.started_at)
+    run.superseded += superseded
+    emails = adoption_emails(chunk)
+    contacts = None
+    if emails:
+        key_field = ctx.mapping.key_field(CONTACT)
+        contacts = with_retries(find_contacts, runtime.settings)(
+            runtime.salesforce, key_field, emails
+        )
+    return build_repair(chunk, ctx, contacts)
+
+
+def recheck_plan(
+    runtime: Runtime, run: Run, ctx: SyncContext, fix: Repair, plan: RepairPlan
+) -> tuple[RepairPlan, int]:
+    """The Opportunities as they still need writing, read against the ledger just before the
+    write: an order the drain wrote meanwhile is dropped, or updated without create-only fields."""
+    ledger = runtime.store.ledger_many(plan.actions)
+    key = ctx.mapping.key_field(OPPORTUNITY)
+    bodies: list[dict[str, Any]] = []
+    actions: dict[str, str] = {}
+    for body in plan.opportunities:
+        order_id = str(body.get(key))
+        planned = plan.actions[order_id]
+        action = still_due(planned, fix.states[order_id][0], ledger.get(order_id), run.started_at)
+        if action is None:
+            continue
+        if action != planned:
+            body = opportunity_update(fix.records[order_id], ctx.mapping, relink=True)
+        bodies.append(body)
+        actions[order_id] = action
+    dropped = len(plan.opportunities) - len(bodies)
+    return replace(plan, opportunities=bodies, actions=actions), dropped
+
+
 def repair_window(
     runtime: Runtime, run: Run, ctx: SyncContext, spool: Path, found: Comparison
 ) -> tuple[dict[str, Failure], Written | None]:
@@ -691,15 +956,20 @@ def repair_window(
     before = _fresh_usage(runtime) if writing else None
     before_writes = None if before is None else before + 1
     for chunk in chunks(repair_items(spool, ctx, found.result), REPAIR_CHUNK):
-        fix = build_repair(chunk, ctx)
         warnings = chunk_field_warnings(chunk, found.result, ctx)
+        fix = plan_chunk(runtime, run, ctx, chunk)
         del chunk
         _add(run.plan, fix.plan.counts())
         if run.dry_run or not len(fix.plan):
             continue
-        written = repair(runtime, ctx, fix.plan)
+        written = repair(
+            runtime, ctx, fix.plan, lambda plan, fix=fix: recheck_plan(runtime, run, ctx, fix, plan)
+        )
         failures.update(written.failures)
-        repaired, dead, later = settle(runtime, fix.plan, fix.states, written, ctx)
+        repaired, dead, later = settle(
+            runtime, fix.plan, fix.states, written, nightly=run.mode == "nightly"
+        )
+        run.superseded += written.superseded
         run.field_warnings += record_field_warnings(runtime, warnings, written)
         run.repaired += repaired
         run.dead_lettered += dead
@@ -717,6 +987,8 @@ def repair_window(
 def report(runtime: Runtime, run: Run, found: Comparison, failures: dict[str, Failure]) -> None:
     """The full CSV in ``<data_dir>/reports`` and a capped table artifact."""
     table = discrepancy_rows(found.result, found.orphans, failures)
+    if run.unreadable:
+        table = pd.concat([table, unreadable_rows(run.unreadable)], ignore_index=True)
     assert run.run_id is not None
     csv_path = write_csv(table, runtime.settings.data_dir / "reports", run.run_id)
     run.report_csv = str(csv_path)
@@ -726,6 +998,24 @@ def report(runtime: Runtime, run: Run, found: Comparison, failures: dict[str, Fa
             key=f"reconcile-discrepancies-{run.mode}",
             description=f"First {TABLE_ROWS} of {len(table)} discrepancies; full CSV: {csv_path}",
         )
+
+
+def unreadable_rows(unreadable: Mapping[str, datetime]) -> pd.DataFrame:
+    """Report rows for the orders of the window Shopify hides from this app."""
+    return pd.DataFrame(
+        {
+            "order_id": list(unreadable),
+            "order_name": [None] * len(unreadable),
+            "status": ["unreadable"] * len(unreadable),
+            "detail": [
+                f"updated in the window but created {created:%Y-%m-%d}, more than "
+                f"{READ_ALL_ORDERS_DAYS} days ago: Shopify hides it without read_all_orders"
+                for created in unreadable.values()
+            ],
+            "salesforce_ids": [""] * len(unreadable),
+            "repair_error": [None] * len(unreadable),
+        }
+    )
 
 
 def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
@@ -744,6 +1034,10 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
         if needs_read_all_orders(run.window_start, utcnow(), shop.scopes):
             run.status, run.message = "incomplete_scope", SCOPE_MESSAGE
             return _finish(runtime, run, None, shopify_before, progress)
+        if "read_all_orders" not in shop.scopes:
+            cutoff = utcnow() - timedelta(days=READ_ALL_ORDERS_DAYS)
+            bodies = runtime.store.order_bodies_received_since(run.window_start, ORDER_TOPICS)
+            run.unreadable = created_before_window(bodies, run.window_start, run.window_end, cutoff)
         baseline = _fresh_usage(runtime)
         ctx = with_retries(read_org, runtime.settings)(runtime)
         spool = runtime.settings.data_dir / "reconcile" / f"run-{run.run_id}.jsonl"
@@ -756,6 +1050,9 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
             spool.unlink(missing_ok=True)
         report(runtime, run, found, failures)
         run.status = _status(run, written)
+        if run.unreadable:
+            note = UNREADABLE_MESSAGE.format(count=len(run.unreadable), days=READ_ALL_ORDERS_DAYS)
+            run.message = f"{run.message}; {note}" if run.message else note
         run.api_calls = _minus(_api_used(runtime.salesforce), baseline)
         if advance and _all_accounted(run, written):
             runtime.store.advance_cursor(CURSOR, run.window_end)

@@ -199,6 +199,20 @@ class Settings(BaseSettings):
         validation_alias=_env("SHOPSYNC_RECONCILE_LOOKBACK_HOURS"),
         description="How far behind the cursor the nightly reconcile looks again.",
     )
+    reconcile_max_failed_nights: int = Field(
+        3,
+        ge=1,
+        validation_alias=_env("SHOPSYNC_RECONCILE_MAX_FAILED_NIGHTS"),
+        description=(
+            "Nightly runs an order's repair may fail transiently before it is dead-lettered "
+            "with its reason, so that the nightly cursor moves on."
+        ),
+    )
+    alerts_block: str | None = Field(
+        None,
+        validation_alias=_env("SHOPSYNC_ALERTS_BLOCK"),
+        description="Prefect notification block for alerts, as <block-type>/<name>.",
+    )
     nightly_cron: str = Field(
         "30 3 * * *",
         validation_alias=_env("SHOPSYNC_NIGHTLY_CRON"),

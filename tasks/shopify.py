@@ -50,6 +50,12 @@ query OrdersPage($first: Int!, $after: String, $query: String) {{
 fragment OrderFields on Order {{ {ORDER_FIELDS} }}
 """
 
+ORDER_BY_NAME_QUERY = """
+query OrderByName($query: String!) {
+  orders(first: 2, query: $query) { nodes { legacyResourceId name } }
+}
+"""
+
 SUBSCRIBE_MUTATION = """
 mutation Subscribe($topic: WebhookSubscriptionTopic!, $url: URL!) {
   webhookSubscriptionCreate(
@@ -377,6 +383,13 @@ class ShopifyClient:
         """One order's GraphQL node, or None when Shopify has no such order (or hides it)."""
         data = self.graphql(ORDER_QUERY, {"id": order_gid(order_id)})
         return data.get("order")
+
+    def order_ids_named(self, name: str) -> list[str]:
+        """Ids of the orders whose name is ``name`` (``#1001``), via the ``name:`` search filter."""
+        wanted = name if name.startswith("#") else f"#{name}"
+        data = self.graphql(ORDER_BY_NAME_QUERY, {"query": f'name:"{wanted}"'})
+        nodes = (data.get("orders") or {}).get("nodes") or []
+        return [str(node["legacyResourceId"]) for node in nodes if node.get("name") == wanted]
 
     def iter_order_pages(self, start: datetime, end: datetime) -> Iterator[list[dict[str, Any]]]:
         """Pages of order nodes updated in ``[start, end)``, oldest update first."""

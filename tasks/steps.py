@@ -12,7 +12,7 @@ from typing import Any
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.states import Failed, State
 
 from state import StateStore
 from tasks.errors import PermanentError, SyncError, is_retryable
@@ -85,6 +85,34 @@ def dead_letter(
         message=error.message,
         fields=error.fields,
         payload=payload,
+    )
+
+
+def next_step(label: str) -> str:
+    """What the operator does about a dead-lettered order."""
+    return f"fix the cause, then run replay-dead-letters/manual with '{label}'"
+
+
+@task(name="dead-letter", cache_policy=NO_CACHE, task_run_name="dead-letter {label}")
+def park_order(
+    store: StateStore,
+    order_id: str,
+    label: str,
+    error: SyncError,
+    *,
+    source: str,
+    payload: bytes | None,
+    stage: str = "sync",
+) -> State[Any]:
+    """Dead-letter an order as a visible task run that fails with the dead letter and next step.
+
+    Call it with ``return_state=True``: the run goes on, and the Prefect UI shows a red
+    ``dead-letter #1001`` task whose message says which dead letter it is and what to do.
+    """
+    letter_id = dead_letter(store, order_id, error, source=source, payload=payload, stage=stage)
+    return Failed(
+        message=f"order {label} is dead letter {letter_id}: {error}. Next: {next_step(label)}",
+        data=letter_id,
     )
 
 

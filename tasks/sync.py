@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from state import FieldWarning, LedgerRecord, StateStore
+from tasks.adoption import contact_to_adopt
 from tasks.errors import StaleReference, SyncError
 from tasks.field_warnings import field_warnings
 from tasks.mapping import (
@@ -246,10 +247,10 @@ def _with_contact(write: OrderWrite, records: SalesforceRecords, ctx: SyncContex
     contacts = _contacts(records.contact_lookup_email, ctx, key_field)
     if any(c.get(key_field) == records.contact_key for c in contacts):
         return _existing_contact(write, ctx)  # already keyed to this customer: the upsert matches
-    unkeyed = [c for c in contacts if not c.get(key_field)]
-    if not unkeyed:
+    adopt = contact_to_adopt(contacts, key_field, records.contact_key)
+    if adopt is None:
         return write
-    return _existing_contact(write, ctx, contact_id=str(unkeyed[0]["Id"]))  # adopt it
+    return _existing_contact(write, ctx, contact_id=adopt)  # adopt it
 
 
 def _existing_contact(
@@ -277,7 +278,7 @@ def _contact_by_email(records: SalesforceRecords, ctx: SyncContext, key_field: s
     if records.contact_lookup_email is None:
         return None
     contacts = _contacts(records.contact_lookup_email, ctx, key_field)
-    return str(contacts[0]["Id"]) if contacts else None
+    return contact_to_adopt(contacts, key_field, None)
 
 
 def customer_of(order: Order, ctx: SyncContext) -> str | None:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 
@@ -82,6 +83,64 @@ class Debounced:
                 log.warning("could not nudge Prefect", exc_info=True)
 
 
+def due_work_waiting(next_due: datetime | None, claimed: int, now: datetime) -> bool:
+    """Whether to start a drain: a pending delivery is due and no drain is holding claims."""
+    if next_due is None or claimed:
+        return False
+    if next_due.tzinfo is None:
+        next_due = next_due.replace(tzinfo=UTC)
+    return next_due <= now
+
+
+def nudge_due_work() -> None:
+    """Emit the drain trigger's event for deliveries whose retry came due."""
+    from prefect.events import emit_event
+
+    emit_event(
+        event=EVENT_NAME,
+        resource={"prefect.resource.id": "shopify.order.due"},
+        payload={"topic": "retry-due"},
+    )
+
+
+class DueWorkWatcher:
+    """The drain's safety net without a run a minute: look at the inbox once a minute and start
+    a drain only when a pending delivery is due (a retry whose backoff passed, or a delivery whose
+    event was lost) and no drain is at work. An empty inbox costs one query, not a flow run."""
+
+    def __init__(
+        self, store: StateStore, notify: Callable[[], None] = nudge_due_work, every: float = 60.0
+    ):
+        self._store = store
+        self._notify = notify
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="due-work-watcher", daemon=True)
+
+    def __enter__(self) -> DueWorkWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def check(self) -> bool:
+        """One look; True when it started a drain."""
+        claimed = self._store.counts().inbox.get("claimed", 0)
+        if not due_work_waiting(self._store.next_due_at(), claimed, datetime.now(UTC)):
+            return False
+        self._notify()
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self.check()
+            except Exception:
+                log.warning("the due-work watcher could not check the inbox", exc_info=True)
+
+
 def build_receiver(settings: Settings, *, notify_prefect: bool = True) -> Starlette:
     """The receiver app for these settings (refuses to start without a webhook secret)."""
     problems = settings.problems(need={"webhooks"})
@@ -133,6 +192,11 @@ def serve_receiver(settings: Settings, host: str | None = None, port: int | None
     host = host or settings.webhook_host
     port = settings.webhook_port if port is None else port
     check_bind(host, allow_public=settings.webhook_allow_public_bind)
-    app = build_receiver(settings, notify_prefect=_prefect_api_configured())
+    prefect = _prefect_api_configured()
+    app = build_receiver(settings, notify_prefect=prefect)
     log.info("webhook receiver on http://%s:%s/webhooks/shopify", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if not prefect:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    with DueWorkWatcher(StateStore.open(settings.state_url)):
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -2,8 +2,10 @@
 
 Supported terms: ``updated_at``/``created_at``/``processed_at`` with ``:``, ``:>``, ``:>=``, ``:<``,
 ``:<=`` (quoted or not; ISO datetimes or plain dates in the shop's timezone), ``status:any|open|
-closed|cancelled``, ``test:true|false``, ``id:>N`` (like ``since_id``), joined by ``AND`` or by
-spaces.  Unknown terms are ignored, as Shopify ignores search fields it does not index.
+closed|cancelled``, ``test:true|false``, ``id:>N`` (like ``since_id``), ``name:#1001`` (or
+``name:1001``: the order's name, the filter Shopify staff point to for finding an order by the
+number customers see), joined by ``AND`` or by spaces.  Unknown terms are ignored, as Shopify
+ignores search fields it does not index.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ def parse_search(query: str | None, tz: ZoneInfo) -> OrderFilter:
             f.status = value.lower()
         elif field == "test" and value.lower() in ("true", "false"):
             f.test = value.lower() == "true"
+        elif field == "name":
+            number = value.removeprefix("#")
+            f.order_number = int(number) if number.isdigit() else -1  # -1 matches nothing
         elif field == "id" and op in (">", ">=") and value.isdigit():
             f.since_id = int(value) - (1 if op == ">=" else 0)
     return f

@@ -29,6 +29,7 @@ class OrderFilter:
     since_id: int | None = None
     visible_from: int | None = None
     ids: list[int] | None = None
+    order_number: int | None = None  # ``name:#1001`` (the order's name is ``#`` + its number)
 
     def needs_scan(self) -> bool:
         """True if matching depends on more than the created/id index range."""
@@ -153,6 +154,9 @@ class OrderStore:
         self, f: OrderFilter, key: str = "ID", desc: bool = False, after: SortKey | None = None
     ) -> Iterator[tuple[SortKey, dict[str, Any]]]:
         """Matching orders in (sort value, id) order, strictly after ``after``, lazily."""
+        if f.order_number is not None:
+            named = self.ids_numbered(f.order_number)
+            f.ids = named if f.ids is None else [i for i in f.ids if i in named]
         if f.ids is not None:
             yield from self._by_ids(f, key, desc, after)
             return
@@ -168,6 +172,15 @@ class OrderStore:
         merged = heapq.merge(generated, iter(extra), key=lambda t: t[0], reverse=desc)
         for sk, item in merged:
             yield sk, (self.gen.order(item.index) if isinstance(item, Meta) else item)
+
+    def ids_numbered(self, number: int) -> list[int]:
+        """Ids of the orders with this ``order_number`` (generated, or created later)."""
+        with self._lock:
+            found = [r["id"] for r in self.overlay.values() if r.get("order_number") == number]
+        index = number - self.gen.number_base
+        if 0 <= index < self.gen.n and self.gen.order_id(index) not in found:
+            found.append(self.gen.order_id(index))
+        return found
 
     def _by_ids(
         self, f: OrderFilter, key: str, desc: bool, after: SortKey | None

@@ -43,6 +43,22 @@ class SalesforceGateway(Protocol):
         self, sobject: str, key_field: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
     ) -> list[RecordResult]: ...
 
+    def insert_collection(
+        self, sobject: str, match_field: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[RecordResult]: ...
+
+    def update_collection(
+        self, sobject: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[RecordResult]: ...
+
+    def bulk_insert(
+        self, sobject: str, match_field: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
+    ) -> list[RecordResult]: ...
+
+    def bulk_update(
+        self, sobject: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
+    ) -> list[RecordResult]: ...
+
     def bulk_query(self, sobject: str, soql: str) -> Iterator[dict[str, str]]: ...
 
 

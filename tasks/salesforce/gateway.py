@@ -239,6 +239,30 @@ class SimpleSalesforceGateway:
         self, sobject: str, key_field: str, records: Sequence[Mapping[str, Any]]
     ) -> list[RecordResult]:
         """Upsert by external id through sObject Collections, 200 records per call."""
+        path = f"composite/sobjects/{sobject}/{key_field}"
+        return self._collection_calls(sobject, key_field, records, "PATCH", path)
+
+    def insert_collection(
+        self, sobject: str, match_field: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[RecordResult]:
+        """Create records through sObject Collections (``POST``), 200 per call; each result is
+        keyed by the record's ``match_field`` value (unique within ``records``)."""
+        return self._collection_calls(sobject, match_field, records, "POST", "composite/sobjects")
+
+    def update_collection(
+        self, sobject: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[RecordResult]:
+        """Update records by ``Id`` through sObject Collections (``PATCH``), 200 per call."""
+        return self._collection_calls(sobject, "Id", records, "PATCH", "composite/sobjects")
+
+    def _collection_calls(
+        self,
+        sobject: str,
+        key_field: str,
+        records: Sequence[Mapping[str, Any]],
+        method: str,
+        path: str,
+    ) -> list[RecordResult]:
         results: list[RecordResult] = []
         for start in range(0, len(records), COLLECTION_SIZE):
             chunk = records[start : start + COLLECTION_SIZE]
@@ -250,8 +274,8 @@ class SimpleSalesforceGateway:
             body = dumps(payload)
             answer = self._call(
                 lambda sf, body=body: sf.restful(
-                    f"composite/sobjects/{sobject}/{key_field}",
-                    method="PATCH",
+                    path,
+                    method=method,
                     data=body.encode(),
                     headers={"Content-Type": "application/json; charset=UTF-8"},
                 )
@@ -263,11 +287,35 @@ class SimpleSalesforceGateway:
         self, sobject: str, key_field: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
     ) -> list[RecordResult]:
         """Upsert through a Bulk API 2.0 ingest job; results are matched back by external id."""
+        return self._bulk_ingest(sobject, "upsert", key_field, records, wait)
+
+    def bulk_insert(
+        self, sobject: str, match_field: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
+    ) -> list[RecordResult]:
+        """Create through a Bulk API 2.0 ingest job; results are matched back by ``match_field``
+        (unique within ``records``: bulk results come back in any order)."""
+        return self._bulk_ingest(sobject, "insert", match_field, records, wait)
+
+    def bulk_update(
+        self, sobject: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
+    ) -> list[RecordResult]:
+        """Update by ``Id`` through a Bulk API 2.0 ingest job."""
+        return self._bulk_ingest(sobject, "update", "Id", records, wait)
+
+    def _bulk_ingest(
+        self,
+        sobject: str,
+        operation: str,
+        key_field: str,
+        records: Sequence[Mapping[str, Any]],
+        wait: int,
+    ) -> list[RecordResult]:
         self.check_budget()
         rows = [{k: _csv_value(v) for k, v in r.items()} for r in records]
+        extra = {"external_id_field": key_field} if operation == "upsert" else {}
         jobs = self._call(
-            lambda sf: getattr(sf.bulk2, sobject).upsert(
-                records=rows, external_id_field=key_field, wait=wait
+            lambda sf: getattr(getattr(sf.bulk2, sobject), operation)(
+                records=rows, wait=wait, **extra
             )
         )
         results: list[RecordResult] = []

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
 from sandbox.server import BackgroundServer
 from state import StateStore
@@ -45,7 +46,7 @@ def drain(store: StateStore, rounds: int = 20) -> Counter[str]:
     """Run the drain flow until nothing is pending or claimed."""
     totals: Counter[str] = Counter()
     for _ in range(rounds):
-        result = sync_pending_orders(max_seconds=120, batch_size=100, lease_seconds=30)
+        _, result = run_flow(sync_pending_orders, max_seconds=120, batch_size=100, lease_seconds=30)
         totals.update(result["outcomes"])
         depth = store.counts().inbox
         if not depth.get("pending") and not depth.get("claimed"):

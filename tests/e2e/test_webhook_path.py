@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 
+from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
 from sandbox.server import BackgroundServer
 from state import StateStore
@@ -105,8 +106,10 @@ def test_a_salesforce_outage_keeps_the_receiver_answering_and_loses_nothing(
     assert shop.webhooks.flush(timeout=60)
     statuses = Counter(d["status_code"] for d in shop.webhooks.deliveries())
     assert set(statuses) == {200}, statuses
-    result = sync_pending_orders(max_seconds=20, batch_size=50, lease_seconds=30)
+    state, result = run_flow(sync_pending_orders, max_seconds=20, batch_size=50, lease_seconds=30)
     assert result["stopped_because"].startswith("SERVER_UNAVAILABLE")
+    assert state.is_failed(), "a held drain must not end green"
+    assert "held: SERVER_UNAVAILABLE" in state.message
     assert store.counts().inbox.get("pending") == 40
     assert store.dead_letters() == []
     salesforce.clear_faults()
@@ -139,8 +142,9 @@ def test_cancelled_and_refunded_orders_update_the_existing_opportunity(
 
 DRAINER = textwrap.dedent(
     """
+    from flows.outcome import run_flow
     from flows.sync_pending import sync_pending_orders
-    sync_pending_orders(max_seconds=120, batch_size=10, lease_seconds=3)
+    run_flow(sync_pending_orders, max_seconds=120, batch_size=10, lease_seconds=3)
     """
 )
 
@@ -177,8 +181,10 @@ def test_the_api_budget_reserve_pauses_the_drain_and_keeps_everything_pending(
     shop.send_order_events("orders/create", 0, 10)
     assert shop.webhooks.flush(timeout=60)
     salesforce.control.post("/__sandbox/org", json={"api_limit": 100, "api_usage": 95})
-    result = sync_pending_orders(max_seconds=20, batch_size=50, lease_seconds=30)
+    state, result = run_flow(sync_pending_orders, max_seconds=20, batch_size=50, lease_seconds=30)
     assert result["stopped_because"].startswith("API_BUDGET_RESERVED")
+    assert state.is_failed(), "a held drain must not end green"
+    assert "held: API_BUDGET_RESERVED" in state.message
     assert salesforce.records("Opportunity") == []
     assert store.counts().inbox == {"pending": 10}
     assert store.dead_letters() == []

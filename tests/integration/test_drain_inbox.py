@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
 from state import Delivery, StateStore
 from state.models import utcnow
@@ -49,7 +50,8 @@ def order_payload(shopify, index: int) -> dict[str, Any]:
 
 
 def drain_once() -> dict[str, Any]:
-    return sync_pending_orders(max_seconds=60, batch_size=10, lease_seconds=30)
+    _, result = run_flow(sync_pending_orders, max_seconds=60, batch_size=10, lease_seconds=30)
+    return result
 
 
 def due_now(store: StateStore) -> None:

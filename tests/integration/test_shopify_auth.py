@@ -232,6 +232,7 @@ def test_doctor_detects_redacted_customer_data_and_explains_the_fix(
 def test_redacted_orders_sync_through_the_webhook_path(
     product: Settings, shopify: ShopifyHandle, salesforce: SalesforceHandle
 ) -> None:
+    from flows.outcome import run_flow
     from flows.sync_pending import sync_pending_orders
     from webhooks.app import create_app
     from webhooks.serve import receiver_config
@@ -245,7 +246,7 @@ def test_redacted_orders_sync_through_the_webhook_path(
             created = [shopify.shop.create_order() for _ in range(12)]
             assert shopify.shop.webhooks.flush(30)
         for _ in range(10):
-            sync_pending_orders(max_seconds=120, batch_size=100, lease_seconds=30)
+            run_flow(sync_pending_orders, max_seconds=120, batch_size=100, lease_seconds=30)
             depth = store.counts().inbox
             if not depth.get("pending") and not depth.get("claimed"):
                 break

@@ -177,3 +177,19 @@ def test_the_api_budget_governor_stops_writes_at_the_reserve(runtime: Runtime, s
         sync_order(order.id)
     assert salesforce.records("Opportunity") == []
     assert runtime.store.dead_letters() == []
+
+
+def test_sync_order_takes_the_order_name_customers_see(
+    product: Settings, shopify, salesforce
+) -> None:
+    shop = shopify.shop
+    order_id = shop.generator.order_id(3)
+    name = shop.rest(shop.store.get(order_id))["name"]
+    created = shop.rest(shop.create_order())
+
+    assert sync_order(name)["order_id"] == str(order_id)
+    assert sync_order(created["name"])["order_id"] == str(created["id"])
+    synced = {r["External_Shopify_Order_ID__c"] for r in salesforce.records("Opportunity")}
+    assert synced == {str(order_id), str(created["id"])}
+    with pytest.raises(ValueError, match="no order named #999999"):
+        sync_order("#999999")
