@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -65,21 +65,102 @@ def _settings(*parts: str) -> Settings:
     return settings
 
 
-@contextmanager
-def _prefect_api(settings: Settings, port: int = 0) -> Iterator[None]:
-    """Use PREFECT_API_URL when set; otherwise run a local Prefect server for the command."""
-    if os.environ.get("PREFECT_API_URL"):
-        yield
-        return
-    from deployments.local import prefect_server
+def _preflight(settings: Settings, *systems: str) -> None:
+    """Log in to each system once, before any flow starts: a wrong secret or an unreachable URL
+    is one line with its fix (exit 1), not a traceback and minutes of retries."""
+    from tasks.doctor import fix_for
+    from tasks.errors import SyncError
 
-    with prefect_server(settings.data_dir / "prefect", port=port) as url:
-        os.environ["PREFECT_API_URL"] = url
-        typer.echo(f"Prefect UI: {url.removesuffix('/api')}")
+    probes = {"Salesforce": _salesforce_probe, "Shopify": _shopify_probe}
+    for system in systems:
         try:
+            probes[system](settings)
+        except SyncError as exc:
+            _fail([f"shopsync: {system}: {exc} (fix: {fix_for(exc, system)})"], EXIT_FAILED)
+
+
+def _salesforce_probe(settings: Settings) -> None:
+    from tasks.salesforce import SimpleSalesforceGateway
+
+    SimpleSalesforceGateway(settings).limits()
+
+
+def _shopify_probe(settings: Settings) -> None:
+    from tasks.shopify import ShopifyClient
+
+    client = ShopifyClient(settings)
+    try:
+        client.shop_info()
+    finally:
+        client.close()
+
+
+@contextmanager
+def _prefect_api(settings: Settings, port: int = 0, *, serving: bool = False) -> Iterator[None]:
+    """Use PREFECT_API_URL when set, else the server of a running ``shopsync serve`` (its UI then
+    shows this command's runs), else a local Prefect server for the command alone.
+
+    ``serving``: this is ``serve``; crash what a killed serve left running, and tell later
+    commands where this server is.
+    """
+    from deployments.local import prefect_server
+    from deployments.recovery import running_server
+
+    if os.environ.get("PREFECT_API_URL"):
+        with _serving(settings, os.environ["PREFECT_API_URL"]) if serving else _nothing():
             yield
-        finally:
-            os.environ.pop("PREFECT_API_URL", None)
+        return
+    shared = None if serving else running_server(settings.data_dir)
+    if shared:
+        with _api_url(shared, "the running shopsync serve"):
+            yield
+        return
+    with (
+        prefect_server(settings.data_dir / "prefect", port=port) as url,
+        _api_url(url, "until this command ends"),
+        _serving(settings, url) if serving else _nothing(),
+    ):
+        yield
+
+
+@contextmanager
+def _serving(settings: Settings, url: str) -> Iterator[None]:
+    """Take over from a killed serve (its runs marked Crashed), note this one, unnote at exit."""
+    from deployments.recovery import crash_runs_of, read_note, remove_note, write_note
+
+    previous = read_note(settings.data_dir)
+    if previous is not None and not previous.is_alive():
+        crashed = crash_runs_of(previous)
+        if crashed:
+            typer.echo(f"marked {len(crashed)} run(s) of the stopped serve Crashed: {crashed}")
+    write_note(settings.data_dir, url)
+    try:
+        yield
+    finally:
+        remove_note(settings.data_dir)
+
+
+@contextmanager
+def _api_url(url: str, whose: str) -> Iterator[None]:
+    os.environ["PREFECT_API_URL"] = url
+    typer.echo(f"Prefect UI: {url.removesuffix('/api')} ({whose})")
+    try:
+        yield
+    finally:
+        _flush_prefect()
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+def _flush_prefect() -> None:
+    """Send buffered run logs and events before the server they go to stops."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with suppress(RuntimeError):  # never started
+            worker.drain_all(timeout=10)
 
 
 # -- config -----------------------------------------------------------------------------------
@@ -101,9 +182,14 @@ def config_check(
 
 def _show(value: object) -> str:
     if isinstance(value, SecretStr):
-        return "******** (set)"
-    if isinstance(value, list) and value and all(isinstance(v, SecretStr) for v in value):
-        return f"******** ({len(value)} set)"
+        return "******** (set)" if value.get_secret_value() else "(not set)"
+    secrets = (
+        [v for v in value if isinstance(v, SecretStr) and v.get_secret_value()]
+        if isinstance(value, list)
+        else []
+    )
+    if secrets:
+        return f"******** ({len(secrets)} set)"
     if isinstance(value, dict):
         return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
     return "(not set)" if value in (None, [], "") else str(value)
@@ -128,9 +214,33 @@ def serve(
             os.environ.update(stack.product_env())
             typer.echo(f"Salesforce sandbox: {stack.salesforce_url}")
             typer.echo(f"Shopify sandbox:    {stack.shopify_url}")
+            typer.echo(f"Settings to talk to this stack: {_write_sandbox_env(stack.product_env())}")
         settings = _settings("shopify", "salesforce", "webhooks")
-        with _prefect_api(settings, prefect_port):
+        _check_serve_ports(settings, prefect_port)
+        _preflight(settings, "Shopify", "Salesforce")
+        with _prefect_api(settings, prefect_port, serving=True):
             _serve_everything(settings, stack, limit)
+
+
+def _write_sandbox_env(env: dict[str, str], path: Path = Path(".env.sandbox")) -> Path:
+    """Write the sandbox stack's settings (secrets included: they are the sandbox's) to
+    ``path``, for ``set -a; . ./.env.sandbox`` or another tool talking to the stack."""
+    lines = ["# shopsync serve --sandbox: the local sandboxes' settings (valid while it runs)"]
+    lines += [f"{key}={value}" for key, value in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path.resolve()
+
+
+def _check_serve_ports(settings: Settings, prefect_port: int) -> None:
+    """A busy port is one line naming what holds it and what to do (exit 2)."""
+    from deployments.local import PortBusy, check_prefect_port, check_webhook_port
+
+    try:
+        check_webhook_port(settings.webhook_host, settings.webhook_port)
+        if not os.environ.get("PREFECT_API_URL"):
+            check_prefect_port(prefect_port)
+    except PortBusy as exc:
+        _fail([f"shopsync serve: {exc}"])
 
 
 @contextmanager
@@ -299,13 +409,42 @@ def sync_order_command(
     order_id: Annotated[str, typer.Argument(help="Order name (#1001) or numeric order id.")],
 ) -> None:
     """Sync one Shopify order now."""
+    from tasks.orders import order_reference
+
+    try:
+        order_id = order_reference(order_id)
+    except ValueError as exc:
+        _fail([f"shopsync sync-order: {exc} (the number at the end of the order's admin URL)"])
     settings = _settings("shopify", "salesforce")
+    _preflight(settings, "Shopify", "Salesforce")
     with _prefect_api(settings):
         from flows.sync_order import sync_order
 
         result = _run_flow(sync_order, order_id=order_id)
     typer.echo(json.dumps(result, indent=2, default=str))
     if result.get("action") == "dead_letter":
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("drain")
+def drain_command(
+    max_seconds: Annotated[
+        float, typer.Option(help="Stop claiming new work after this long.")
+    ] = 240.0,
+    batch_size: Annotated[int, typer.Option(help="Orders claimed at a time.")] = 50,
+) -> None:
+    """Drain the webhook inbox once, in the foreground (for cron, and for debugging)."""
+    settings = _settings("shopify", "salesforce")
+    _preflight(settings, "Shopify", "Salesforce")
+    with _prefect_api(settings):
+        from flows.sync_pending import sync_pending_orders
+
+        result = _run_flow(sync_pending_orders, max_seconds=max_seconds, batch_size=batch_size)
+    outcomes = result.get("outcomes") or {}
+    done = ", ".join(f"{count} {what}" for what, count in sorted(outcomes.items()))
+    typer.echo(f"drain finished: {done or 'nothing was pending'}")
+    if result.get("stopped_because"):
+        typer.echo(f"stopped early: {result['stopped_because']}", err=True)
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -335,6 +474,7 @@ def reconcile_command(
         return
     first, last = _dates(start, end)
     settings = _settings("shopify", "salesforce")
+    _preflight(settings, "Shopify", "Salesforce")
     with _prefect_api(settings):
         from flows.reconcile import backfill, nightly
 
@@ -446,6 +586,7 @@ def dlq_replay(
 ) -> None:
     """Sync dead-lettered orders again (all open ones, or the ones named)."""
     settings = _settings("shopify", "salesforce")
+    _preflight(settings, "Shopify", "Salesforce")
     with _prefect_api(settings):
         from flows.replay import replay_dead_letters
 

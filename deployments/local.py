@@ -4,6 +4,7 @@ both sandboxes wired together, and a Prefect server when none is configured."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -16,13 +17,15 @@ from pathlib import Path
 import httpx
 
 from sandbox.salesforce import SalesforceSandbox
-from sandbox.server import BackgroundServer, free_port
+from sandbox.server import LOOPBACK, BackgroundServer, free_port
 from sandbox.shopify import ShopConfig, ShopifySandbox, StoreMix
 
 SANDBOX_SHOP = "sandbox-shop.myshopify.com"
 SANDBOX_TOKEN = "shpat_sandbox"  # noqa: S105 - the local sandbox's, not a real secret
 SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"  # noqa: S105 - sandbox only
 SANDBOX_TIMEZONE = "America/New_York"
+SANDBOX_CLIENT_ID = "sandbox-client"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - sandbox only
 DEMO_MIX = StoreMix(
     repeat_customers=0.3,
     guest_checkouts=0.1,
@@ -48,8 +51,8 @@ class SandboxStack:
         return {
             "SALESFORCE_LOGIN_URL": self.salesforce_url,
             "SALESFORCE_AUTH_MODE": "client_credentials",
-            "SALESFORCE_CLIENT_ID": "sandbox-client",
-            "SALESFORCE_CLIENT_SECRET": "sandbox-secret",
+            "SALESFORCE_CLIENT_ID": SANDBOX_CLIENT_ID,
+            "SALESFORCE_CLIENT_SECRET": SANDBOX_CLIENT_SECRET,
             "SHOPIFY_ADMIN_URL": self.shopify_url,
             "SHOPIFY_STORE_DOMAIN": SANDBOX_SHOP,
             "SHOPIFY_ADMIN_API_ACCESS_TOKEN": SANDBOX_TOKEN,
@@ -75,7 +78,7 @@ def sandbox_stack(
         end=end,
         mix=DEMO_MIX,
     )
-    salesforce = SalesforceSandbox()
+    salesforce = SalesforceSandbox(client_id=SANDBOX_CLIENT_ID, client_secret=SANDBOX_CLIENT_SECRET)
     shopify = ShopifySandbox(shops=[shop])
     with (
         BackgroundServer(salesforce.app, port=salesforce_port) as sf_server,
@@ -119,7 +122,16 @@ def prefect_server(
         "--port",
         str(port),
     ]
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    process = subprocess.Popen(  # noqa: S603
+        command,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        # Ctrl-C reaches the whole foreground group: the server must outlive the runs that still
+        # report to it, so it gets its own session and is stopped last, by us (finally below).
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
     try:
         _wait_healthy(url, process)
         yield url
@@ -130,6 +142,18 @@ def prefect_server(
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux), so no Prefect
+    server outlives a killed ``shopsync`` command."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -144,3 +168,52 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 9
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the Prefect server at {url} did not become healthy in {timeout:.0f} s")
+
+
+class PortBusy(Exception):
+    """A port shopsync wants to listen on is taken; the message says by what and what to do."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Can a server bind ``host:port`` right now?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def is_prefect_server(url: str) -> bool:
+    """Does a Prefect server answer at this API URL?"""
+    try:
+        response = httpx.get(f"{url}/health", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and response.text.strip() == "true"
+
+
+def check_prefect_port(port: int) -> None:
+    """Raise ``PortBusy`` when the local Prefect server's port is taken (by Prefect or not)."""
+    if not port or port_is_free(LOOPBACK, port):
+        return
+    url = f"http://{LOOPBACK}:{port}/api"
+    if is_prefect_server(url):
+        raise PortBusy(
+            f"port {port} is taken by another Prefect server; to use it, set "
+            f"PREFECT_API_URL={url}; to start a separate one, pass --prefect-port <free port>"
+        )
+    raise PortBusy(
+        f"port {port} (Prefect server) is in use by another program; "
+        "pass --prefect-port <free port>"
+    )
+
+
+def check_webhook_port(host: str, port: int) -> None:
+    """Raise ``PortBusy`` when the webhook receiver's port is taken."""
+    if port and not port_is_free(host, port):
+        raise PortBusy(
+            f"port {port} (webhook receiver) is in use by another program, perhaps another "
+            "`shopsync serve`; stop it or set SHOPSYNC_WEBHOOK_PORT to a free port"
+        )

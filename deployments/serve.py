@@ -16,7 +16,12 @@ on another machine), so the run history holds about 24 empty runs a day instead 
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from types import FrameType
 from typing import Any
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -132,8 +137,33 @@ def serve_deployments(settings: Settings, shop_timezone: str, limit: int = PROCE
     """Register the deployments and run their flow runs here until interrupted."""
     from prefect import serve
 
-    serve(
-        *build_deployments(settings, shop_timezone),
-        limit=limit,
-        pause_on_shutdown=False,  # a restart must not pause the nightly schedule
-    )
+    with stop_on_ctrl_c():
+        serve(
+            *build_deployments(settings, shop_timezone),
+            limit=limit,
+            pause_on_shutdown=False,  # a restart must not pause the nightly schedule
+        )
+
+
+@contextmanager
+def stop_on_ctrl_c() -> Iterator[None]:
+    """Make Ctrl-C stop ``serve`` the way SIGTERM does.
+
+    Prefect's runner shuts down gracefully on SIGTERM only; on SIGINT, asyncio cancels it midway
+    and it hangs on its websocket. So SIGINT is turned into SIGTERM once the runner handles it
+    (before that, it is a plain KeyboardInterrupt).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

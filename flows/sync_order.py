@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -10,13 +9,11 @@ from prefect import flow, get_run_logger
 from tasks.artifacts import current_flow_run_id
 from tasks.dead_letter_board import publish_board
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
+from tasks.orders import ORDER_NAME, order_reference
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
 from tasks.shopify import ShopifyClient
 from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
-
-ORDER_ID = re.compile(r"^[0-9]{1,20}$")
-ORDER_NAME = re.compile(r"^#[0-9]{1,20}$")
 
 
 @flow(name="sync-order", log_prints=False, flow_run_name="sync-order {order_id}")
@@ -27,12 +24,7 @@ def sync_order(order_id: str) -> dict[str, Any]:
         order_id: The order's name as customers see it (#1001), or its numeric Shopify id (the
             REST id / legacyResourceId, not the GID).
     """
-    order_id = order_id.strip()
-    if not (ORDER_ID.match(order_id) or ORDER_NAME.match(order_id)):
-        raise ValueError(
-            f"order_id must be an order name like #1001 or the numeric Shopify order id, "
-            f"got {order_id!r}"
-        )
+    order_id = order_reference(order_id)
     settings = get_settings()
     runtime = build_runtime(settings)
     logger = get_run_logger()

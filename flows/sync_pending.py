@@ -19,12 +19,14 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.outcome import RunOutcome, final_state, judge
-from state import ClaimedOrder, FieldWarning
+from state import ClaimedOrder
 from state.models import utcnow
+from state.store import FieldWarning, claim_owner
 from tasks.artifacts import current_flow_run_id, field_warnings_markdown, publish_field_warnings
 from tasks.dead_letter_board import payload_order_name, publish_board
 from tasks.drain_report import OrderNote, drain_markdown, publish_drain_report
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
+from tasks.heartbeat import lease_heartbeat
 from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
@@ -96,8 +98,9 @@ def sync_pending_orders(
     Args:
         max_seconds: Stop claiming new work after this long (the next run continues).
         batch_size: Orders claimed at a time.
-        lease_seconds: How long a claim is held before another run may take it over
-            (default: ``SHOPSYNC_INBOX_LEASE_SECONDS``).
+        lease_seconds: How long a claim outlives its drain (renewed while the drain runs): a
+            killed drain's orders are taken over after this long (default:
+            ``SHOPSYNC_INBOX_LEASE_SECONDS``).
     """
     settings = get_settings()
     lease = timedelta(seconds=lease_seconds or settings.inbox_lease_seconds)
@@ -120,15 +123,17 @@ def _drain(
 ) -> None:
     deadline = time.monotonic() + max_seconds
     ctx: SyncContext | None = None
-    while time.monotonic() < deadline and report.stopped_because is None:
-        claims = runtime.store.claim(max_orders=batch, lease=lease)
-        if not claims:
-            return
-        if ctx is None:
-            ctx = _context_or_hold(runtime, claims, report)
-            if ctx is None:
+    owner = claim_owner()  # host:pid:random: a claimed row shows which drain process holds it
+    with lease_heartbeat(runtime.store, owner, lease):  # a short lease, renewed while we work
+        while time.monotonic() < deadline and report.stopped_because is None:
+            claims = runtime.store.claim(max_orders=batch, lease=lease, owner=owner)
+            if not claims:
                 return
-        _sync_batch(runtime, ctx, claims, report)
+            if ctx is None:
+                ctx = _context_or_hold(runtime, claims, report)
+                if ctx is None:
+                    return
+            _sync_batch(runtime, ctx, claims, report)
 
 
 def _sync_batch(

@@ -467,6 +467,24 @@ class StateStore:
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
 
+    def renew(self, owner: str, lease: timedelta, now: datetime | None = None) -> int:
+        """Extend the live claims of ``owner`` to ``now + lease`` (a drain's heartbeat); returns
+        how many rows it still holds. A lease that already expired is not revived: another drain
+        may have taken the order over."""
+        now = now or utcnow()
+        with self._tx() as s:
+            result = s.execute(
+                update(InboxItem)
+                .where(
+                    InboxItem.lease_owner == owner,
+                    InboxItem.status == "claimed",
+                    InboxItem.lease_expires_at > now,
+                )
+                .values(lease_expires_at=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount or 0)
+
     def complete(self, webhook_ids: Sequence[str]) -> None:
         """Mark deliveries done."""
         self._finish(webhook_ids, status="done", error=None)

@@ -12,9 +12,10 @@ from typing import Any
 
 from tasks.errors import AuthError, SyncError
 from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig
+from tasks.topics import REGISTERED_TOPICS
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
-WEBHOOK_TOPICS = ("orders/create", "orders/updated", "orders/cancelled", "refunds/create")
+WEBHOOK_TOPICS = REGISTERED_TOPICS  # the topics the README lists and `webhooks register` uses
 
 SUBSCRIPTIONS_QUERY = """
 query Subscriptions {
@@ -197,7 +198,7 @@ def auth_checks(mode: str, expires_in: float | None) -> list[Check]:
 
 def auth_failure(mode: str, exc: SyncError) -> Check:
     """A refused Shopify login, with the fix for the mode in use."""
-    fix = AUTH_FIXES.get(mode, "") if isinstance(exc, AuthError) else _fix_for(exc)
+    fix = AUTH_FIXES.get(mode, "") if isinstance(exc, AuthError) else fix_for(exc, "Shopify")
     return Check("Shopify auth", False, f"{AUTH_MODES.get(mode, mode)}: {exc}", fix)
 
 
@@ -270,15 +271,27 @@ def guarded(name: str, probe: Callable[[], list[Check]]) -> list[Check]:
     try:
         return probe()
     except SyncError as exc:
-        return [Check(name, False, str(exc), _fix_for(exc))]
+        return [Check(name, False, str(exc), fix_for(exc, name.split()[0]))]
 
 
-def _fix_for(exc: SyncError) -> str:
-    if exc.code in {"invalid_client", "invalid_grant", "invalid_client_id", "HTTP_401"}:
-        return (
-            "Check the SALESFORCE_* credentials and SALESFORCE_LOGIN_URL (shopsync config check)."
-        )
-    return "Check the credentials and that the service is reachable from this machine."
+def fix_for(exc: SyncError, system: str) -> str:
+    """The fix for a failed probe of ``system`` ("Salesforce" or "Shopify")."""
+    if isinstance(exc, AuthError) or exc.code in AUTH_CODES:
+        return CREDENTIAL_FIXES[system]
+    return f"Check that {REACHABLE[system]} is reachable from this machine (shopsync config check)."
+
+
+AUTH_CODES = frozenset({"invalid_client", "invalid_grant", "invalid_client_id", "HTTP_401"})
+CREDENTIAL_FIXES = {
+    "Salesforce": "Check the SALESFORCE_* credentials and SALESFORCE_LOGIN_URL "
+    "(shopsync config check).",
+    "Shopify": "Check SHOPIFY_STORE_DOMAIN and SHOPIFY_ADMIN_API_ACCESS_TOKEN (or SHOPIFY_API_KEY "
+    "/ SHOPIFY_API_SECRET_KEY in client-credentials mode) (shopsync config check).",
+}
+REACHABLE = {
+    "Salesforce": "SALESFORCE_LOGIN_URL (and the org's instance URL)",
+    "Shopify": "the shop (SHOPIFY_STORE_DOMAIN / SHOPIFY_ADMIN_URL)",
+}
 
 
 def failed(checks: Iterable[Check]) -> list[Check]:

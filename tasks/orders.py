@@ -28,6 +28,24 @@ from typing import Any
 
 from tasks.errors import InvalidOrder
 
+NUMERIC_ORDER_ID = re.compile(r"^[0-9]{1,20}$")
+ORDER_NAME = re.compile(r"^#[0-9]{1,20}$")
+
+
+def order_reference(text: str) -> str:
+    """An order as a user names it, stripped: its name (``#1001``) or Shopify's numeric id.
+
+    ``ValueError`` for anything else (a GID, letters), so a typo fails before any work starts.
+    """
+    reference = text.strip()
+    if not (NUMERIC_ORDER_ID.match(reference) or ORDER_NAME.match(reference)):
+        raise ValueError(
+            "order_id must be an order name like #1001 or the numeric Shopify order id, "
+            f"got {reference!r}"
+        )
+    return reference
+
+
 __all__ = [
     "ORDER_FIELDS",
     "Address",

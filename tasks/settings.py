@@ -49,6 +49,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         env_nested_delimiter="__",
+        env_ignore_empty=True,  # `FOO=` in .env (as .env.example has it) means unset
         extra="ignore",
         populate_by_name=True,
     )
@@ -229,12 +230,12 @@ class Settings(BaseSettings):
         description="Shops whose webhooks are accepted, besides SHOPIFY_STORE_DOMAIN.",
     )
     inbox_lease_seconds: float = Field(
-        300.0,
-        ge=10,
+        30.0,
+        ge=3,
         validation_alias=_env("SHOPSYNC_INBOX_LEASE_SECONDS"),
         description=(
-            "How long a drain run holds the deliveries it claimed; a run that dies frees them "
-            "after this long. Keep it above the longest batch (retries included)."
+            "How long a drain's claims outlive it: renewed every third of it while the drain "
+            "runs, so a drain that dies frees its orders after this long."
         ),
     )
     drain_concurrency: int = Field(

@@ -33,5 +33,8 @@ def test_serve_sandbox_registers_five_deployments_with_forms_and_the_nightly_sch
         assert "03:30 America/New_York every day" in found["reconcile/nightly"]["description"]
         # the safety net is the due-work watcher plus an hourly schedule, not a run a minute
         assert found["sync-pending-orders/webhook"]["schedules"][0]["schedule"]["interval"] == 3600
+        sandbox_env = (tmp_path / ".env.sandbox").read_text()
+        for key in ("SHOPIFY_WEBHOOK_SECRET=", "SALESFORCE_CLIENT_SECRET=", "SHOPIFY_ADMIN_URL="):
+            assert key in sandbox_env, sandbox_env
         receiver = httpx.get(f"http://127.0.0.1:{served.webhook_port}/healthz")
         assert receiver.json()["status"] == "ok"

@@ -107,3 +107,20 @@ def test_webhooks_register_refuses_plain_http(product) -> None:
     result = CliRunner().invoke(app, ["webhooks", "register", "--url", "http://example.com/x"])
     assert result.exit_code == 2
     assert "must be an https:// URL" in result.output
+
+
+def test_doctor_checks_every_topic_the_readme_lists(product, shopify) -> None:
+    for topic in ("orders/create", "orders/updated", "orders/cancelled", "refunds/create"):
+        shopify.shop.webhooks.subscribe(topic, "https://shopsync.example.com/webhooks/shopify")
+    code, output = doctor()
+    assert code == 1
+    assert "[FAIL] Webhook orders/paid: no subscription" in output
+
+
+def test_an_unreachable_shop_gets_a_shopify_fix(healthy, monkeypatch) -> None:
+    monkeypatch.setenv("SHOPIFY_ADMIN_URL", "http://127.0.0.1:9")  # nothing listens there
+    code, output = doctor()
+    assert code == 1
+    fixes = [line for line in output.splitlines() if "fix:" in line]
+    assert fixes
+    assert all("SALESFORCE" not in fix for fix in fixes)

@@ -9,10 +9,10 @@ from deployments.serve import build_deployments
 from tasks.settings import Settings
 
 
-def test_defaults_are_one_drain_at_a_time_and_a_five_minute_lease() -> None:
+def test_defaults_are_one_drain_at_a_time_and_a_thirty_second_lease() -> None:
     settings = Settings(_env_file=None)
     assert settings.drain_concurrency == 1
-    assert settings.inbox_lease_seconds == 300
+    assert settings.inbox_lease_seconds == 30
 
 
 def test_the_webhook_deployment_takes_its_concurrency_limit_from_the_setting(

@@ -481,3 +481,28 @@ def test_a_claim_names_the_process_that_holds_it(store: StateStore) -> None:
     store.claim(max_orders=10, lease=timedelta(minutes=1))
     host, pid, _ = store.inbox_row("w-1").lease_owner.split(":")
     assert (host, int(pid)) == (socket.gethostname()[:30], os.getpid())
+
+
+def test_renew_keeps_a_live_claim_from_being_taken_over(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1"))
+    lease = timedelta(seconds=30)
+    start = datetime.now(UTC)
+    store.claim(max_orders=10, lease=lease, owner="drain-a", now=start)
+    assert store.renew("drain-a", lease, now=start + timedelta(seconds=20)) == 1
+    at_45 = start + timedelta(seconds=45)  # past the first lease, inside the renewed one
+    assert store.claim(max_orders=10, lease=lease, owner="drain-b", now=at_45) == []
+    at_51 = start + timedelta(seconds=51)
+    assert store.claim(max_orders=10, lease=lease, owner="drain-b", now=at_51)[0].order_id == "1001"
+
+
+def test_renew_never_revives_an_expired_claim_or_extends_another_owners(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1"))
+    lease = timedelta(seconds=30)
+    start = datetime.now(UTC)
+    store.claim(max_orders=10, lease=lease, owner="drain-a", now=start)
+    assert store.renew("drain-b", lease, now=start + timedelta(seconds=10)) == 0
+    assert store.renew("drain-a", lease, now=start + timedelta(seconds=31)) == 0
+    taken = store.claim(
+        max_orders=10, lease=lease, owner="drain-b", now=start + timedelta(seconds=31)
+    )
+    assert taken[0].webhook_ids == ["w-1"]
