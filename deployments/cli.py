@@ -685,7 +685,12 @@ def doctor() -> None:
     settings = _settings("shopify", "salesforce")
     runtime = build_runtime(settings)
     try:
-        checks = run_doctor(runtime.salesforce, runtime.shopify, settings.mapping)
+        checks = run_doctor(
+            runtime.salesforce,
+            runtime.shopify,
+            settings.mapping,
+            allow_save=settings.salesforce_duplicate_rule_allow_save,
+        )
     finally:
         runtime.close()
     for check in checks:

@@ -33,6 +33,9 @@ from tasks.settings import get_settings
 from tasks.steps import park_order, sync_claimed_order, with_retries
 from tasks.sync import SyncContext, SyncOutcome, customer_of, with_batch_lookups
 
+HOLD_AFTER_AUTH = timedelta(minutes=5)
+HOLD_WHEN_RATE_LIMITED = timedelta(seconds=60)  # when Salesforce sends no Retry-After
+
 
 @dataclass
 class DrainReport:
@@ -40,6 +43,9 @@ class DrainReport:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     stopped_because: str | None = None
+    # A refused login or Salesforce's request limit: the rest of the run's orders are held at
+    # once (and, being held, the run ends Failed: flows/outcome.py).
+    halted_by: SyncError | None = None
     errors: Counter[str] = field(default_factory=Counter)  # dead letters by error code
     letters_resolved: int = 0
     dead_lettered: list[OrderNote] = field(default_factory=list)
@@ -147,6 +153,10 @@ def _sync_batch(
     with runner:
         # Two orders of one customer never run at once: a new guest's Contact is created once.
         for wave in waves(planned, key=lambda item: _customer(item[1], ctx)):
+            if report.halted_by is not None:  # Salesforce said stop: the rest stays pending
+                for claim, _ in wave:
+                    _hold(runtime, claim, report.halted_by, report)
+                continue
             pending = [
                 (claim, _submit(runner, step, plan, batch_ctx, runtime)) for claim, plan in wave
             ]
@@ -187,6 +197,10 @@ def _context_or_hold(
     try:
         return runtime.sync_context()
     except SyncError as exc:
+        if stops_run(exc):
+            for claim in claims:
+                _hold(runtime, claim, exc, report)
+            return None
         wait = timedelta(seconds=runtime.settings.inbox_backoff_seconds[0])
         for claim in claims:
             runtime.store.hold(claim.webhook_ids, until=utcnow() + wait, reason=str(exc))
@@ -229,16 +243,8 @@ def _settle(
         outcome = submitted.result() if isinstance(submitted, PrefectFuture) else submitted
         if isinstance(outcome, SyncError):
             raise outcome
-    except (AuthError, BudgetExhausted) as exc:
-        # A hold, not a failed attempt: nothing was wrong with this order.
-        store.hold(ids, until=utcnow() + timedelta(minutes=5), reason=str(exc))
-        report.outcomes["held"] += 1
-        report.stopped_because = f"{exc.code}: {exc.message}"
-        return
-    except RateLimited as exc:
-        wait = timedelta(seconds=exc.retry_after or 60)
-        store.hold(ids, until=utcnow() + wait, reason=str(exc))
-        report.outcomes["rate_limited"] += 1
+    except (AuthError, BudgetExhausted, RateLimited) as exc:
+        _hold(runtime, claim, exc, report)
         return
     except SyncError as exc:
         _failed(runtime, claim, exc, report)
@@ -251,6 +257,31 @@ def _settle(
     if action in {"created", "updated", "recreated"}:
         report.letters_resolved += store.resolve_dead_letters(claim.order_id, "synced")
     report.outcomes[action] += 1
+
+
+def _hold(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:
+    """Leave an order pending: after a refused login or the API reserve, and for as long as
+    Retry-After says when rate limited. A refused login and Salesforce's request limit stop
+    the run and fail it."""
+    if isinstance(exc, RateLimited):
+        wait = timedelta(seconds=exc.retry_after) if exc.retry_after else HOLD_WHEN_RATE_LIMITED
+        report.outcomes["rate_limited"] += 1
+    else:
+        wait = HOLD_AFTER_AUTH
+        report.outcomes["held"] += 1
+    # A hold, not a failed attempt: nothing was wrong with this order.
+    runtime.store.hold(claim.webhook_ids, until=utcnow() + wait, reason=str(exc))
+    if isinstance(exc, RateLimited) and not exc.stop_run:
+        return  # one throttled call (Shopify's): the drain goes on
+    if report.stopped_because is None:
+        report.stopped_because = f"{exc.code}: {exc.message}"
+    if stops_run(exc) and report.halted_by is None:
+        report.halted_by = exc
+
+
+def stops_run(exc: SyncError) -> bool:
+    """A refused login, or a rate limit of the whole org: stop at once, fail the run."""
+    return isinstance(exc, AuthError) or (isinstance(exc, RateLimited) and exc.stop_run)
 
 
 def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:

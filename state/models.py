@@ -150,6 +150,8 @@ class DeadLetter(Base):
     error_code: Mapped[str | None] = mapped_column(String(80), nullable=True)
     message: Mapped[str] = mapped_column(Text)
     fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Every error Salesforce reported: [{"code", "message", "fields", "stage"?}, …]
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())

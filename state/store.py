@@ -140,6 +140,8 @@ class DeadLetterRecord:
     attempts: int
     resolved_at: datetime | None
     resolution: str | None
+    # Every error Salesforce reported: [{"code", "message", "fields", "stage"?}, …]
+    errors: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -696,8 +698,13 @@ class StateStore:
         error_code: str | None = None,
         fields: list[str] | None = None,
         payload: bytes | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> int:
-        """Record a failure; an order's open dead letter is updated rather than repeated."""
+        """Record a failure; an order's open dead letter is updated rather than repeated.
+
+        ``errors`` is the remote system's whole error list (``[{"code", "message", "fields"}]``);
+        ``error_code``/``message``/``fields`` repeat its first real cause.
+        """
         now = utcnow()
         with self._tx() as s:
             row = s.scalars(
@@ -713,6 +720,7 @@ class StateStore:
             row.message = message
             row.error_code = error_code
             row.fields = list(fields or [])
+            row.errors = [dict(e) for e in errors] if errors else None
             row.payload = payload if payload is not None else row.payload
             row.last_seen = now
             row.attempts = (row.attempts or 0) + 1

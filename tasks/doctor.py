@@ -6,12 +6,17 @@ The checks are pure functions over what describe, the token endpoint and the Adm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.errors import AuthError, SyncError
-from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig
+from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig, OrgSchema
+from tasks.org import (
+    PERSON_RECORD_TYPES_SOQL,
+    choose_person_record_type,
+    person_record_type_problem,
+)
 from tasks.topics import REGISTERED_TOPICS
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
@@ -172,6 +177,80 @@ def org_feature_checks(describes: Mapping[str, Mapping[str, Any]]) -> list[Check
     ]
 
 
+def person_account_checks(
+    record_types: Sequence[Mapping[str, Any]], mapping: MappingConfig
+) -> list[Check]:
+    """On a Person Account org: the record type new Accounts are created with exists."""
+    configured = mapping.person_account_record_type
+    chosen = choose_person_record_type(record_types, configured)
+    if chosen is None:
+        return [
+            Check(
+                "Person Account record type",
+                False,
+                person_record_type_problem(record_types, configured),
+                "Activate a Person Account record type for the integration user's profile, or "
+                "set SHOPSYNC_MAPPING__PERSON_ACCOUNT_RECORD_TYPE to one of the active ones.",
+            )
+        ]
+    name = next(
+        (r.get("DeveloperName") for r in record_types if str(r.get("Id")) == chosen), chosen
+    )
+    how = "configured" if configured else "found by RecordType query"
+    return [Check("Person Account record type", True, f"{name} ({chosen}), {how}")]
+
+
+DUPLICATE_RULES_SOQL = (
+    "SELECT DeveloperName, MasterLabel, SobjectType FROM DuplicateRule "
+    "WHERE IsActive = true AND SobjectType IN ('Account', 'Contact', 'Opportunity') "
+    "ORDER BY SobjectType, DeveloperName"
+)
+
+
+def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
+    """Active duplicate rules on the three objects: they can reject the sync's saves."""
+    if not rules:
+        return [Check("Duplicate rules", True, "none active on Account, Contact, Opportunity",
+                      severity="info")]
+    names = ", ".join(f"{r.get('SobjectType')}: {r.get('DeveloperName')}" for r in rules)
+    if allow_save:
+        detail = (
+            f"active: {names}; writes send allowSave=true, so alert rules let orders through, "
+            "but a rule whose action is Block rejects them (DUPLICATES_DETECTED dead letters)"
+        )
+        fix = (
+            "Set those rules' action to Allow with an alert, or exclude the integration user "
+            "in the rule's conditions."
+        )
+    else:
+        detail = (
+            f"active: {names}; SHOPSYNC_SALESFORCE_DUPLICATE_RULE_ALLOW_SAVE=false, so any "
+            "match rejects the order (DUPLICATES_DETECTED dead letters)"
+        )
+        fix = (
+            "Set SHOPSYNC_SALESFORCE_DUPLICATE_RULE_ALLOW_SAVE=true, or exclude the "
+            "integration user in the rules' conditions."
+        )
+    return [Check("Duplicate rules", False, detail, fix, severity="warning")]
+
+
+def _duplicate_rules(salesforce: Any, allow_save: bool) -> list[Check]:
+    try:
+        rules = salesforce.query(DUPLICATE_RULES_SOQL)
+    except SyncError as exc:  # DuplicateRule needs "View Setup and Configuration"
+        return [
+            Check(
+                "Duplicate rules",
+                False,
+                f"could not list them: {exc}",
+                "Give the integration user View Setup and Configuration, or check the rules "
+                "on Account, Contact and Opportunity by hand (Setup → Duplicate Rules).",
+                severity="warning",
+            )
+        ]
+    return duplicate_rule_checks(rules, allow_save)
+
+
 def scope_checks(scopes: Iterable[str]) -> list[Check]:
     """The app has the scopes the sync reads with."""
     granted = set(scopes)
@@ -299,8 +378,10 @@ def failed(checks: Iterable[Check]) -> list[Check]:
     return [c for c in checks if not c.ok and c.severity == "error"]
 
 
-def run_doctor(salesforce: Any, shopify: Any, mapping: MappingConfig) -> list[Check]:
-    """Ask both systems and check every answer."""
+def run_doctor(
+    salesforce: Any, shopify: Any, mapping: MappingConfig, *, allow_save: bool = True
+) -> list[Check]:
+    """Ask both systems and check every answer (``allow_save``: the duplicate-rule header)."""
     checks: list[Check] = []
     describes: dict[str, dict[str, Any]] = {}
 
@@ -310,7 +391,11 @@ def run_doctor(salesforce: Any, shopify: Any, mapping: MappingConfig) -> list[Ch
         found = [Check("Salesforce login", True, "token obtained, describe readable")]
         found += external_id_checks(describes, mapping)
         found += stage_checks(describes[OPPORTUNITY], mapping)
-        return found + org_feature_checks(describes)
+        found += org_feature_checks(describes)
+        if OrgSchema.from_describe(describes).person_accounts:
+            record_types = salesforce.query(PERSON_RECORD_TYPES_SOQL)
+            found += person_account_checks(record_types, mapping)
+        return found + _duplicate_rules(salesforce, allow_save)
 
     tokens = getattr(shopify, "tokens", None)
     mode = str(getattr(tokens, "mode", "static_token"))

@@ -3,7 +3,8 @@
 ```
 SyncError
 ├── RetryableError            transient: back off and try again (5xx, lock rows, timeouts)
-│   └── RateLimited           back off longer, honour retry_after (REQUEST_LIMIT_EXCEEDED, 429)
+│   └── RateLimited           back off longer, honour retry_after (REQUEST_LIMIT_EXCEEDED, 429);
+│                             stop_run: stop the whole run at once and fail it
 ├── AuthError                 credentials rejected after one re-authentication: stop the batch
 ├── BudgetExhausted           our own API governor: stop writing, leave work pending
 └── PermanentError            will fail the same way again: dead-letter with the reason
@@ -31,12 +32,16 @@ class SyncError(Exception):
         code: str | None = None,
         fields: list[str] | None = None,
         stage: str | None = None,
+        errors: list[RecordError] | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.code = code
         self.fields = fields or []
         self.stage = stage  # which record or step failed: account, contact, opportunity, fetch…
+        # Every error the remote system reported (Salesforce sends a list); the first real one
+        # is also ``code``/``message``/``fields``.
+        self.errors: list[RecordError] = list(errors or [])
 
     def __str__(self) -> str:
         prefix = f"{self.code}: " if self.code else ""
@@ -48,11 +53,23 @@ class RetryableError(SyncError):
 
 
 class RateLimited(RetryableError):
-    """The remote system asked us to slow down."""
+    """The remote system asked us to slow down.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None):
+    ``stop_run``: the limit is the whole org's (Salesforce ``REQUEST_LIMIT_EXCEEDED``), so the
+    run stops at once instead of retrying order by order, and fails.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        stop_run: bool = False,
+    ):
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.stop_run = stop_run
 
 
 class AuthError(SyncError):
@@ -98,17 +115,31 @@ class InvalidOrder(PermanentError):
         code: str | None = "INVALID_ORDER",
         fields: list[str] | None = None,
         stage: str | None = None,
+        errors: list[RecordError] | None = None,
     ):
-        super().__init__(message, code=code or "INVALID_ORDER", fields=fields, stage=stage)
+        super().__init__(
+            message, code=code or "INVALID_ORDER", fields=fields, stage=stage, errors=errors
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class RecordError:
-    """One error Salesforce reported for one record (``errorCode`` or ``statusCode``)."""
+    """One error Salesforce reported for one record (``errorCode`` or ``statusCode``).
+
+    ``stage`` names the record it belongs to when one request wrote several (a composite).
+    """
 
     code: str
     message: str
     fields: list[str] = field(default_factory=list)
+    stage: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form, as dead letters keep it."""
+        out: dict[str, object] = {"code": self.code, "message": self.message, "fields": self.fields}
+        if self.stage:
+            out["stage"] = self.stage
+        return out
 
 
 def is_retryable(exc: BaseException) -> bool:

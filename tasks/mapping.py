@@ -215,6 +215,14 @@ class MappingConfig(BaseModel):
         description="Opportunity.Amount: after edits/refunds (current) or as first placed.",
     )
     skip_test_orders: bool = Field(default=False, description="Do not sync orders with test=true.")
+    person_account_record_type: str | None = Field(
+        default=None,
+        description=(
+            "Person Account orgs: the Account record type orders are created with, as an Id "
+            "(012…) or a DeveloperName; unset: the org's active person record type (one "
+            "RecordType query, cached with the describe)."
+        ),
+    )
     owned_fields: dict[str, list[str]] = Field(
         default_factory=_default_owned,
         description=(
@@ -282,6 +290,8 @@ class OrgSchema:
     fields: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
     person_accounts: bool = False
     multi_currency: bool = False
+    # Person Account orgs: the record type a new Account needs to be a person account.
+    person_record_type_id: str | None = None
 
     def length(self, sobject: str, name: str) -> int | None:
         """The maximum length of a field, or ``None`` when unknown or unlimited."""
@@ -570,7 +580,10 @@ def _account_body(
 ) -> dict[str, Any]:
     body: dict[str, Any]
     if org.person_accounts:
+        # Without the person record type Salesforce takes the Account for a business account
+        # and refuses the person fields ("Business Account may not use Person Account field").
         body = {
+            "RecordTypeId": org.person_record_type_id,
             "FirstName": buyer.first_name,
             "LastName": buyer.required_last_name,
             "PersonEmail": buyer.email,

@@ -619,7 +619,8 @@ def without_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """One order whose repair failed: which record, and Salesforce's first reason."""
+    """One order whose repair failed: which record, Salesforce's first reason, and every error
+    Salesforce reported for that record (``errors``)."""
 
     order_id: str
     stage: str
@@ -627,6 +628,7 @@ class Failure:
     message: str
     fields: tuple[str, ...] = ()
     transient: bool = False
+    errors: tuple[Any, ...] = ()  # RecordError
 
 
 def failures_by_order(
@@ -656,6 +658,7 @@ def failures_by_order(
                     message,
                     failure_fields,
                     transient=code in transient_codes,
+                    errors=tuple(result.errors),
                 ),
             )
     return found

@@ -36,6 +36,7 @@ from simple_salesforce import format_soql
 from state import FailedRepair, FieldWarning, LedgerRecord, SyncRecord
 from state.models import utcnow
 from tasks.adoption import contacts_by_email
+from tasks.artifacts import publish_field_warnings
 from tasks.errors import (
     AuthError,
     BudgetExhausted,
@@ -631,12 +632,14 @@ def chunk_field_warnings(
     ]
 
 
-def record_field_warnings(runtime: Runtime, warnings: list[FieldWarning], written: Written) -> int:
-    """Record the field warnings of the orders the repair wrote; returns how many there were."""
+def record_field_warnings(
+    runtime: Runtime, warnings: list[FieldWarning], written: Written
+) -> list[FieldWarning]:
+    """Record the field warnings of the orders the repair wrote; returns those warnings."""
     succeeded = set(written.succeeded)
     kept = [w for w in warnings if w.order_id in succeeded]
     runtime.store.record_field_warnings(kept, path=SOURCE, run_id=_flow_run_id())
-    return len(kept)
+    return kept
 
 
 def _dead_letter(runtime: Runtime, failure: Failure) -> None:
@@ -647,6 +650,7 @@ def _dead_letter(runtime: Runtime, failure: Failure) -> None:
         error_code=failure.code,
         message=failure.message,
         fields=list(failure.fields),
+        errors=[{**e.as_dict(), "stage": failure.stage} for e in failure.errors] or None,
     )
 
 
@@ -949,6 +953,7 @@ def repair_window(
     """Plan (and unless dry-run, write) the repair chunk by chunk; dead-letter what fails."""
     failures: dict[str, Failure] = {}
     written: Written | None = None
+    recorded: list[FieldWarning] = []
     if not run.dry_run:
         _dead_letter_invalid(runtime, found.invalid)
         run.dead_lettered += len(found.invalid)
@@ -970,13 +975,15 @@ def repair_window(
             runtime, fix.plan, fix.states, written, nightly=run.mode == "nightly"
         )
         run.superseded += written.superseded
-        run.field_warnings += record_field_warnings(runtime, warnings, written)
+        recorded += record_field_warnings(runtime, warnings, written)
+        run.field_warnings = len(recorded)
         run.repaired += repaired
         run.dead_lettered += dead
         run.retry_later += later
         if written.stopped is not None:
             run.message = f"writes stopped: {written.stopped}"
             break
+    publish_field_warnings(recorded, key=f"reconcile-{run.mode}-field-warnings")
     if writing:
         run.write_calls = _minus(_fresh_usage(runtime), before_writes)
     elif run.read_path == "bulk":

@@ -29,7 +29,11 @@ class Runtime:
 
     def sync_context(self) -> SyncContext:
         """The context for syncing orders: org schema from describe (cached), shop timezone."""
-        org = load_org_schema(self.salesforce, self.org_schema_cache)
+        org = load_org_schema(
+            self.salesforce,
+            self.org_schema_cache,
+            person_record_type=self.settings.mapping.person_account_record_type,
+        )
         return SyncContext(
             gateway=self.salesforce,
             store=self.store,

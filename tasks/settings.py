@@ -148,6 +148,14 @@ class Settings(BaseSettings):
         validation_alias=_env("SHOPSYNC_SALESFORCE_CONCURRENCY"),
         description="Concurrent Salesforce requests per flow run.",
     )
+    salesforce_duplicate_rule_allow_save: bool = Field(
+        True,
+        validation_alias=_env("SHOPSYNC_SALESFORCE_DUPLICATE_RULE_ALLOW_SAVE"),
+        description=(
+            "Send Sforce-Duplicate-Rule-Header: allowSave=true on writes, so the org's alert-type "
+            "duplicate rules let orders through (block-type rules still reject them)."
+        ),
+    )
     salesforce_timeout_seconds: float = Field(
         30.0,
         gt=0,

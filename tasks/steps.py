@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed, State
 
 from state import StateStore
-from tasks.errors import PermanentError, SyncError, is_retryable
+from tasks.errors import PermanentError, RateLimited, SyncError, is_retryable
 from tasks.inbox import SyncPlan
 from tasks.orders import Order, parse_graphql_order
 from tasks.settings import Settings
@@ -26,9 +26,15 @@ JITTER = 0.5
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only what classified as transient; permanent and auth failures fail fast."""
+    """Retry only what classified as transient; permanent and auth failures fail fast.
+
+    Nor is a rate limit that stops the run (Salesforce's): the order is held in the inbox for
+    Salesforce's Retry-After, instead of probing the limit again in a few seconds.
+    """
     try:
         state.result()
+    except RateLimited as exc:
+        return not exc.stop_run
     except Exception as exc:
         return is_retryable(exc)
     return False
@@ -85,6 +91,7 @@ def dead_letter(
         message=error.message,
         fields=error.fields,
         payload=payload,
+        errors=[e.as_dict() for e in error.errors] or None,
     )
 
 

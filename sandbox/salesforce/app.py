@@ -109,10 +109,13 @@ class SalesforceSandbox:
         form = dict(parse_qsl((await request.body()).decode()))
         form.update({k: v for k, v in request.query_params.items() if k not in form})
         basic = _basic_auth(request.headers.get("authorization", ""))
+        tokens = self.core.tokens
         try:
-            body = self.core.tokens.grant(form, basic, self.core.org, base_url(request))
+            body = tokens.grant(form, basic, self.core.org, base_url(request))
         except OAuthError as exc:
+            tokens.count_request(exc.error)
             return JSONResponse(exc.body(), status_code=exc.status)
+        tokens.count_request("issued")
         return JSONResponse(body)
 
     async def _data(self, request: Request) -> Response:
@@ -162,6 +165,9 @@ class SalesforceSandbox:
             return await _drop(request)
         if fault.kind == "401":
             core.tokens.expire_all()
+            return self._json(SESSION_EXPIRED, 401)
+        if fault.kind == "revoke":  # the app's access is revoked mid-run: re-login fails too
+            core.tokens.revoke()
             return self._json(SESSION_EXPIRED, 401)
         if fault.kind == "403":
             return self._json(LIMIT_EXCEEDED, 403)

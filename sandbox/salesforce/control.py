@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .core import Core
+from .duplicates import DuplicateRule
 from .errors import SfError
 from .records import ValidationRule
 
@@ -78,6 +79,7 @@ def control_routes(core: Core) -> list[BaseRoute]:
         from .core import Stats
 
         core.stats = Stats()
+        core.tokens.requests.clear()
         core.store.written.clear()
         if body.get("api_usage", True):
             core.api_used = 0
@@ -108,6 +110,28 @@ def control_routes(core: Core) -> list[BaseRoute]:
         core.engine.rules.append(rule)
         return rule.to_json()
 
+    async def duplicate_rules(request: Request) -> dict[str, Any]:
+        rules = core.engine.duplicate_rules
+        if request.method == "DELETE":
+            with core.lock:
+                count = len(rules)
+                for rule in rules:
+                    for rid in rule.record_ids:
+                        core.store.records["DuplicateRule"].pop(rid, None)
+                rules.clear()
+            return {"deleted": count}
+        if request.method == "GET":
+            return {"rules": [r.to_json() for r in rules]}
+        body = await _json(request)
+        with core.lock:
+            rule = DuplicateRule(id=f"d{next(_rule_ids)}", **body)
+            rule.object = core.engine.odef(rule.object).name
+            rule.record_ids = seed_records(core, {"DuplicateRule": [rule.record()]})[
+                "DuplicateRule"
+            ]
+            rules.append(rule)
+        return rule.to_json()
+
     async def faults(request: Request) -> dict[str, Any]:
         if request.method == "DELETE":
             return {"deleted": core.faults.clear(request.path_params.get("fault_id"))}
@@ -125,6 +149,12 @@ def control_routes(core: Core) -> list[BaseRoute]:
     async def tokens_expire(request: Request) -> dict[str, Any]:
         return {"expired": core.tokens.expire_all()}
 
+    async def credentials(request: Request) -> dict[str, Any]:
+        body = await _json(request)
+        if "revoked" in body:
+            core.tokens.revoke(bool(body["revoked"]))
+        return {"revoked": core.tokens.revoked}
+
     def r(path: str, func: Callable[[Request], Awaitable[Any]], *methods: str) -> Route:
         return Route(f"/__sandbox/{path}", _guard(func), methods=list(methods))
 
@@ -137,10 +167,12 @@ def control_routes(core: Core) -> list[BaseRoute]:
         r("stats/reset", stats_reset, "POST"),
         r("org", org, "GET", "POST"),
         r("validation-rules", rules, "GET", "POST", "DELETE"),
+        r("duplicate-rules", duplicate_rules, "GET", "POST", "DELETE"),
         r("faults", faults, "GET", "POST", "DELETE"),
         r("faults/{fault_id}", faults, "DELETE"),
         r("tokens", tokens, "POST"),
         r("tokens/expire", tokens_expire, "POST"),
+        r("credentials", credentials, "GET", "POST"),
     ]
 
 

@@ -110,12 +110,15 @@ class Core:
             self.store.clear()
             self.store.written.clear()
             self.stats = Stats()
+            self.tokens.requests.clear()
+            self.tokens.revoked = False
             self.api_used = 0
             self.cursors.clear()
             self.ingest_jobs.clear()
             self.query_jobs.clear()
             self.faults.clear()
             self.engine.rules.clear()
+            self.engine.duplicate_rules.clear()
             if not keep_org:
                 self.api_limit = self.initial[1]
                 self.set_org(self.initial[0])
@@ -132,4 +135,5 @@ class Core:
         data["records"] = self.store.counts()
         data["api_usage"] = {"used": self.api_used, "limit": self.api_limit}
         data["tokens_issued"] = self.tokens.issued
+        data["token_requests"] = self.tokens.request_stats()
         return data

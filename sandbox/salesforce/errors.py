@@ -13,14 +13,17 @@ class ErrorItem:
     code: str
     message: str
     fields: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. ``duplicateResult``
 
     def rest(self) -> dict[str, Any]:
         """The REST error-array element (research §4)."""
-        return {"message": self.message, "errorCode": self.code, "fields": list(self.fields)}
+        return {"message": self.message, "errorCode": self.code, "fields": list(self.fields),
+                **self.extra}
 
     def item(self) -> dict[str, Any]:
         """The sObject Collections per-record error (research §2: ``statusCode``)."""
-        return {"statusCode": self.code, "message": self.message, "fields": list(self.fields)}
+        return {"statusCode": self.code, "message": self.message, "fields": list(self.fields),
+                **self.extra}
 
     def bulk(self) -> str:
         """The Bulk API 2.0 ``sf__Error`` text, ``CODE:message:fields`` (research §3)."""
@@ -47,7 +50,9 @@ class SfError(Exception):
     def of(cls, items: list[ErrorItem], status: int = 400) -> SfError:
         """Build from several error items (first one is the headline)."""
         first, *rest = items
-        return cls(first.code, first.message, first.fields, status, rest)
+        error = cls(first.code, first.message, first.fields, status, rest)
+        error.items[0] = first  # keeps its extra members (duplicateResult)
+        return error
 
     @property
     def code(self) -> str:

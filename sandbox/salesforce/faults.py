@@ -13,6 +13,7 @@ from .errors import SfError
 
 KINDS: dict[str, str] = {
     "401": "401", "expired_session": "401", "invalid_session": "401",
+    "revoke": "revoke", "revoked_credentials": "revoke",
     "403": "403", "request_limit": "403", "request_limit_exceeded": "403",
     "429": "429", "500": "500", "server_error": "500",
     "503": "503", "server_unavailable": "503",

@@ -16,6 +16,7 @@ PREFIXES: dict[str, str] = {
     "User": "005",
     "Opportunity": "006",
     "RecordType": "012",
+    "DuplicateRule": "0Bm",
     "Organization": "00D",
     "QueryLocator": "01g",
     "Job": "750",

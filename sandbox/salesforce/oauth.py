@@ -8,6 +8,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,8 @@ class TokenBook:
         self.sessions: dict[str, Session] = {}
         self.refresh_tokens: set[str] = set()
         self.issued = 0
+        self.revoked = False  # the app's access was revoked: every grant is refused
+        self.requests: Counter[str] = Counter()  # token requests by outcome: issued | <error>
         self._lock = threading.Lock()
 
     def issue(self, grant: str = "sandbox") -> str:
@@ -80,6 +83,28 @@ class TokenBook:
             sess.expires = now + self.ttl
             return True
 
+    def count_request(self, outcome: str) -> None:
+        """Count one token request, issued or refused (a login storm must be visible)."""
+        with self._lock:
+            self.requests[outcome] += 1
+
+    def request_stats(self) -> dict[str, Any]:
+        """``{"total", "issued", "refused", "by_error": {error: n}}`` for the stats API."""
+        with self._lock:
+            refused = {k: v for k, v in self.requests.items() if k != "issued"}
+            return {
+                "total": sum(self.requests.values()),
+                "issued": self.requests["issued"],
+                "refused": sum(refused.values()),
+                "by_error": refused,
+            }
+
+    def revoke(self, revoked: bool = True) -> None:
+        """Revoke (or restore) the app's access: live tokens die, new grants are refused."""
+        self.revoked = revoked
+        if revoked:
+            self.expire_all()
+
     def expire_all(self) -> int:
         """Invalidate every access token; returns how many were live."""
         with self._lock:
@@ -95,6 +120,8 @@ class TokenBook:
         """Handle one token request; raises ``OAuthError``."""
         grant_type = form.get("grant_type", "")
         refresh: str | None = None
+        if self.revoked:
+            self._refuse_revoked(grant_type)
         if grant_type == "client_credentials":
             self._client(form, basic, required=True)
         elif grant_type == JWT_GRANT:
@@ -113,6 +140,13 @@ class TokenBook:
         else:
             raise OAuthError("unsupported_grant_type", "grant type not supported")
         return self._answer(grant_type, org, base_url, refresh)
+
+    def _refuse_revoked(self, grant_type: str) -> None:
+        # A rotated secret fails the client checks; a revoked token or user approval fails
+        # the grant itself (research §6: invalid_client / invalid_grant answers).
+        if grant_type in ("refresh_token", JWT_GRANT):
+            raise OAuthError("invalid_grant", "expired access/refresh token")
+        raise OAuthError("invalid_client", "invalid client credentials")
 
     def _client(
         self, form: dict[str, str], basic: tuple[str, str] | None, required: bool

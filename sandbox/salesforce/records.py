@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from . import duplicates
+from .duplicates import DuplicateRule
 from .errors import ErrorItem, SfError, not_found
 from .ids import to18
 from .schema import FieldDef, ObjectDef, OrgProfile
@@ -83,6 +85,7 @@ class Engine:
         self.store = store
         self.org = org
         self.rules: list[ValidationRule] = []
+        self.duplicate_rules: list[DuplicateRule] = []
         self.record_faults: Any = None  # callable(obj, body) -> None, set by the app
         self.race_check: Any = None  # callable(obj, value) -> bool, set by the app
 
@@ -512,10 +515,18 @@ class Engine:
                 f"Required fields are missing: [{', '.join(missing)}]",
                 missing,
             )
-        for rule in self.rules:
-            if rule.object.lower() == odef.name.lower() and rule.fails(rec):
-                fields = [rule.error_field] if rule.error_field else []
-                raise SfError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, fields)
+        # Every failing validation rule is reported, not only the first.
+        broken = [
+            ErrorItem("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message,
+                      [rule.error_field] if rule.error_field else [])
+            for rule in self.rules
+            if rule.object.lower() == odef.name.lower() and rule.fails(rec)
+        ]
+        if broken:
+            raise SfError.of(broken)
+        if self.duplicate_rules:
+            duplicates.check(self.duplicate_rules, odef.name, rec, own_id,
+                             self.store.records.get(odef.name, {}).values())
         for fdef in odef.fields.values():
             if fdef.unique and rec.get(fdef.name) is not None:
                 others = [

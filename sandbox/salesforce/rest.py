@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import soql
+from . import duplicates, soql
 from .core import Core
 from .errors import SfError, not_found
 from .records import MultipleMatches, render
@@ -121,7 +121,8 @@ def dispatch(core: Core, call: Call) -> Reply:
         handler = routes.get(call.segments[0] if call.segments else "")
         if handler is None:
             raise not_found()
-        return handler(core, call)
+        with duplicates.request_options(call.headers):
+            return handler(core, call)
     except SfError as exc:
         return Reply.error(exc)
     except MultipleMatches as exc:

@@ -281,14 +281,25 @@ def _record_type() -> list[FieldDef]:
     ]
 
 
+def _duplicate_rule() -> list[FieldDef]:
+    ro = {"createable": False, "updateable": False}
+    return [
+        _s("DeveloperName", 80, nillable=False, **ro),
+        _s("MasterLabel", 80, nillable=False, **ro),
+        FieldDef("SobjectType", "picklist", 40, nillable=False, **ro),
+        FieldDef("IsActive", "boolean", nillable=False, defaulted=True, **ro),
+    ]
+
+
 def build_schema(org: OrgProfile) -> dict[str, ObjectDef]:
     """All sObject definitions for ``org`` (minus ``org.missing_fields``)."""
     builders = {"Account": _account, "Contact": _contact, "Opportunity": _opportunity}
     schema: dict[str, ObjectDef] = {}
     for name, build in builders.items():
         schema[name] = _object(name, [*_system(), *build(org)], org)
+    system = [f for f in _system() if f.name != "OwnerId"]
+    schema["DuplicateRule"] = _object("DuplicateRule", [*system, *_duplicate_rule()], org)
     if org.person_accounts:
-        system = [f for f in _system() if f.name != "OwnerId"]
         schema["RecordType"] = _object("RecordType", [*system, *_record_type()], org)
     return schema
 

@@ -9,12 +9,12 @@ a later subrequest refers to an earlier one's new id as ``@{ref.id}``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
-from tasks.errors import SyncError
+from tasks.errors import RecordError, SyncError
 from tasks.mapping import dumps_json
 from tasks.salesforce.errors import KNOCK_ON_CODES, classify
 
@@ -63,8 +63,14 @@ class OrderWriteResult:
     created: dict[str, bool]
 
 
-def build_composite(write: OrderWrite, api_version: str) -> dict[str, Any]:
-    """The ``/composite`` request body for one order."""
+def build_composite(
+    write: OrderWrite, api_version: str, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The ``/composite`` request body for one order.
+
+    ``headers`` go on every subrequest (``httpHeaders``: the documented place for a subrequest's
+    headers, e.g. ``Sforce-Duplicate-Rule-Header``).
+    """
     base = f"/services/data/v{api_version}/sobjects"
     requests = [
         _sub(
@@ -90,6 +96,8 @@ def build_composite(write: OrderWrite, api_version: str) -> dict[str, Any]:
             opportunity,
         )
     )
+    if headers:
+        requests = [{**sub, "httpHeaders": dict(headers)} for sub in requests]
     return {"allOrNone": True, "collateSubrequests": False, "compositeRequest": requests}
 
 
@@ -159,7 +167,18 @@ def _first_failure(subs: Mapping[str, Mapping[str, Any]]) -> SyncError | None:
     real = [f for f in failures if f.code not in KNOCK_ON_CODES]
     # When every subrequest says "halted", the one that names a reason is the one that failed.
     specific = [f for f in failures if not f.message.startswith("The transaction was rolled back")]
-    return (real or specific or failures or [None])[0]
+    chosen = (real or specific or failures or [None])[0]
+    if chosen is not None:
+        chosen.errors = _every_error(failures)
+    return chosen
+
+
+def _every_error(failures: list[SyncError]) -> list[RecordError]:
+    """Salesforce's whole error list across the subrequests, each tagged with its record;
+    the "rolled back because another one failed" knock-ons only when nothing else was said."""
+    tagged = [replace(e, stage=f.stage) for f in failures for e in f.errors]
+    causes = [e for e in tagged if e.code not in KNOCK_ON_CODES]
+    return causes or tagged
 
 
 def dumps(body: Any) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -72,11 +74,25 @@ def record_errors(body: Any) -> list[RecordError]:
         found.append(
             RecordError(
                 code=code,
-                message=str(item.get("message", "")),
+                message=str(item.get("message", "")) + _duplicate_detail(item),
                 fields=[str(f) for f in item.get("fields") or []],
             )
         )
     return found
+
+
+def _duplicate_detail(item: Mapping[str, Any]) -> str:
+    """DUPLICATES_DETECTED names its rule and the records it matched (``duplicateResult``)."""
+    result = item.get("duplicateResult")
+    if not isinstance(result, Mapping):
+        return ""
+    ids = [
+        str((match.get("record") or {}).get("Id"))
+        for group in result.get("matchResults") or []
+        for match in group.get("matchRecords") or []
+    ]
+    kind = "alert" if result.get("allowSave") else "block"
+    return f" (duplicate rule {result.get('duplicateRule')} ({kind}); matches {', '.join(ids)})"
 
 
 def first_cause(errors: Iterable[RecordError]) -> RecordError | None:
@@ -89,15 +105,30 @@ def first_cause(errors: Iterable[RecordError]) -> RecordError | None:
 
 
 def classify(status: int, body: Any, *, retry_after: float | None = None) -> SyncError:
-    """Classify one Salesforce response (top-level or a composite subresponse)."""
-    cause = first_cause(record_errors(body))
+    """Classify one Salesforce response (top-level or a composite subresponse).
+
+    The error carries Salesforce's whole error list in ``errors``.
+    """
+    errors = record_errors(body)
+    error = _classify(status, body, errors, retry_after)
+    error.errors = errors
+    return error
+
+
+def _classify(
+    status: int, body: Any, errors: list[RecordError], retry_after: float | None
+) -> SyncError:
+    cause = first_cause(errors)
     code = cause.code if cause else None
     message = cause.message if cause else _short(body)
     fields = cause.fields if cause else []
     if code in AUTH_CODES or status == 401:
         return AuthError(message or "Salesforce rejected the session", code=code or "HTTP_401")
     if code in RATE_LIMIT_CODES or status == 429:
-        return RateLimited(message, retry_after=retry_after, code=code or "HTTP_429")
+        # The org's limit, not this order's: the run stops at once (DESIGN §3).
+        return RateLimited(
+            message, retry_after=retry_after, code=code or "HTTP_429", stop_run=True
+        )
     if code in TRANSIENT_CODES or status >= 500:
         return RetryableError(message, code=code or f"HTTP_{status}", fields=fields)
     if code in STALE_REFERENCE_CODES:
@@ -115,12 +146,30 @@ def classify(status: int, body: Any, *, retry_after: float | None = None) -> Syn
     return InvalidOrder(message, code=code or f"HTTP_{status}", fields=fields)
 
 
-def classify_exception(exc: BaseException) -> SyncError:
-    """Classify whatever simple-salesforce or requests raised."""
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify_exception(exc: BaseException, *, retry_after: float | None = None) -> SyncError:
+    """Classify whatever simple-salesforce or requests raised (``retry_after`` from headers)."""
     if isinstance(exc, SyncError):
         return exc
     if isinstance(exc, SalesforceError):
-        return classify(int(exc.status), exc.content)
+        return classify(int(exc.status), exc.content, retry_after=retry_after)
     if isinstance(exc, requests.Timeout):
         return RetryableError(f"Salesforce did not answer in time: {exc}", code="TIMEOUT")
     if isinstance(exc, requests.ConnectionError):

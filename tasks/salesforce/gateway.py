@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,7 +22,7 @@ from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import SalesforceError
 from urllib3.util.retry import Retry
 
-from tasks.errors import AuthError, BudgetExhausted, RecordError
+from tasks.errors import AuthError, BudgetExhausted, RateLimited, RecordError, SyncError
 from tasks.salesforce.auth import AccessToken, fetch_token
 from tasks.salesforce.composite import (
     OrderWrite,
@@ -29,12 +31,13 @@ from tasks.salesforce.composite import (
     dumps,
     parse_composite,
 )
-from tasks.salesforce.errors import classify_exception, record_errors
+from tasks.salesforce.errors import classify_exception, record_errors, retry_after_seconds
 from tasks.settings import Settings
 
 T = TypeVar("T")
 COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call
 SOQL_IN_CHUNK = 300  # research §4: GET URLs cap at 16 KB; 300 quoted ids stay well inside
+DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"
 EMAIL_CHUNK = 100  # e-mails are longer than ids; 100 quoted ones stay well under 16 KB
 
 
@@ -104,15 +107,26 @@ class SimpleSalesforceGateway:
         self._token: AccessToken | None = None
         self._sf: Salesforce | None = None
         self._usage: ApiUsage | None = None
+        # Set when Salesforce told us to stop (re-login refused, REQUEST_LIMIT_EXCEEDED): every
+        # later call raises it at once, without a request, until ``_halted_until`` (if any).
+        self._halted: SyncError | None = None
+        self._halted_until: float | None = None
+        self._last = threading.local()  # the last response's headers, per thread
 
     # -- connection --------------------------------------------------------------------------
 
     def _connect(self) -> Salesforce:
         with self._lock:
+            self._raise_if_halted()
             if self._sf is None:
                 login = build_session(self.settings, self.settings.salesforce_login_url)
-                self._token = fetch_token(self.settings, login)
+                try:
+                    self._token = fetch_token(self.settings, login)
+                except AuthError as exc:
+                    self._halt(exc)  # one refused login is enough: nobody asks again
+                    raise
                 session = build_session(self.settings, self._token.instance_url)
+                session.hooks["response"].append(self._on_response)
                 self._sf = Salesforce(
                     instance_url=self._token.instance_url,
                     session_id=self._token.access_token.get_secret_value(),
@@ -127,39 +141,83 @@ class SimpleSalesforceGateway:
                 self._sf = None
 
     def _call(self, action: Callable[[Salesforce], T]) -> T:
-        """Run one API call; after a 401, log in again once and repeat it once."""
+        """Run one API call; after a 401, log in again once and repeat it once.
+
+        A refused re-login, a second 401 or a rate limit halts the gateway: this call and every
+        later one raise at once, so a batch never storms the token endpoint or probes a limit
+        order by order.
+        """
         for attempt in (1, 2):
             sf = self._connect()
+            self._last.headers = {}
             try:
-                result = action(sf)
+                return action(sf)
             except (SalesforceError, requests.RequestException) as exc:
-                error = classify_exception(exc)
+                error = classify_exception(exc, retry_after=self._retry_after())
                 if isinstance(error, AuthError) and attempt == 1:
                     self._reconnect(sf)
                     continue
+                if isinstance(error, AuthError | RateLimited):
+                    self._halt(error)
                 raise error from exc
-            self._note_usage(sf)
-            return result
         raise AssertionError("unreachable")
 
-    def _note_usage(self, sf: Salesforce) -> None:
-        usage = (sf.api_usage or {}).get("api-usage")
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Every response (errors and Bulk included): remember headers, read the API usage."""
+        self._last.headers = response.headers
+        usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
         if usage is not None:
-            self._usage = ApiUsage(used=int(usage.used), limit=int(usage.total))
+            self._usage = usage
+
+    def _retry_after(self) -> float | None:
+        headers = getattr(self._last, "headers", None) or {}
+        return retry_after_seconds(headers.get("Retry-After"))
+
+    def _halt(self, error: SyncError) -> None:
+        retry_after = error.retry_after if isinstance(error, RateLimited) else None
+        self._halted = error
+        self._halted_until = time.monotonic() + retry_after if retry_after else None
+
+    def _raise_if_halted(self) -> None:
+        halted = self._halted
+        if halted is None:
+            return
+        if self._halted_until is not None and time.monotonic() >= self._halted_until:
+            self._halted = self._halted_until = None
+            return
+        raise halted
 
     @property
     def api_usage(self) -> ApiUsage | None:
-        """Usage as of the last successful call (None before the first)."""
+        """Usage as of the last response that reported it (None before the first)."""
+        return self._usage
+
+    def refresh_usage(self) -> ApiUsage | None:
+        """Read the org's usage from ``/limits`` (``DailyApiRequests``; one API call)."""
+        daily = (self.limits() or {}).get("DailyApiRequests") or {}
+        if isinstance(daily.get("Max"), int) and isinstance(daily.get("Remaining"), int):
+            self._usage = ApiUsage(used=daily["Max"] - daily["Remaining"], limit=daily["Max"])
         return self._usage
 
     def check_budget(self) -> None:
-        """Refuse to write once usage reaches the configured reserve (DESIGN §3 governor)."""
-        usage = self._usage
+        """Refuse to write once usage reaches the configured reserve (DESIGN §3 governor).
+
+        Before this gateway has seen any usage (the first write of a run), it reads ``/limits``
+        first, so the governor is never blind.
+        """
+        usage = self._usage if self._usage is not None else self.refresh_usage()
         if usage is None or usage.limit <= 0:
             return
         threshold = int(usage.limit * self.settings.salesforce_api_reserve_percent / 100)
         if usage.used >= threshold:
             raise BudgetExhausted(usage.used, usage.limit, threshold)
+
+    @property
+    def write_headers(self) -> dict[str, str]:
+        """Headers every write carries: the duplicate-rule header when configured (API 52.0+)."""
+        if not self.settings.salesforce_duplicate_rule_allow_save:
+            return {}
+        return {DUPLICATE_RULE_HEADER: "allowSave=true"}
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -224,7 +282,7 @@ class SimpleSalesforceGateway:
     def write_order(self, write: OrderWrite) -> OrderWriteResult:
         """Upsert one order's Account, Contact and Opportunity in one API call."""
         self.check_budget()
-        body = dumps(build_composite(write, self.api_version))
+        body = dumps(build_composite(write, self.api_version, self.write_headers))
         response = self._call(
             lambda sf: sf.restful(
                 "composite",
@@ -277,7 +335,10 @@ class SimpleSalesforceGateway:
                     path,
                     method=method,
                     data=body.encode(),
-                    headers={"Content-Type": "application/json; charset=UTF-8"},
+                    headers={
+                        "Content-Type": "application/json; charset=UTF-8",
+                        **self.write_headers,
+                    },
                 )
             )
             results.extend(_collection_results(chunk, key_field, answer or []))
@@ -310,6 +371,8 @@ class SimpleSalesforceGateway:
         records: Sequence[Mapping[str, Any]],
         wait: int,
     ) -> list[RecordResult]:
+        # A job is many calls and runs for a while: read the usage fresh from /limits first.
+        self.refresh_usage()
         self.check_budget()
         rows = [{k: _csv_value(v) for k, v in r.items()} for r in records]
         extra = {"external_id_field": key_field} if operation == "upsert" else {}
@@ -339,6 +402,15 @@ class SimpleSalesforceGateway:
                 yield from csv.DictReader(io.StringIO(page))
         except (SalesforceError, requests.RequestException) as exc:
             raise classify_exception(exc) from exc
+
+
+_API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+
+
+def parse_limit_info(header: str | None) -> ApiUsage | None:
+    """``Sforce-Limit-Info: api-usage=18/5000; api-bursts=1/750`` → ``ApiUsage(18, 5000)``."""
+    match = _API_USAGE.search(header or "")
+    return ApiUsage(used=int(match[1]), limit=int(match[2])) if match else None
 
 
 def _collection_results(

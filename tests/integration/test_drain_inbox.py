@@ -156,7 +156,7 @@ def test_a_refund_with_its_newer_order_update_in_the_claim_fetches_nothing(
 # -- item 12: truncated and dropped fields are recorded, counted, listed and published ----------
 
 
-def drain_artifacts(flow_run_id: Any) -> list[Any]:
+def drain_artifacts(flow_run_id: Any, key: str = "drain-field-warnings") -> list[Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -167,7 +167,7 @@ def drain_artifacts(flow_run_id: Any) -> list[Any]:
     with get_client(sync_client=True) as client:
         return client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["drain-field-warnings"]),
+                key=ArtifactFilterKey(any_=[key]),
                 flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
             )
         )
@@ -202,7 +202,11 @@ def test_cut_and_dropped_fields_are_recorded_per_order_counted_listed_and_publis
     )
     assert last_name.run_id == str(state.state_details.flow_run_id)
     assert recorded[("Contact", "Email")].kind == "dropped"
-    assert result["field_warnings"] == len(recorded) >= 2
+    assert result["field_warnings"] == len(recorded)
+    [artifact] = drain_artifacts(
+        state.state_details.flow_run_id, key="reconcile-manual-field-warnings"
+    )
+    assert "| Contact | LastName | truncated |" in artifact.data >= 2
     assert result["orders_with_field_warnings"] == 1
     [synced] = salesforce.records("Contact")
     assert len(synced["LastName"]) == 80
@@ -252,7 +256,8 @@ def test_a_reconcile_repair_records_the_values_it_cut_and_counts_them(
     order_id = shop.generator.order_id(customer_order_index(shopify))
     rec = shop.update_order(order_id, {"last_name": "Lindqvist-" * 12})
     day = datetime.fromisoformat(shop.rest(rec)["updated_at"]).date()  # a window lists updates
-    result = reconcile(day, day)
+    state = reconcile(day, day, return_state=True)
+    result = state.result()
     assert result["repaired"] >= 1
     recorded = store.field_warnings()
     mine = {(w.object, w.field): w for w in recorded if w.order_id == str(order_id)}

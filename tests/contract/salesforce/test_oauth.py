@@ -143,3 +143,45 @@ def test_jwt_without_certificate_skips_signature(url) -> None:
     assert ok.status_code == 200
     assert _token(url, grant_type=JWT_GRANT, assertion="garbage").json()["error"] == (
         "invalid_grant")
+
+
+def test_every_token_request_is_counted_refused_ones_included(url: str, control) -> None:
+    """A login storm must be visible: issued and refused grants both count (not as API calls)."""
+    _token(url, grant_type="client_credentials", client_id="a", client_secret="b")
+    _token(url, grant_type="bogus")
+    _token(url, grant_type="refresh_token", client_id="a", refresh_token="never-issued")
+    counted = control.get("stats")["token_requests"]
+    assert counted == {
+        "total": 3,
+        "issued": 1,
+        "refused": 2,
+        "by_error": {"unsupported_grant_type": 1, "invalid_grant": 1},
+    }
+    assert control.calls() == 0
+    control.post("stats/reset")
+    assert control.get("stats")["token_requests"]["total"] == 0
+
+
+def test_revoked_credentials_kill_sessions_and_refuse_every_grant(url: str, control) -> None:
+    """research §6: a rotated secret → invalid_client; a revoked grant → invalid_grant."""
+    token = _token(url, grant_type="client_credentials", client_id="a", client_secret="b")
+    live = token.json()["access_token"]
+    assert control.post("credentials", {"revoked": True}) == {"revoked": True}
+    answer = httpx.get(
+        f"{url}/services/data/v59.0/limits", headers={"Authorization": f"Bearer {live}"}
+    )
+    assert answer.status_code == 401
+    assert answer.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+    refused = _token(url, grant_type="client_credentials", client_id="a", client_secret="b")
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_client")
+    control.post("credentials", {"revoked": False})
+    again = _token(url, grant_type="client_credentials", client_id="a", client_secret="b")
+    assert again.status_code == 200
+
+
+def test_a_revoke_fault_answers_401_and_revokes_the_app(url: str, control, http) -> None:
+    control.post("faults", {"kind": "revoke", "count": 1, "path": "/limits"})
+    assert http.get("/services/data/v59.0/limits").status_code == 401
+    refused = _token(url, grant_type="client_credentials", client_id="a", client_secret="b")
+    assert refused.status_code == 400
+    assert control.get("credentials") == {"revoked": True}

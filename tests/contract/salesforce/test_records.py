@@ -182,7 +182,12 @@ def test_key_with_encoded_slash(http) -> None:
 def test_describe_global_lists_objects(sf) -> None:
     """research/salesforce.md §5: describe global: objects and key prefixes."""
     objs = {o["name"]: o["keyPrefix"] for o in sf.describe()["sobjects"]}
-    assert objs == {"Account": "001", "Contact": "003", "Opportunity": "006"}
+    assert objs == {
+        "Account": "001",
+        "Contact": "003",
+        "Opportunity": "006",
+        "DuplicateRule": "0Bm",  # Object Reference: describeSObjects(), query()
+    }
 
 
 def test_email_with_inc_tld_in_path_is_404(http) -> None:

@@ -163,3 +163,17 @@ def test_person_accounts(sf, control) -> None:
         "errorCode"] == "FIELD_INTEGRITY_EXCEPTION"
     fields = {f["name"] for f in sf.Account.describe()["fields"]}
     assert {"IsPersonAccount", "PersonEmail", "External_Shopify_ID__pc"} <= fields
+
+
+def test_every_failing_validation_rule_is_reported(sf, control) -> None:
+    """research §4: the REST error body is an array; each failing rule is one element."""
+    control.post("validation-rules", {"object": "Account", "field": "Name", "contains": "Test",
+                                      "message": "no test accounts", "error_field": "Name"})
+    control.post("validation-rules", {"object": "Account", "field": "Name", "regex": "[0-9]",
+                                      "message": "no digits in names"})
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Account.create({"Name": "Test 1"})
+    assert [(e["errorCode"], e["message"]) for e in err.value.content] == [
+        ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "no test accounts"),
+        ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "no digits in names"),
+    ]
