@@ -596,6 +596,36 @@ class StateStore:
                 select(func.min(InboxItem.next_attempt_at)).where(InboxItem.status == "pending")
             )
 
+    def drain_outlook(self, now: datetime) -> tuple[datetime | None, int]:
+        """When the inbox next has work for a new drain, and how many rows live drains hold.
+
+        Work is a pending delivery whose time has come, or a claim whose lease ran out (its drain
+        died): the first of those times, if any, and the count of claims under a live lease.
+        """
+        pending_due = func.min(
+            case((InboxItem.status == "pending", InboxItem.next_attempt_at), else_=None)
+        )
+        lease_over = func.min(
+            case((InboxItem.status == "claimed", InboxItem.lease_expires_at), else_=None)
+        )
+        live = func.count(
+            case(
+                (
+                    and_(InboxItem.status == "claimed", InboxItem.lease_expires_at > now),
+                    InboxItem.webhook_id,
+                ),
+                else_=None,
+            )
+        )
+        with self._tx() as s:
+            first_pending, first_lease_end, live_claims = s.execute(
+                select(pending_due, lease_over, live).where(
+                    InboxItem.status.in_(("pending", "claimed"))
+                )
+            ).one()
+        times = [t for t in (first_pending, first_lease_end) if t is not None]
+        return (min(times) if times else None), int(live_claims or 0)
+
     # -- ledger ------------------------------------------------------------------------------
 
     def ledger(self, order_id: str) -> LedgerRecord | None:

@@ -170,6 +170,23 @@ def test_retry_later_holds_a_row_until_its_time(store: StateStore) -> None:
     assert claims[0].webhook_ids == ["w-1"]
 
 
+def test_the_drain_outlook_sees_a_dead_drains_claims_once_their_lease_ran_out(
+    store: StateStore,
+) -> None:
+    assert store.drain_outlook(datetime.now(UTC)) == (None, 0)  # empty inbox: nothing to start
+    store.add_delivery(delivery("w-1", "1"))
+    store.add_delivery(delivery("w-2", "2"))
+    now = datetime.now(UTC)
+    store.claim(max_orders=1, lease=timedelta(seconds=30), now=now)
+    next_due, live = store.drain_outlook(now)
+    assert live == 1 and next_due is not None and next_due <= now  # order 2 waits, due now
+    store.claim(max_orders=1, lease=timedelta(seconds=30), now=now)
+    next_due, live = store.drain_outlook(now)
+    assert live == 2 and next_due == now + timedelta(seconds=30)  # both held by a live drain
+    later = now + timedelta(seconds=31)  # the drain died: its leases ran out
+    assert store.drain_outlook(later) == (now + timedelta(seconds=30), 0)
+
+
 def test_a_hold_gives_the_claims_attempt_back_and_a_failed_attempt_keeps_it(
     store: StateStore,
 ) -> None:
