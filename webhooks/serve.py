@@ -106,7 +106,8 @@ def nudge_due_work() -> None:
 class DueWorkWatcher:
     """The drain's safety net without a run a minute: look at the inbox once a minute and start
     a drain only when a pending delivery is due (a retry whose backoff passed, or a delivery whose
-    event was lost) or a dead drain's lease ran out, and no live drain is at work. An empty inbox costs one query, not a flow run."""
+    event was lost) or a dead drain's lease ran out, and no live drain is at work. An empty inbox
+    costs one query, not a flow run."""
 
     def __init__(
         self, store: StateStore, notify: Callable[[], None] = nudge_due_work, every: float = 60.0

@@ -179,10 +179,13 @@ def test_the_drain_outlook_sees_a_dead_drains_claims_once_their_lease_ran_out(
     now = datetime.now(UTC)
     store.claim(max_orders=1, lease=timedelta(seconds=30), now=now)
     next_due, live = store.drain_outlook(now)
-    assert live == 1 and next_due is not None and next_due <= now  # order 2 waits, due now
+    assert live == 1
+    assert next_due is not None
+    assert next_due <= now  # order 2 waits, due now
     store.claim(max_orders=1, lease=timedelta(seconds=30), now=now)
     next_due, live = store.drain_outlook(now)
-    assert live == 2 and next_due == now + timedelta(seconds=30)  # both held by a live drain
+    assert live == 2  # both held by a live drain
+    assert next_due == now + timedelta(seconds=30)
     later = now + timedelta(seconds=31)  # the drain died: its leases ran out
     assert store.drain_outlook(later) == (now + timedelta(seconds=30), 0)
 
