@@ -7,6 +7,7 @@ Every method is one short transaction and returns plain dataclasses, never ORM o
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -370,10 +371,14 @@ class StateStore:
         if dialect not in ("sqlite", "postgresql"):
             return [self._add_portably(row) for row in rows]
         inserted: list[bool] = []
-        # INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path.
+        # INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path. One
+        # statement object per dialect, the row passed as parameters: SQLAlchemy compiles it once
+        # and reuses it (values baked into the statement cost ~1 ms of CPU per row to key and
+        # compile).
+        statement = _insert_ignoring_duplicates(dialect)
         with self.engine.begin() as connection:
             for row in rows:
-                result = connection.execute(_insert_ignoring_duplicates(dialect, row))
+                result = connection.execute(statement, row)
                 inserted.append(bool(result.rowcount))
         return [_add_result(ok, row) for ok, row in zip(inserted, rows, strict=True)]
 
@@ -840,14 +845,16 @@ def _add_result(inserted: bool, row: dict[str, Any]) -> AddResult:
     return "ignored" if row["status"] == "ignored" else "stored"
 
 
-def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Any:
+@functools.cache
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    """``INSERT INTO inbox … ON CONFLICT DO NOTHING``, its values given at execution."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(InboxItem).values(**values).on_conflict_do_nothing()
+        return pg_insert(InboxItem).on_conflict_do_nothing()
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(InboxItem).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(InboxItem).on_conflict_do_nothing()
 
 
 def _apply_sync(s: Session, row: LedgerEntry | None, record: SyncRecord, now: datetime) -> None:
