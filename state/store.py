@@ -10,14 +10,14 @@ import copy
 import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, and_, case, delete, func, or_, select, update
+from sqlalchemy import Dialect, Engine, and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -372,14 +372,19 @@ class StateStore:
             return [self._add_portably(row) for row in rows]
         inserted: list[bool] = []
         # INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path. One
-        # statement object per dialect, the row passed as parameters: SQLAlchemy compiles it once
-        # and reuses it (values baked into the statement cost ~1 ms of CPU per row to key and
-        # compile).
-        statement = _insert_ignoring_duplicates(dialect)
+        # statement per dialect, the row passed as parameters (values baked into a new statement
+        # cost ~1 ms of CPU per row to key and compile). On SQLite the statement is plain SQL with
+        # the columns' own bind conversions (~0.1 ms less per row than Core's execution).
         with self.engine.begin() as connection:
-            for row in rows:
-                result = connection.execute(statement, row)
-                inserted.append(bool(result.rowcount))
+            if dialect == "sqlite":
+                sql, to_params = _sqlite_inbox_insert(self.engine.dialect)
+                for row in rows:
+                    result = connection.exec_driver_sql(sql, to_params(row))
+                    inserted.append(bool(result.rowcount))
+            else:
+                statement = _insert_ignoring_duplicates(dialect)
+                for row in rows:
+                    inserted.append(bool(connection.execute(statement, row).rowcount))
         return [_add_result(ok, row) for ok, row in zip(inserted, rows, strict=True)]
 
     def _add_portably(self, row: dict[str, Any]) -> AddResult:
@@ -843,6 +848,30 @@ def _add_result(inserted: bool, row: dict[str, Any]) -> AddResult:
     if not inserted:
         return "duplicate"
     return "ignored" if row["status"] == "ignored" else "stored"
+
+
+RowToParams = Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+@functools.cache
+def _sqlite_inbox_insert(dialect: Dialect) -> tuple[str, RowToParams]:
+    """SQLite's inbox insert as driver SQL, and the function that turns a row into its
+    parameters through each column's bind conversion (the same stored form as through Core)."""
+    columns = list(InboxItem.__table__.columns)
+    names = [column.name for column in columns]
+    processors = [column.type.bind_processor(dialect) for column in columns]
+    # The column names are the model's; nothing in this SQL comes from input.
+    columns_sql, marks = ", ".join(names), ", ".join("?" for _ in names)
+    sql = f"INSERT INTO inbox ({columns_sql}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608
+
+    def to_params(row: dict[str, Any]) -> tuple[Any, ...]:
+        values = (row.get(name) for name in names)
+        return tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip(values, processors, strict=True)
+        )
+
+    return sql, to_params
 
 
 @functools.cache
