@@ -5,6 +5,7 @@ write ``bench/results/latest.json``.
     python -m bench --profile full                  # make bench-full
     python -m bench --only receiver,end_to_end      # a subset
     python -m bench --only reconcile --reconcile-sizes 10000,100000
+    python -m bench --only workers                  # 1 vs 3 workers on PostgreSQL (full has it)
 
 Everything runs on 127.0.0.1. The sandboxes, the Prefect server, the product and the baselines
 each run in their own processes; every figure is reported next to its baseline from the same run.
@@ -29,7 +30,9 @@ from pathlib import Path
 from bench.common import PROFILES, Profile, Results, log
 
 RESULTS_DIR = Path(__file__).with_name("results")
-ORDER = ("api_calls", "receiver", "end_to_end", "reconcile")
+ORDER = ("api_calls", "receiver", "end_to_end", "reconcile", "workers")
+# Not in the quick profile's default set: it would take make bench past 10 minutes.
+FULL_ONLY = ("workers",)
 
 
 def machine(load_at_start: tuple[float, float, float]) -> dict[str, object]:
@@ -60,6 +63,8 @@ def benchmark(name: str) -> Callable[[Profile, Path, str, Results], None]:
         from bench.receiver import run
     elif name == "end_to_end":
         from bench.end_to_end import run
+    elif name == "workers":
+        from bench.workers import run
     else:
         from bench.reconcile import run
     return run
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks; exit 1 if any of them failed."""
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    parser.add_argument("--only", default=",".join(ORDER), help="comma-separated benchmarks")
+    parser.add_argument("--only", help=f"comma-separated benchmarks of {', '.join(ORDER)}")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     parser.add_argument(
         "--reconcile-sizes", help="override the profile's reconcile sizes, e.g. 10000,100000"
@@ -79,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.reconcile_sizes:
         sizes = tuple(int(s) for s in args.reconcile_sizes.split(","))
         profile = replace(profile, reconcile_sizes=sizes)
-    chosen = [b for b in ORDER if b in args.only.split(",")]
+    default = [b for b in ORDER if profile.name == "full" or b not in FULL_ONLY]
+    chosen = [b for b in ORDER if b in (args.only.split(",") if args.only else default)]
     run_dir = Path(tempfile.mkdtemp(prefix="shopsync-bench-"))
     results = Results()
     started = time.monotonic()

@@ -51,6 +51,7 @@ class Profile:
     receiver_connections: tuple[int, ...]  # benchmark 3: one wrk load per count
     e2e_orders: int  # benchmark 4, product
     e2e_baseline_orders: int  # benchmark 4, run-per-webhook
+    workers_orders: int  # benchmark 5: orders drained by 1, then by 3 workers
 
 
 PROFILES = {
@@ -68,6 +69,7 @@ PROFILES = {
         receiver_connections=(8, 32),
         e2e_orders=300,
         e2e_baseline_orders=20,
+        workers_orders=1_000,
     ),
     "full": Profile(
         name="full",
@@ -81,6 +83,7 @@ PROFILES = {
         receiver_connections=(8, 32),
         e2e_orders=1_000,
         e2e_baseline_orders=30,
+        workers_orders=2_000,
     ),
 }
 

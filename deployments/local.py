@@ -89,8 +89,14 @@ def sandbox_stack(
 
 
 @contextmanager
-def prefect_server(home: Path, port: int = 4200) -> Iterator[str]:
-    """Start ``prefect server start`` on loopback; yield its API URL; stop it afterwards."""
+def prefect_server(
+    home: Path, port: int = 4200, database_url: str | None = None
+) -> Iterator[str]:
+    """Start ``prefect server start`` on loopback; yield its API URL; stop it afterwards.
+
+    ``database_url``: the server's database (e.g. ``postgresql+asyncpg://…``); default SQLite in
+    ``home``.
+    """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
@@ -100,6 +106,8 @@ def prefect_server(home: Path, port: int = 4200) -> Iterator[str]:
         # the UI in the browser calls this API: without it the UI asks port 4200 whatever --port
         "PREFECT_UI_API_URL": url,
     }
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     env.pop("PREFECT_API_URL", None)
     home.mkdir(parents=True, exist_ok=True)
     log = (home / "server.log").open("ab")

@@ -79,7 +79,8 @@ def build_deployments(settings: Settings, shop_timezone: str) -> list[Any]:
             triggers=[_webhook_trigger()],
             schedules=[Interval(SAFETY_NET, slug="safety-net")],
             concurrency_limit=ConcurrencyLimitConfig(
-                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+                limit=settings.drain_concurrency,
+                collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW,
             ),
             tags=["shopsync", "webhooks"],
         ),
@@ -119,8 +120,9 @@ def _with_shop_dates(deployment: Any, shop_timezone: str) -> Any:
 
 
 def _webhook_trigger() -> DeploymentEventTrigger:
-    # A burst of deliveries makes one run: the first event starts a drain, and the deployment's
-    # concurrency limit (1, cancel-new) drops the rest while it runs; it drains them all anyway.
+    # A burst of deliveries makes few runs: the first events start drains, and the deployment's
+    # concurrency limit (SHOPSYNC_DRAIN_CONCURRENCY, default 1; cancel-new) drops the rest while
+    # they run; they drain everything anyway (claims keep concurrent drains apart).
     return DeploymentEventTrigger(
         name="shopsync-webhook-received",
         expect={EVENT_NAME},

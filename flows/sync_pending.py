@@ -9,7 +9,6 @@ budget is spent. Started by a debounced event trigger and an every-minute safety
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,8 +19,9 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.outcome import RunOutcome, final_state, judge
-from state import ClaimedOrder, FieldWarning
+from state import ClaimedOrder
 from state.models import utcnow
+from state.store import FieldWarning, claim_owner
 from tasks.artifacts import current_flow_run_id, field_warnings_markdown, publish_field_warnings
 from tasks.dead_letter_board import payload_order_name, publish_board
 from tasks.drain_report import OrderNote, drain_markdown, publish_drain_report
@@ -97,7 +97,7 @@ class DrainReport:
 
 @flow(name="sync-pending-orders", flow_run_name="drain")
 def sync_pending_orders(
-    max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float = 30.0
+    max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float | None = None
 ) -> dict[str, Any]:
     """Sync every pending webhook delivery into Salesforce.
 
@@ -105,13 +105,15 @@ def sync_pending_orders(
         max_seconds: Stop claiming new work after this long (the next run continues).
         batch_size: Orders claimed at a time.
         lease_seconds: How long a claim outlives its drain (renewed while the drain runs): a
-            killed drain's orders are taken over after this long.
+            killed drain's orders are taken over after this long (default:
+            ``SHOPSYNC_INBOX_LEASE_SECONDS``).
     """
     settings = get_settings()
+    lease = timedelta(seconds=lease_seconds or settings.inbox_lease_seconds)
     runtime = build_runtime(settings)
     report = DrainReport(run_id=current_flow_run_id())
     try:
-        _drain(runtime, report, max_seconds, batch_size, timedelta(seconds=lease_seconds))
+        _drain(runtime, report, max_seconds, batch_size, lease)
         if report.outcomes["dead_letter"] or report.letters_resolved:
             publish_board(runtime.store)
     finally:
@@ -127,7 +129,7 @@ def _drain(
 ) -> None:
     deadline = time.monotonic() + max_seconds
     ctx: SyncContext | None = None
-    owner = uuid.uuid4().hex
+    owner = claim_owner()  # host:pid:random: a claimed row shows which drain process holds it
     with lease_heartbeat(runtime.store, owner, lease):  # a short lease, renewed while we work
         while time.monotonic() < deadline and report.stopped_because is None:
             claims = runtime.store.claim(max_orders=batch, lease=lease, owner=owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,10 @@ from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any constant: the PostgreSQL advisory lock that serialises migrations across processes.
+MIGRATION_LOCK_KEY = 0x5305_5C01
+# Alembic's context is process-global: two threads migrating at once break each other.
+_MIGRATING = threading.Lock()
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -54,6 +59,10 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; a no-op when it is already there."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several receivers and workers start at once against one empty database: the
+            # first migrates, the others wait here and then find the schema at head.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
+import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Dialect, Engine, and_, case, delete, func, or_, select, update
+from sqlalchemy import Dialect, Engine, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +38,8 @@ from state.models import (
 
 InboxStatus = Literal["pending", "claimed", "done", "dead", "ignored"]
 AddResult = Literal["stored", "duplicate", "ignored"]
+# Any constant: the PostgreSQL advisory lock that claim transactions queue on.
+CLAIM_LOCK_KEY = 0x5305_5C02
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class InboxRow:
     next_attempt_at: datetime
     lease_expires_at: datetime | None
     last_error: str | None
+    lease_owner: str | None = None  # host:pid:random of the claiming process, while claimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +387,9 @@ class StateStore:
                     result = connection.exec_driver_sql(sql, to_params(row))
                     inserted.append(bool(result.rowcount))
             else:
+                # preserve_rowcount: SQLAlchemy only guarantees an INSERT's rowcount when asked;
+                # without it psycopg's driver answers -1 and a duplicate would count as stored.
+                connection = connection.execution_options(preserve_rowcount=True)
                 statement = _insert_ignoring_duplicates(dialect)
                 for row in rows:
                     inserted.append(bool(connection.execute(statement, row).rowcount))
@@ -409,10 +417,11 @@ class StateStore:
 
         A row is due when it is pending and its next attempt time has come, or when it is
         claimed under a lease that has expired (its worker died). All due rows of an order are
-        claimed together so several deliveries of one order coalesce into one sync.
+        claimed together so several deliveries of one order coalesce into one sync. The lease
+        owner names the claiming process (``host:pid:random``): a claimed row shows who holds it.
         """
         now = now or utcnow()
-        owner = owner or uuid.uuid4().hex
+        owner = owner or claim_owner()
         due = or_(
             and_(InboxItem.status == "pending", InboxItem.next_attempt_at <= now),
             and_(InboxItem.status == "claimed", InboxItem.lease_expires_at <= now),
@@ -422,6 +431,7 @@ class StateStore:
             InboxItem.status == "claimed", InboxItem.lease_expires_at > now
         )
         with self._tx() as s:
+            self._serialise_claims(s)
             order_ids = list(
                 s.scalars(
                     select(InboxItem.order_id)
@@ -435,8 +445,8 @@ class StateStore:
             )
             if not order_ids:
                 return []
-            # Re-checking `due` in the UPDATE makes the claim safe on databases that run
-            # claimers concurrently (PostgreSQL); on SQLite BEGIN IMMEDIATE serialises them.
+            # Re-checking `due` in the UPDATE means a row is never claimed twice even where
+            # claimers do overlap (a database other than SQLite and PostgreSQL).
             s.execute(
                 update(InboxItem)
                 .where(due, InboxItem.order_id.in_(order_ids))
@@ -454,6 +464,20 @@ class StateStore:
                 .order_by(InboxItem.received_at)
             ).all()
             return _group_by_order(rows)
+
+    def _serialise_claims(self, s: Session) -> None:
+        """Make claim transactions run one at a time, as SQLite's BEGIN IMMEDIATE does.
+
+        The unit a claim takes is an order (all its due deliveries, none while another claimer
+        holds it), not a row: ``FOR UPDATE SKIP LOCKED`` or a conditional UPDATE alone keep a row
+        from being claimed twice, but a delivery that lands for an order another claimer holds
+        is an unlocked, due row, and a second drain would sync that order at the same time. On
+        PostgreSQL a transaction-scoped advisory lock closes that gap: claims are two short
+        statements, so they queue for milliseconds while the syncs they hand out (seconds) run
+        in parallel. The lock is released at commit or rollback, also when the client dies.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
 
     def renew(self, owner: str, lease: timedelta, now: datetime | None = None) -> int:
         """Extend the live claims of ``owner`` to ``now + lease`` (a drain's heartbeat); returns
@@ -581,6 +605,36 @@ class StateStore:
             return s.scalar(
                 select(func.min(InboxItem.next_attempt_at)).where(InboxItem.status == "pending")
             )
+
+    def drain_outlook(self, now: datetime) -> tuple[datetime | None, int]:
+        """When the inbox next has work for a new drain, and how many rows live drains hold.
+
+        Work is a pending delivery whose time has come, or a claim whose lease ran out (its drain
+        died): the first of those times, if any, and the count of claims under a live lease.
+        """
+        pending_due = func.min(
+            case((InboxItem.status == "pending", InboxItem.next_attempt_at), else_=None)
+        )
+        lease_over = func.min(
+            case((InboxItem.status == "claimed", InboxItem.lease_expires_at), else_=None)
+        )
+        live = func.count(
+            case(
+                (
+                    and_(InboxItem.status == "claimed", InboxItem.lease_expires_at > now),
+                    InboxItem.webhook_id,
+                ),
+                else_=None,
+            )
+        )
+        with self._tx() as s:
+            first_pending, first_lease_end, live_claims = s.execute(
+                select(pending_due, lease_over, live).where(
+                    InboxItem.status.in_(("pending", "claimed"))
+                )
+            ).one()
+        times = [t for t in (first_pending, first_lease_end) if t is not None]
+        return (min(times) if times else None), int(live_claims or 0)
 
     # -- ledger ------------------------------------------------------------------------------
 
@@ -813,6 +867,11 @@ class StateStore:
             field_warnings=int(warnings or 0),
             orders_with_field_warnings=int(warned_orders or 0),
         )
+
+
+def claim_owner() -> str:
+    """A lease owner for one claim: this host and process, and a random part (≤ 64 chars)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
 def _inbox_values(delivery: Delivery, ignored: bool, now: datetime) -> dict[str, Any]:

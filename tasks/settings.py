@@ -237,6 +237,25 @@ class Settings(BaseSettings):
         validation_alias=_env("SHOPSYNC_WEBHOOK_ALLOWED_SHOPS"),
         description="Shops whose webhooks are accepted, besides SHOPIFY_STORE_DOMAIN.",
     )
+    inbox_lease_seconds: float = Field(
+        30.0,
+        ge=3,
+        validation_alias=_env("SHOPSYNC_INBOX_LEASE_SECONDS"),
+        description=(
+            "How long a drain's claims outlive it: renewed every third of it while the drain "
+            "runs, so a drain that dies frees its orders after this long."
+        ),
+    )
+    drain_concurrency: int = Field(
+        1,
+        ge=1,
+        le=50,
+        validation_alias=_env("SHOPSYNC_DRAIN_CONCURRENCY"),
+        description=(
+            "Drain flow runs at once (the webhook deployment's concurrency limit); raise it "
+            "with several workers on a PostgreSQL state store."
+        ),
+    )
     inbox_backoff_seconds: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0],
         validation_alias=_env("SHOPSYNC_INBOX_BACKOFF_SECONDS"),

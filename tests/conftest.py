@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,3 +28,40 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name, raising=False)
+
+
+# -- PostgreSQL tier ------------------------------------------------------------------------------
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the session (``sandbox.postgres``).
+
+    Without the server binaries the PostgreSQL tests skip with the reason; in CI (``CI=true``,
+    where ``.ci/run`` installs them) they fail instead, so the tier never silently disappears.
+    """
+    from sandbox.postgres import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        reason = (
+            "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under "
+            "/usr/lib/postgresql/*/bin; install Debian's 'postgresql' package"
+        )
+        if _in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with PostgresServer(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh, empty database on the session's PostgreSQL server (psycopg URL)."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)

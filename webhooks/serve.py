@@ -106,7 +106,8 @@ def nudge_due_work() -> None:
 class DueWorkWatcher:
     """The drain's safety net without a run a minute: look at the inbox once a minute and start
     a drain only when a pending delivery is due (a retry whose backoff passed, or a delivery whose
-    event was lost) and no drain is at work. An empty inbox costs one query, not a flow run."""
+    event was lost) or a dead drain's lease ran out, and no live drain is at work. An empty inbox
+    costs one query, not a flow run."""
 
     def __init__(
         self, store: StateStore, notify: Callable[[], None] = nudge_due_work, every: float = 60.0
@@ -127,8 +128,9 @@ class DueWorkWatcher:
 
     def check(self) -> bool:
         """One look; True when it started a drain."""
-        claimed = self._store.counts().inbox.get("claimed", 0)
-        if not due_work_waiting(self._store.next_due_at(), claimed, datetime.now(UTC)):
+        now = datetime.now(UTC)
+        next_due, live_claims = self._store.drain_outlook(now)
+        if not due_work_waiting(next_due, live_claims, now):
             return False
         self._notify()
         return True

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,19 @@ SECRET = b"current-secret"
 OLD_SECRET = b"old-secret"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every receiver test runs on both state stores (PostgreSQL: tests/conftest.py)."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite+pysqlite:///{tmp_path / 'inbox.db'}"
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    return StateStore.open(f"sqlite+pysqlite:///{tmp_path / 'inbox.db'}")
+def store(db_url: str) -> Iterator[StateStore]:
+    s = StateStore.open(db_url)
+    yield s
+    s.close()
 
 
 @pytest.fixture
@@ -146,8 +157,7 @@ def test_a_refund_is_filed_under_its_order(client: TestClient, store: StateStore
     assert store.inbox_rows()[0].order_id == "450789469"
 
 
-def test_503_when_the_inbox_cannot_be_written(tmp_path: Path) -> None:
-    store = StateStore.open(f"sqlite+pysqlite:///{tmp_path / 'broken.db'}")
+def test_503_when_the_inbox_cannot_be_written(store: StateStore) -> None:
     with store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE inbox")
     config = ReceiverConfig(secrets=(SECRET,), allowed_shops=frozenset())

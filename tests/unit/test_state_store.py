@@ -1,10 +1,16 @@
-"""The state store: cursors, inbox dedupe and leases, ledger, dead letters, migrations."""
+"""The state store: cursors, inbox dedupe and leases, ledger, dead letters, migrations.
+
+Every test that takes ``db_url`` or ``store`` runs twice: on SQLite (the embedded default) and on
+a throwaway PostgreSQL server (``postgres_server`` in tests/conftest.py; skipped locally when the
+server binaries are missing, a failure in CI).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,9 +27,19 @@ from state import Delivery, FieldWarning, StateStore
 from state.db import create_state_engine, migrate
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return sqlite_db_url(tmp_path)
+
+
+def sqlite_db_url(tmp_path: Path) -> str:
     return f"sqlite+pysqlite:///{tmp_path / 'state.db'}"
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
 
 
 @pytest.fixture
@@ -154,6 +170,26 @@ def test_retry_later_holds_a_row_until_its_time(store: StateStore) -> None:
     assert claims[0].webhook_ids == ["w-1"]
 
 
+def test_the_drain_outlook_sees_a_dead_drains_claims_once_their_lease_ran_out(
+    store: StateStore,
+) -> None:
+    assert store.drain_outlook(datetime.now(UTC)) == (None, 0)  # empty inbox: nothing to start
+    store.add_delivery(delivery("w-1", "1"))
+    store.add_delivery(delivery("w-2", "2"))
+    now = datetime.now(UTC)
+    store.claim(max_orders=1, lease=timedelta(seconds=30), now=now)
+    next_due, live = store.drain_outlook(now)
+    assert live == 1
+    assert next_due is not None
+    assert next_due <= now  # order 2 waits, due now
+    store.claim(max_orders=1, lease=timedelta(seconds=30), now=now)
+    next_due, live = store.drain_outlook(now)
+    assert live == 2  # both held by a live drain
+    assert next_due == now + timedelta(seconds=30)
+    later = now + timedelta(seconds=31)  # the drain died: its leases ran out
+    assert store.drain_outlook(later) == (now + timedelta(seconds=30), 0)
+
+
 def test_a_hold_gives_the_claims_attempt_back_and_a_failed_attempt_keeps_it(
     store: StateStore,
 ) -> None:
@@ -181,20 +217,76 @@ def test_concurrent_threads_never_claim_the_same_row(db_url: str) -> None:
     for n in range(300):
         seed.add_delivery(delivery(f"w-{n}", str(n)))
     claimed: list[list[str]] = [[] for _ in range(6)]
+    errors: list[BaseException] = []
 
     def worker(slot: int) -> None:
-        own = StateStore.open(db_url)
-        while batch := own.claim(max_orders=7, lease=timedelta(minutes=5)):
-            claimed[slot].extend(w for c in batch for w in c.webhook_ids)
+        try:
+            own = StateStore.open(db_url)
+            while batch := own.claim(max_orders=7, lease=timedelta(minutes=5)):
+                claimed[slot].extend(w for c in batch for w in c.webhook_ids)
+            own.close()
+        except BaseException as exc:  # a thread's failure must fail the test
+            errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     everything = [w for ids in claimed for w in ids]
     assert len(everything) == 300
     assert len(set(everything)) == 300
+
+
+def test_an_order_is_never_in_two_live_claims_while_deliveries_keep_arriving(
+    db_url: str,
+) -> None:
+    """Claimers and a writer race: each order's deliveries go to one claimer at a time, even when
+    a new delivery of an order lands while another claimer holds that order."""
+    seed = StateStore.open(db_url)
+    orders = [str(n) for n in range(12)]
+    holders: dict[str, str] = {}
+    overlaps: list[tuple[str, str, str]] = []
+    errors: list[BaseException] = []
+    guard = threading.Lock()
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            seed.add_delivery(delivery(f"w-{n}", orders[n % len(orders)]))
+            n += 1
+
+    def claimer(name: str) -> None:
+        own = StateStore.open(db_url)
+        try:
+            while not stop.is_set():
+                for claim in own.claim(max_orders=3, lease=timedelta(minutes=5), owner=name):
+                    with guard:
+                        other = holders.setdefault(claim.order_id, name)
+                        if other != name:
+                            overlaps.append((claim.order_id, other, name))
+                    time.sleep(0.002)  # the sync
+                    with guard:
+                        holders.pop(claim.order_id, None)
+                    own.complete(claim.webhook_ids)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=writer)]
+    threads += [threading.Thread(target=claimer, args=(f"c{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(4)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    seed.close()
+    assert errors == []
+    assert overlaps == []
 
 
 CLAIMER = textwrap.dedent(
@@ -335,8 +427,30 @@ def head() -> str:
     return str(ScriptDirectory.from_config(config).get_current_head())
 
 
-def test_sqlite_runs_in_wal_mode(db_url: str, tmp_path: Path) -> None:
-    StateStore.open(db_url).close()
+OPENER = "import sys; from state import StateStore; StateStore.open(sys.argv[1]).close()"
+
+
+def test_several_processes_migrating_one_empty_database_at_once_all_start(db_url: str) -> None:
+    """Receivers and workers of a multi-machine setup start together on an empty database."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, db_url],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        for _ in range(4)
+    ]
+    failures = [err for p in procs if (err := p.communicate(timeout=120)[1]) and p.returncode]
+    assert failures == []
+    engine = create_state_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+    engine.dispose()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    StateStore.open(sqlite_db_url(tmp_path)).close()
     with sqlite3.connect(tmp_path / "state.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -375,8 +489,18 @@ def test_sigkill_during_writes_keeps_every_committed_row(db_url: str, tmp_path: 
     store = StateStore.open(db_url)
     ids = {row.webhook_id for row in store.inbox_rows(limit=100_000)}
     assert {f"w-{n}" for n in range(committed + 1)} <= ids
+    store.close()
+    if not is_sqlite(db_url):
+        return  # PostgreSQL: the server outlives the killed client; nothing to check on disk
     with sqlite3.connect(tmp_path / "state.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_claim_names_the_process_that_holds_it(store: StateStore) -> None:
+    store.add_delivery(delivery("w-1"))
+    store.claim(max_orders=10, lease=timedelta(minutes=1))
+    host, pid, _ = store.inbox_row("w-1").lease_owner.split(":")
+    assert (host, int(pid)) == (socket.gethostname()[:30], os.getpid())
 
 
 def test_renew_keeps_a_live_claim_from_being_taken_over(store: StateStore) -> None:
