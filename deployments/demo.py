@@ -177,9 +177,12 @@ def _drain(flow: Any, store: Any) -> Counter[str]:
 
 
 def _salesforce_user_edits(stack: SandboxStack) -> str:
+    from deployments.local import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
     from sandbox.salesforce.client import simple_salesforce
 
-    sf = simple_salesforce(stack.salesforce_url)
+    sf = simple_salesforce(
+        stack.salesforce_url, client_id=SANDBOX_CLIENT_ID, client_secret=SANDBOX_CLIENT_SECRET
+    )
     # Open deals only: a cancelled order's stage is Shopify's to set (Closed Lost).
     opportunities = sorted(
         (r for r in stack.salesforce.store.all("Opportunity") if r["StageName"] == "New Order"),
