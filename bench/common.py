@@ -48,7 +48,7 @@ class Profile:
     gap_rate: float  # benchmark 2
     receiver_seconds: int  # benchmark 3: wrk duration per round
     receiver_rounds: int
-    receiver_connections: int
+    receiver_connections: tuple[int, ...]  # benchmark 3: one wrk load per count
     e2e_orders: int  # benchmark 4, product
     e2e_baseline_orders: int  # benchmark 4, run-per-webhook
     workers_orders: int  # benchmark 5: orders drained by 1, then by 3 workers
@@ -66,7 +66,7 @@ PROFILES = {
         gap_rate=0.03,
         receiver_seconds=6,
         receiver_rounds=2,
-        receiver_connections=8,
+        receiver_connections=(8, 32),
         e2e_orders=300,
         e2e_baseline_orders=20,
         workers_orders=1_000,
@@ -80,7 +80,7 @@ PROFILES = {
         gap_rate=0.03,
         receiver_seconds=15,
         receiver_rounds=3,
-        receiver_connections=8,
+        receiver_connections=(8, 32),
         e2e_orders=1_000,
         e2e_baseline_orders=30,
         workers_orders=2_000,

@@ -7,18 +7,19 @@ Every method is one short transaction and returns plain dataclasses, never ORM o
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, and_, case, delete, func, or_, select, text, update
+from sqlalchemy import Dialect, Engine, and_, case, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -391,14 +392,23 @@ class StateStore:
         if dialect not in ("sqlite", "postgresql"):
             return [self._add_portably(row) for row in rows]
         inserted: list[bool] = []
-        # INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path.
-        # preserve_rowcount: SQLAlchemy only guarantees an INSERT's rowcount when asked; without
-        # it psycopg's driver answers -1 and a duplicate would be reported as stored.
+        # INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path. One
+        # statement per dialect, the row passed as parameters (values baked into a new statement
+        # cost ~1 ms of CPU per row to key and compile). On SQLite the statement is plain SQL with
+        # the columns' own bind conversions (~0.1 ms less per row than Core's execution).
         with self.engine.begin() as connection:
-            connection = connection.execution_options(preserve_rowcount=True)
-            for row in rows:
-                result = connection.execute(_insert_ignoring_duplicates(dialect, row))
-                inserted.append(bool(result.rowcount))
+            if dialect == "sqlite":
+                sql, to_params = _sqlite_inbox_insert(self.engine.dialect)
+                for row in rows:
+                    result = connection.exec_driver_sql(sql, to_params(row))
+                    inserted.append(bool(result.rowcount))
+            else:
+                # preserve_rowcount: SQLAlchemy only guarantees an INSERT's rowcount when asked;
+                # without it psycopg's driver answers -1 and a duplicate would count as stored.
+                connection = connection.execution_options(preserve_rowcount=True)
+                statement = _insert_ignoring_duplicates(dialect)
+                for row in rows:
+                    inserted.append(bool(connection.execute(statement, row).rowcount))
         return [_add_result(ok, row) for ok, row in zip(inserted, rows, strict=True)]
 
     def _add_portably(self, row: dict[str, Any]) -> AddResult:
@@ -915,14 +925,40 @@ def _add_result(inserted: bool, row: dict[str, Any]) -> AddResult:
     return "ignored" if row["status"] == "ignored" else "stored"
 
 
-def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Any:
+RowToParams = Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+@functools.cache
+def _sqlite_inbox_insert(dialect: Dialect) -> tuple[str, RowToParams]:
+    """SQLite's inbox insert as driver SQL, and the function that turns a row into its
+    parameters through each column's bind conversion (the same stored form as through Core)."""
+    columns = list(InboxItem.__table__.columns)
+    names = [column.name for column in columns]
+    processors = [column.type.bind_processor(dialect) for column in columns]
+    # The column names are the model's; nothing in this SQL comes from input.
+    columns_sql, marks = ", ".join(names), ", ".join("?" for _ in names)
+    sql = f"INSERT INTO inbox ({columns_sql}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608
+
+    def to_params(row: dict[str, Any]) -> tuple[Any, ...]:
+        values = (row.get(name) for name in names)
+        return tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip(values, processors, strict=True)
+        )
+
+    return sql, to_params
+
+
+@functools.cache
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    """``INSERT INTO inbox … ON CONFLICT DO NOTHING``, its values given at execution."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(InboxItem).values(**values).on_conflict_do_nothing()
+        return pg_insert(InboxItem).on_conflict_do_nothing()
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(InboxItem).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(InboxItem).on_conflict_do_nothing()
 
 
 def _apply_sync(s: Session, row: LedgerEntry | None, record: SyncRecord, now: datetime) -> None:

@@ -149,7 +149,13 @@ def build_receiver(settings: Settings, *, notify_prefect: bool = True) -> Starle
     if problems:
         raise SystemExit("\n".join(problems))
     store = StateStore.open(settings.state_url)
-    notify = Debounced(prefect_notify) if notify_prefect else None
+    notify = None
+    if notify_prefect:
+        # Import Prefect's events client now (seconds), not on the first delivery, where it would
+        # hold the event loop and every request waiting on it.
+        import prefect.events  # noqa: F401
+
+        notify = Debounced(prefect_notify)
     return create_app(receiver_config(settings), store, notify)
 
 

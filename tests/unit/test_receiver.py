@@ -264,3 +264,30 @@ def test_nudges_are_debounced_but_the_last_one_always_goes_out() -> None:
     assert sent == ["w0"]
     time.sleep(0.4)
     assert sent == ["w0", "w4"]
+
+
+def test_the_prefect_events_client_is_loaded_before_the_first_delivery(tmp_path: Path) -> None:
+    """Importing Prefect's events client takes seconds; on the first delivery it would hold the
+    event loop (and every request waiting on it) near Shopify's 5 s timeout."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from tasks.settings import get_settings\n"
+        "from webhooks.serve import build_receiver\n"
+        "build_receiver(get_settings(), notify_prefect=True)\n"
+        "print('prefect.events' in sys.modules)\n"
+    )
+    env = {
+        **os.environ,
+        "SHOPIFY_WEBHOOK_SECRET": "s3cret",
+        "SHOPSYNC_DATA_DIR": str(tmp_path),
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).parents[2], check=False,
+    )
+    assert done.stdout.strip().splitlines()[-1:] == ["True"], done.stderr

@@ -526,3 +526,34 @@ def test_renew_never_revives_an_expired_claim_or_extends_another_owners(store: S
         max_orders=10, lease=lease, owner="drain-b", now=start + timedelta(seconds=31)
     )
     assert taken[0].webhook_ids == ["w-1"]
+
+
+def test_the_receivers_sqlite_insert_stores_what_the_orm_stores(
+    store: StateStore, db_url: str
+) -> None:
+    """The inbox fast path (driver SQL on SQLite) writes every column in the ORM's stored form,
+    so the drain's queries (claims by time, status) read both alike."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the driver-SQL fast path is SQLite's; PostgreSQL goes through Core")
+    from dataclasses import replace
+
+    from state.store import _inbox_values
+
+    fast = replace(
+        delivery("fast"), event_id="e1", api_version="2026-10",
+        triggered_at=datetime(2026, 11, 28, 10, 0, 0, 123000, tzinfo=UTC),
+    )
+    assert store.add_deliveries([(fast, False), (replace(fast, webhook_id="fast-2"), True)]) == [
+        "stored", "ignored",
+    ]
+    orm_row = _inbox_values(replace(fast, webhook_id="orm"), False, datetime.now(UTC))
+    assert store._add_portably(orm_row) == "stored"
+    columns = "topic, shop_domain, order_id, event_id, api_version, triggered_at, body, status, "
+    columns += "attempts, typeof(received_at), length(received_at), length(next_attempt_at)"
+    with sqlite3.connect(db_url.removeprefix("sqlite+pysqlite:///")) as raw:
+        stored = {
+            webhook_id: rest
+            for webhook_id, *rest in raw.execute(f"SELECT webhook_id, {columns} FROM inbox")  # noqa: S608
+        }
+    assert stored["fast"] == stored["orm"]
+    assert stored["fast-2"][7] == "ignored"

@@ -4,7 +4,9 @@ table)."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 import requests
 from simple_salesforce.exceptions import (
@@ -59,6 +61,33 @@ def test_latency(sf, control) -> None:
     start = time.monotonic()
     sf.query("SELECT Id FROM Account")
     assert time.monotonic() - start >= 0.3
+
+
+def test_latency_does_not_block_other_requests(url, token, control) -> None:
+    """Injected latency delays each call, not the server: concurrent calls wait side by side.
+
+    Eight calls under a latency fault on every call: all eight are being delayed at once (the
+    fault has fired for each) before the first answer comes back. A blocking wait on the event
+    loop would hold each call in turn, so the eighth would fire only after the others answered.
+    """
+    control.post("faults", {"kind": "latency", "latency": 1.0, "path": "/query"})
+    query = f"{url}/services/data/v59.0/query"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def call(_: int) -> float:
+        resp = httpx.get(query, params={"q": "SELECT Id FROM Account"}, headers=headers,
+                         timeout=60)
+        resp.raise_for_status()
+        return time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answered = pool.map(call, range(8))
+        deadline = time.monotonic() + 60
+        while control.get("faults")["faults"][0]["fired"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        all_delayed = time.monotonic()
+        first_answer = min(answered)
+    assert all_delayed < first_answer
 
 
 def test_rate_with_seed_is_deterministic(sf, control) -> None:
