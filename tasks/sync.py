@@ -123,16 +123,30 @@ def _write(
 ) -> tuple[OrderWriteResult, bool]:
     """Write the order: ``(result, whether a deleted Opportunity was recreated)``.
 
-    A cached Contact that a user deleted or merged away in Salesforce answers ENTITY_IS_DELETED:
-    the cache entry is forgotten, the customer found again (by external id and e-mail; after a
-    merge that finds the surviving record) and the order written once more.
+    A cached Contact or Account that a user deleted or merged away in Salesforce answers
+    ENTITY_IS_DELETED: the cache entry is forgotten, the customer found again and the order
+    written once more. A Contact is found by external id and e-mail (after a merge that finds the
+    surviving record); a merged Account by its ``MasterRecordId``, and gets our key stamped.
     """
     exists = opportunity_exists(records, ledger, ctx)
     try:
         return _write_against(records, ctx, exists)
-    except StaleReference:
-        ctx.store.forget_customer(customer_key(records))
+    except StaleReference as exc:
+        _forget_stale(records, exc, ctx)
     return _write_against(records, replace(ctx, contacts_by_email=None), exists)
+
+
+def _forget_stale(records: SalesforceRecords, exc: StaleReference, ctx: SyncContext) -> None:
+    """Drop the customer's stale cache entry; keep a merged Account's survivor in its place
+    (with the known Contact, which a merge re-parents rather than deletes)."""
+    key = customer_key(records)
+    cached = ctx.store.customer(key)
+    ctx.store.forget_customer(key)
+    if exc.stage != "account" or cached is None or not cached[0]:
+        return
+    survivor = ctx.gateway.merged_into(ACCOUNT, cached[0])
+    if survivor is not None:
+        ctx.store.remember_customer(key, account_id=survivor, contact_id=cached[1])
 
 
 def _write_against(
@@ -209,10 +223,12 @@ def plan_write(
         if opportunity_exists
         else dict(records.opportunity)
     )
+    cached = ctx.store.customer(customer_key(records))
     write = OrderWrite(
         account_field=mapping.key_field(ACCOUNT),
         account_key=records.account_key,
         account=records.account,
+        account_id=cached[0] if cached is not None else None,
         opportunity_field=mapping.key_field(OPPORTUNITY),
         order_key=records.order_key,
         opportunity=opportunity,
@@ -220,10 +236,15 @@ def plan_write(
     )
     if records.contact is None:
         return write
-    return _with_contact(write, records, ctx)
+    return _with_contact(write, records, ctx, cached)
 
 
-def _with_contact(write: OrderWrite, records: SalesforceRecords, ctx: SyncContext) -> OrderWrite:
+def _with_contact(
+    write: OrderWrite,
+    records: SalesforceRecords,
+    ctx: SyncContext,
+    cached: tuple[str | None, str | None] | None,
+) -> OrderWrite:
     """How the Contact is found: by its cached Id, adopted by e-mail, upserted or created.
 
     A Contact we know is written by Id, so that a delete or merge in Salesforce shows up as
@@ -234,7 +255,6 @@ def _with_contact(write: OrderWrite, records: SalesforceRecords, ctx: SyncContex
     write = replace(
         write, contact=records.contact, contact_field=key_field, contact_key=records.contact_key
     )
-    cached = ctx.store.customer(customer_key(records))
     if cached is not None and cached[1]:
         return _existing_contact(write, ctx, contact_id=cached[1])
     if records.contact_key is None:  # a guest: no Shopify customer id, found by e-mail

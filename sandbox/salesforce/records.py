@@ -196,6 +196,10 @@ class Engine:
                     moved += 1
         for rid in gone:
             self.store.delete(odef.name, rid)
+            if "MasterRecordId" in odef.fields:
+                # "If this record was deleted as the result of a merge, this field contains the
+                # ID of the record that remains" (Object Reference, Account/Contact fields).
+                self.store.deleted[odef.name][rid]["MasterRecordId"] = keep
         return {"reparented": moved, "deleted": len(gone)}
 
     def get(self, obj: str, rid: str) -> tuple[ObjectDef, Record]:

@@ -190,6 +190,12 @@ def _system() -> list[FieldDef]:
     ]
 
 
+def _master(obj: str) -> FieldDef:
+    """``MasterRecordId``: on a record deleted by a merge, the Id of the record that remains."""
+    return FieldDef("MasterRecordId", "reference", 18, reference_to=(obj,),
+                    relationship_name="MasterRecord", createable=False, updateable=False)
+
+
 def _ext(name: str, org: OrgProfile) -> FieldDef:
     return FieldDef(
         name, "string", 255, external_id=True, id_lookup=True,
@@ -217,6 +223,7 @@ def _account(org: OrgProfile) -> list[FieldDef]:
         FieldDef("Website", "url", 255),
         FieldDef("Description", "textarea", 32000),
         _ext("External_Shopify_Account_ID__c", org),
+        _master("Account"),
     ]
     if org.person_accounts:
         out[0].nillable = True  # required for business accounts only (checked in records.py)
@@ -246,6 +253,7 @@ def _contact(org: OrgProfile) -> list[FieldDef]:
         FieldDef("AccountId", "reference", 18, reference_to=("Account",),
                  relationship_name="Account"),
         _ext("External_Shopify_ID__c", org),
+        _master("Contact"),
         *_currency(org),
     ]
 

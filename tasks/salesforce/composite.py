@@ -42,6 +42,9 @@ class OrderWrite:
     opportunity_field: str
     order_key: str
     opportunity: Mapping[str, Any]
+    # A known Account is written by its cached Id (stamping our key), so that a user's delete or
+    # merge answers ENTITY_IS_DELETED instead of the upsert silently creating a new Account.
+    account_id: str | None = None
     contact: Mapping[str, Any] | None = None
     contact_field: str | None = None
     contact_key: str | None = None
@@ -72,18 +75,11 @@ def build_composite(
     headers, e.g. ``Sforce-Duplicate-Rule-Header``).
     """
     base = f"/services/data/v{api_version}/sobjects"
-    requests = [
-        _sub(
-            "PATCH",
-            f"{base}/Account/{write.account_field}/{_path(write.account_key)}",
-            REF_ACCOUNT,
-            _without(write.account, write.account_field),
-        )
-    ]
+    requests = [_account_sub(write, base)]
     if write.contact is not None:
         requests.append(_contact_sub(write, base))
     opportunity = dict(_without(write.opportunity, write.opportunity_field))
-    opportunity["AccountId"] = f"@{{{REF_ACCOUNT}.id}}"
+    opportunity["AccountId"] = _account_ref(write)
     if write.contact is not None and write.link_contact_to_opportunity:
         # A PATCH by Id answers 204 without a body, so there is no @{refContact.id} to refer to.
         by_id = write.contact_write is ContactWrite.UPDATE_BY_ID
@@ -101,10 +97,23 @@ def build_composite(
     return {"allOrNone": True, "collateSubrequests": False, "compositeRequest": requests}
 
 
+def _account_sub(write: OrderWrite, base: str) -> dict[str, Any]:
+    if write.account_id is None:
+        url = f"{base}/Account/{write.account_field}/{_path(write.account_key)}"
+        return _sub("PATCH", url, REF_ACCOUNT, _without(write.account, write.account_field))
+    body = {**write.account, write.account_field: write.account_key}
+    return _sub("PATCH", f"{base}/Account/{write.account_id}", REF_ACCOUNT, body)
+
+
+def _account_ref(write: OrderWrite) -> str:
+    # A PATCH by Id answers 204 without a body, so there is no @{refAccount.id} to refer to.
+    return write.account_id or f"@{{{REF_ACCOUNT}.id}}"
+
+
 def _contact_sub(write: OrderWrite, base: str) -> dict[str, Any]:
     body = dict(write.contact or {})
     if write.contact_account:
-        body["AccountId"] = f"@{{{REF_ACCOUNT}.id}}"
+        body["AccountId"] = _account_ref(write)
     if write.contact_write is ContactWrite.UPSERT_BY_KEY:
         field = str(write.contact_field)
         url = f"{base}/Contact/{field}/{_path(str(write.contact_key))}"
@@ -137,13 +146,14 @@ def parse_composite(response: Mapping[str, Any], write: OrderWrite) -> OrderWrit
         raise failure
     ids: dict[str, str | None] = {}
     created: dict[str, bool] = {}
+    known = {"account": write.account_id, "contact": write.contact_id, "opportunity": None}
     for ref, stage in STAGE_BY_REF.items():
         sub = subs.get(ref)
         if sub is None:
-            ids[stage] = write.contact_id if stage == "contact" else None
+            ids[stage] = known[stage]
             continue
         body = sub.get("body") or {}
-        ids[stage] = str(body.get("id") or write.contact_id or "") or None
+        ids[stage] = str(body.get("id") or known[stage] or "") or None
         created[stage] = int(sub.get("httpStatusCode", 0)) == 201
     if not ids["account"] or not ids["opportunity"]:
         raise SyncError("composite response lacks record ids", code="MALFORMED_RESPONSE")

@@ -233,6 +233,15 @@ class SimpleSalesforceGateway:
         """Every record of a SOQL query, following ``nextRecordsUrl``."""
         return self._call(lambda sf: list(sf.query_all_iter(soql)))
 
+    def merged_into(self, sobject: str, record_id: str) -> str | None:
+        """The record a merge kept in place of ``record_id`` (its ``MasterRecordId``, read with
+        queryAll, which includes deleted records), else None (deleted without a merge)."""
+        soql = format_soql(
+            "SELECT Id, MasterRecordId FROM {:literal} WHERE Id = {}", sobject, record_id
+        )
+        rows = self._call(lambda sf: list(sf.query_all_iter(soql, include_deleted=True)))
+        return next((str(r["MasterRecordId"]) for r in rows if r.get("MasterRecordId")), None)
+
     def find_contacts_by_email(self, email: str, key_field: str) -> list[dict[str, Any]]:
         """Contacts with this e-mail, oldest first (the value is escaped, never in a URL path)."""
         soql = format_soql(

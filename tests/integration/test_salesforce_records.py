@@ -123,6 +123,47 @@ def test_a_contact_merged_into_another_is_resolved_to_the_survivor(
     assert salesforce.api_calls() == 1
 
 
+def test_an_account_merged_into_another_is_resolved_to_the_survivor(
+    runtime: Runtime, ctx: SyncContext, salesforce
+) -> None:
+    payload = maren()
+    sync(payload, ctx)
+    [ours] = rows(runtime, "SELECT Id FROM Account")
+    survivor = by_user(runtime, lambda sf: sf.Account.create({"Name": "Kept by the user"}))
+    salesforce.control.post(
+        "/__sandbox/merge",
+        json={"object": "Account", "survivor": survivor["id"], "losers": [ours["Id"]]},
+    ).raise_for_status()
+    # Before: the upsert by key created a new Account beside the survivor, undoing the merge.
+    salesforce.reset_stats()
+    assert sync(another(payload, 1), ctx) == "created"
+    assert salesforce.api_calls() == 3  # refused by Id, survivor found, written again
+    [account] = rows(runtime, "SELECT Id, External_Shopify_Account_ID__c FROM Account")
+    assert account["Id"] == survivor["id"]
+    key = f"shop_cust_{payload['customer']['id']}"
+    assert account["External_Shopify_Account_ID__c"] == key
+    assert {o["AccountId"] for o in rows(runtime, OPPORTUNITY)} == {survivor["id"]}
+    # The next order is back to one call: the survivor is the cached Account now.
+    salesforce.reset_stats()
+    assert sync(another(payload, 2), ctx) == "created"
+    assert salesforce.api_calls() == 1
+    assert len(rows(runtime, "SELECT Id FROM Account")) == 1
+
+
+def test_a_deleted_account_is_created_again(
+    runtime: Runtime, ctx: SyncContext
+) -> None:
+    payload = maren()
+    sync(payload, ctx)
+    [ours] = rows(runtime, "SELECT Id FROM Account")
+    by_user(runtime, lambda sf: sf.Account.delete(ours["Id"]))
+    assert sync(another(payload, 1), ctx) == "created"
+    [account] = rows(runtime, "SELECT Id, External_Shopify_Account_ID__c FROM Account")
+    assert account["Id"] != ours["Id"]
+    opportunities = rows(runtime, OPPORTUNITY + " ORDER BY CreatedDate")
+    assert opportunities[-1]["AccountId"] == account["Id"]
+
+
 def test_a_merged_away_guest_contact_is_replayed_onto_the_survivor(
     runtime: Runtime, ctx: SyncContext, salesforce
 ) -> None:

@@ -149,6 +149,27 @@ def test_an_existing_contact_keeps_its_account() -> None:
     assert subs[2]["body"]["AccountId"] == "@{refAccount.id}"  # the order's Account
 
 
+def test_a_known_account_is_patched_by_id_stamps_the_key_and_is_referred_to_by_id() -> None:
+    write = order_write(account_id="001000000000001AAA")
+    subs = build_composite(write, "62.0")["compositeRequest"]
+    assert (subs[0]["method"], subs[0]["url"]) == (
+        "PATCH",
+        "/services/data/v62.0/sobjects/Account/001000000000001AAA",
+    )
+    assert subs[0]["body"]["External_Shopify_Account_ID__c"] == "shop_cust_42"
+    assert subs[1]["body"]["AccountId"] == "001000000000001AAA"
+    assert subs[2]["body"]["AccountId"] == "001000000000001AAA"
+    response = {
+        "compositeResponse": [
+            sub("refAccount", 204, None),
+            sub("refContact", 200, {"id": "003A", "success": True, "created": False}),
+            sub("refOpportunity", 201, {"id": "006A", "success": True, "created": True}),
+        ]
+    }
+    result = parse_composite(response, write)
+    assert (result.account_id, result.created["account"]) == ("001000000000001AAA", False)
+
+
 def test_a_deleted_record_is_a_stale_reference_not_a_configuration_problem() -> None:
     body = [{"errorCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]
     for status in (404, 400):

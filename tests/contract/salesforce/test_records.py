@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from simple_salesforce import format_soql
 from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
     SalesforceMoreThanOneRecord,
@@ -234,5 +235,12 @@ def test_merge_keeps_the_survivor_moves_children_and_deletes_the_loser(sf, http,
     assert sf.Opportunity.get(opp)["ContactId"] == survivor
     gone = http.get(f"/sobjects/Contact/{loser}")
     assert (gone.status_code, gone.json()[0]["errorCode"]) == (404, "ENTITY_IS_DELETED")
+    # The loser, through queryAll, names the record that remains; a plain query omits it.
+    soql = format_soql("SELECT Id, MasterRecordId FROM Contact WHERE Id = {}", loser)
+    assert [r["MasterRecordId"] for r in sf.query_all(soql, include_deleted=True)["records"]] == [
+        survivor
+    ]
+    assert sf.query_all(soql)["records"] == []
+    assert sf.Contact.get(survivor)["MasterRecordId"] is None
     with pytest.raises(httpx.HTTPStatusError):
         control.post("merge", {"object": "Contact", "survivor": survivor, "losers": [survivor]})
