@@ -63,19 +63,37 @@ def advice(letter: DeadLetterRecord) -> str:
     return template.format(replay=REPLAY.format(ref=f"'{ref}'"), id=letter.id)
 
 
+def _error_text(code: str | None, message: str, fields: Sequence[str] | None) -> str:
+    prefix = f"{code}: " if code else ""
+    suffix = f" [fields: {', '.join(fields)}]" if fields else ""
+    return f"{prefix}{message}{suffix}"
+
+
+def errors_text(letter: DeadLetterRecord) -> str:
+    """Every error the remote system reported for a dead letter, one after another.
+
+    Salesforce can reject a record for several reasons at once (two validation rules, a missing
+    field); the board shows them all, not only the first.
+    """
+    if not letter.errors:
+        return _error_text(letter.error_code, letter.message, letter.fields)
+    return " · ".join(
+        _error_text(e.get("code"), str(e.get("message", "")), e.get("fields"))
+        for e in letter.errors
+    )
+
+
 def board_rows(letters: Iterable[DeadLetterRecord]) -> list[dict[str, Any]]:
     """One table row per open dead letter, oldest problems last seen first."""
     rows = []
     for letter in sorted(letters, key=lambda item: item.last_seen, reverse=True):
-        code = f"{letter.error_code}: " if letter.error_code else ""
-        fields = f" [fields: {', '.join(letter.fields)}]" if letter.fields else ""
         rows.append(
             {
                 "order": order_name(letter) or "",
                 "order_id": letter.order_id,
                 "dead_letter_id": letter.id,
                 "stage": letter.stage,
-                "error": f"{code}{letter.message}{fields}",
+                "error": errors_text(letter),
                 "attempts": letter.attempts,
                 "first_seen": f"{letter.first_seen:%Y-%m-%d %H:%M}Z",
                 "last_seen": f"{letter.last_seen:%Y-%m-%d %H:%M}Z",

@@ -112,6 +112,31 @@ def test_the_board_names_the_order_its_error_and_what_to_do() -> None:
     assert "replay-dead-letters/manual" in row["what_to_do"]
 
 
+def test_the_board_shows_every_error_salesforce_reported() -> None:
+    from dataclasses import replace
+
+    both = replace(
+        letter(7, "5001", "#1301"),
+        errors=[
+            {
+                "code": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                "message": "Amount must be positive",
+                "fields": ["Amount"],
+            },
+            {
+                "code": "REQUIRED_FIELD_MISSING",
+                "message": "Required fields are missing: [Region__c]",
+                "fields": ["Region__c"],
+            },
+        ],
+    )
+    [row] = board_rows([both])
+    assert row["error"] == (
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION: Amount must be positive [fields: Amount] · "
+        "REQUIRED_FIELD_MISSING: Required fields are missing: [Region__c] [fields: Region__c]"
+    )
+
+
 def test_an_order_gone_from_shopify_is_resolved_by_hand() -> None:
     assert "shopsync dlq resolve 3" in advice(letter(3, "5003", None, code="ORDER_NOT_FOUND"))
 
