@@ -202,11 +202,7 @@ def test_cut_and_dropped_fields_are_recorded_per_order_counted_listed_and_publis
     )
     assert last_name.run_id == str(state.state_details.flow_run_id)
     assert recorded[("Contact", "Email")].kind == "dropped"
-    assert result["field_warnings"] == len(recorded)
-    [artifact] = drain_artifacts(
-        state.state_details.flow_run_id, key="reconcile-manual-field-warnings"
-    )
-    assert "| Contact | LastName | truncated |" in artifact.data >= 2
+    assert result["field_warnings"] == len(recorded) >= 2
     assert result["orders_with_field_warnings"] == 1
     [synced] = salesforce.records("Contact")
     assert len(synced["LastName"]) == 80
@@ -269,3 +265,7 @@ def test_a_reconcile_repair_records_the_values_it_cut_and_counts_them(
     )
     assert last_name.run_id is not None
     assert result["field_warnings"] == len(recorded)
+    [artifact] = drain_artifacts(
+        state.state_details.flow_run_id, key="reconcile-manual-field-warnings"
+    )
+    assert "| Contact | LastName | truncated |" in artifact.data
