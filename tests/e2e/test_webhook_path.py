@@ -14,6 +14,7 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
@@ -156,8 +157,11 @@ def test_a_drain_killed_mid_batch_completes_after_a_restart_with_nothing_twice(
     shop.send_order_events("orders/create", 0, 60)
     assert shop.webhooks.flush(timeout=60)
     salesforce.fault(kind="latency", latency=0.1, path="/composite")
-    proc = subprocess.Popen([sys.executable, "-c", DRAINER], env=dict(os.environ))
-    deadline = time.monotonic() + 90
+    # The drainer reports to this test's Prefect server: no temporary server of its own to start
+    # (slow on a busy machine) or to orphan when it is killed.
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    proc = subprocess.Popen([sys.executable, "-c", DRAINER], env=env)
+    deadline = time.monotonic() + 180
     while len(salesforce.records("Opportunity")) < 10 and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
