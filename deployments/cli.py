@@ -360,17 +360,18 @@ def sandbox_all(
 def webhooks_register(
     url: Annotated[str, typer.Option(help="Public HTTPS URL of /webhooks/shopify.")],
 ) -> None:
-    """Subscribe the order topics to URL through the Shopify Admin API."""
+    """Subscribe the order topics (README's "Webhook topics") to URL through the Admin API."""
     from tasks.errors import SyncError
     from tasks.shopify import ShopifyClient
-    from tasks.topics import REGISTERED_TOPICS
+    from tasks.topics import registered_topics
 
     if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         _fail([f"{url} must be an https:// URL (Shopify delivers webhooks over HTTPS only)"])
-    client = ShopifyClient(_settings("shopify"))
+    settings = _settings("shopify")
+    client = ShopifyClient(settings)
     failures = 0
     try:
-        for topic in REGISTERED_TOPICS:
+        for topic in (t.name for t in registered_topics(settings.order_delete_action)):
             try:
                 client.subscribe_webhook(topic, url)
                 typer.echo(f"subscribed {topic} → {url}")
@@ -729,6 +730,7 @@ def doctor() -> None:
             runtime.shopify,
             settings.mapping,
             allow_save=settings.salesforce_duplicate_rule_allow_save,
+            delete_action=settings.order_delete_action,
         )
     finally:
         runtime.close()

@@ -17,10 +17,9 @@ from tasks.org import (
     choose_person_record_type,
     person_record_type_problem,
 )
-from tasks.topics import REGISTERED_TOPICS
+from tasks.topics import DeleteAction, Topic, registered_topics
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
-WEBHOOK_TOPICS = REGISTERED_TOPICS  # the topics the README lists and `webhooks register` uses
 
 SUBSCRIPTIONS_QUERY = """
 query Subscriptions {
@@ -210,8 +209,14 @@ DUPLICATE_RULES_SOQL = (
 def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
     """Active duplicate rules on the three objects: they can reject the sync's saves."""
     if not rules:
-        return [Check("Duplicate rules", True, "none active on Account, Contact, Opportunity",
-                      severity="info")]
+        return [
+            Check(
+                "Duplicate rules",
+                True,
+                "none active on Account, Contact, Opportunity",
+                severity="info",
+            )
+        ]
     names = ", ".join(f"{r.get('SobjectType')}: {r.get('DeveloperName')}" for r in rules)
     if allow_save:
         detail = (
@@ -322,11 +327,13 @@ def redaction_check(nodes: Iterable[Mapping[str, Any]]) -> Check:
     )
 
 
-def subscription_checks(nodes: Iterable[Mapping[str, Any]], topics: Iterable[str]) -> list[Check]:
-    """A webhook subscription exists for each topic the fast path needs."""
+def subscription_checks(nodes: Iterable[Mapping[str, Any]], topics: Iterable[Topic]) -> list[Check]:
+    """A webhook subscription exists for each topic ``webhooks register`` subscribes; a missing
+    one is an error or a warning as the topic table (tasks/topics.py) says."""
     present = {str(n.get("topic", "")).lower().replace("_", "/", 1) for n in nodes}
     checks = []
-    for topic in topics:
+    for entry in topics:
+        topic = entry.name
         ok = topic in present
         checks.append(
             Check(
@@ -339,7 +346,7 @@ def subscription_checks(nodes: Iterable[Mapping[str, Any]], topics: Iterable[str
                     f"Subscribe {topic} to https://<your host>/webhooks/shopify "
                     "(Shopify admin → Settings → Notifications → Webhooks, or the app's TOML)."
                 ),
-                severity="error" if ok or topic != "refunds/create" else "warning",
+                severity="error" if ok else entry.missing,
             )
         )
     return checks
@@ -379,9 +386,16 @@ def failed(checks: Iterable[Check]) -> list[Check]:
 
 
 def run_doctor(
-    salesforce: Any, shopify: Any, mapping: MappingConfig, *, allow_save: bool = True
+    salesforce: Any,
+    shopify: Any,
+    mapping: MappingConfig,
+    *,
+    allow_save: bool = True,
+    delete_action: DeleteAction = "ignore",
 ) -> list[Check]:
-    """Ask both systems and check every answer (``allow_save``: the duplicate-rule header)."""
+    """Ask both systems and check every answer (``allow_save``: the duplicate-rule header;
+    ``delete_action``: SHOPSYNC_ORDER_DELETE_ACTION, which decides whether orders/delete is
+    expected)."""
     checks: list[Check] = []
     describes: dict[str, dict[str, Any]] = {}
 
@@ -418,7 +432,7 @@ def run_doctor(
     def webhooks() -> list[Check]:
         data = shopify.graphql(SUBSCRIPTIONS_QUERY)
         nodes = (data.get("webhookSubscriptions") or {}).get("nodes") or []
-        return subscription_checks(nodes, WEBHOOK_TOPICS)
+        return subscription_checks(nodes, registered_topics(delete_action))
 
     checks += guarded("Salesforce", org)
     checks += guarded("Shopify", shop)
