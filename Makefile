@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 DURATION ?= 120
 
-.PHONY: test demo bench bench-full bench-tools serve lint format clean soak
+.PHONY: test demo bench bench-full bench-tools serve lint format clean soak prefect-yaml
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# deployments/prefect.yaml is generated from deployments/serve.py (tests/unit/test_prefect_yaml.py).
+prefect-yaml: $(STAMP)
+	$(BIN)/python -m deployments.prefect_yaml
 
 demo: $(STAMP)
 	$(BIN)/shopsync demo
