@@ -135,17 +135,20 @@ def _trigger(trigger: Any) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write ``deployments/prefect.yaml`` (``--check``: exit 1 when it is not up to date)."""
+    """Write ``deployments/prefect.yaml`` (``--check``: exit 1 when it is not up to date;
+    ``--timezone`` and ``--output``: a copy for your shop's timezone)."""
     parser = argparse.ArgumentParser(prog="python -m deployments.prefect_yaml")
     parser.add_argument("--check", action="store_true", help="compare only; write nothing")
+    parser.add_argument("--timezone", default=EXAMPLE_TIMEZONE, help="the shop's IANA timezone")
+    parser.add_argument("--output", type=Path, default=TARGET, help="where to write")
     args = parser.parse_args(argv)
-    text = render()
+    text = render(args.timezone)
     if args.check:
-        if TARGET.read_text(encoding="utf-8") != text:
-            sys.stderr.write("deployments/prefect.yaml is out of date: run `make prefect-yaml`\n")
+        if args.output.read_text(encoding="utf-8") != text:
+            sys.stderr.write(f"{args.output} is out of date: run `make prefect-yaml`\n")
             return 1
         return 0
-    TARGET.write_text(text, encoding="utf-8")
+    args.output.write_text(text, encoding="utf-8")
     return 0
 
 

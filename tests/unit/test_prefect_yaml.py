@@ -47,6 +47,10 @@ def test_prefect_yaml_holds_every_deployment_serve_registers() -> None:
     assert trigger.model_dump(exclude={"id"}) == served_trigger.model_dump(exclude={"id"})
 
 
-def test_a_changed_definition_shows_in_the_rendered_file() -> None:
-    assert "timezone: Europe/Paris" in render("Europe/Paris")
-    assert render("Europe/Paris") != TARGET.read_text(encoding="utf-8")
+def test_a_copy_for_another_timezone(tmp_path) -> None:
+    copy = tmp_path / "prefect.yaml"
+    assert main(["--timezone", "Europe/Paris", "--output", str(copy)]) == 0
+    text = copy.read_text(encoding="utf-8")
+    assert "timezone: Europe/Paris" in text
+    assert text != TARGET.read_text(encoding="utf-8")
+    assert main(["--check", "--output", str(copy)]) == 1  # not the committed default
