@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from sandbox.cli import app as sandbox_app
+from deployments.sandbox_access import SandboxUnavailable, require_sandbox, sandbox_available
 
 if TYPE_CHECKING:
     from tasks.settings import Settings
@@ -33,6 +33,24 @@ config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True
 dlq_app = typer.Typer(help="Inspect and replay dead-lettered orders.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="The webhook receiver.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Prefect automations that notify you.", no_args_is_help=True)
+
+
+def _sandbox_app() -> typer.Typer:
+    """``shopsync sandbox …`` from the repository's sandbox, or a group that says it is absent."""
+    if sandbox_available():
+        from sandbox.cli import app as sandbox_cli
+
+        return sandbox_cli
+    absent = typer.Typer(help="Run the local sandboxes (only from a clone of the repository).")
+
+    @absent.callback(invoke_without_command=True)
+    def unavailable() -> None:
+        _require_sandbox("shopsync sandbox")
+
+    return absent
+
+
+sandbox_app = _sandbox_app()
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(dlq_app, name="dlq")
@@ -47,6 +65,14 @@ def _fail(lines: list[str], code: int = EXIT_CONFIG) -> None:
     for line in lines:
         typer.echo(line, err=True)
     raise typer.Exit(code)
+
+
+def _require_sandbox(command: str) -> None:
+    """The sandbox is importable, or one line naming the fix and exit 2."""
+    try:
+        require_sandbox(command)
+    except SandboxUnavailable as exc:
+        _fail([str(exc)])
 
 
 def _settings(*parts: str) -> Settings:
@@ -212,6 +238,8 @@ def serve(
     """Run the deployments and the webhook receiver (and a local Prefect server if none is set)."""
     from deployments.local import sandbox_stack
 
+    if sandbox:
+        _require_sandbox("shopsync serve --sandbox")
     with sandbox_stack() if sandbox else _nothing() as stack:
         if stack is not None:
             os.environ.update(stack.product_env())
@@ -252,8 +280,8 @@ def _nothing() -> Iterator[None]:
 
 
 def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
+    from deployments.background import BackgroundServer
     from deployments.serve import serve_deployments
-    from sandbox.server import BackgroundServer
     from state import StateStore
     from tasks.runtime import build_runtime
     from webhooks.serve import DueWorkWatcher, build_receiver, check_bind
@@ -403,6 +431,7 @@ def demo(
     ),
 ) -> None:
     """The main job end to end against the local sandboxes (no credentials needed)."""
+    _require_sandbox("shopsync demo")
     from deployments.demo import run_demo
 
     raise typer.Exit(run_demo(orders=orders, data_dir=data_dir))

@@ -13,12 +13,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from sandbox.salesforce import SalesforceSandbox
-from sandbox.server import LOOPBACK, BackgroundServer, free_port
-from sandbox.shopify import ShopConfig, ShopifySandbox, StoreMix
+from deployments.background import LOOPBACK, BackgroundServer, free_port
+from deployments.sandbox_access import require_sandbox
+
+if TYPE_CHECKING:  # the sandbox is imported when a stack starts (not in the wheel)
+    from sandbox.salesforce import SalesforceSandbox
+    from sandbox.shopify import ShopifySandbox
 
 SANDBOX_SHOP = "sandbox-shop.myshopify.com"
 SANDBOX_TOKEN = "shpat_sandbox"  # noqa: S105 - the local sandbox's, not a real secret
@@ -26,15 +30,15 @@ SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"  # noqa: S105 - sandbox only
 SANDBOX_TIMEZONE = "America/New_York"
 SANDBOX_CLIENT_ID = "sandbox-client"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 - sandbox only
-DEMO_MIX = StoreMix(
-    repeat_customers=0.3,
-    guest_checkouts=0.1,
-    with_company=0.2,
-    cancelled=0.05,
-    refunded=0.08,
-    non_ascii_names=0.1,
-    long_names=0.02,
-)
+DEMO_MIX: dict[str, Any] = {  # the generated shop's StoreMix
+    "repeat_customers": 0.3,
+    "guest_checkouts": 0.1,
+    "with_company": 0.2,
+    "cancelled": 0.05,
+    "refunded": 0.08,
+    "non_ascii_names": 0.1,
+    "long_names": 0.02,
+}
 
 
 @dataclass
@@ -64,7 +68,14 @@ class SandboxStack:
 def sandbox_stack(
     *, orders: int = 300, days: int = 30, salesforce_port: int = 0, shopify_port: int = 0
 ) -> Iterator[SandboxStack]:
-    """Serve a Salesforce org and a generated shop on loopback until the block ends."""
+    """Serve a Salesforce org and a generated shop on loopback until the block ends.
+
+    Raises ``SandboxUnavailable`` (one line naming the fix) outside a clone of the repository.
+    """
+    require_sandbox("shopsync")
+    from sandbox.salesforce import SalesforceSandbox
+    from sandbox.shopify import ShopConfig, ShopifySandbox, StoreMix
+
     end = datetime.now(UTC) - timedelta(hours=1)
     shop = ShopConfig(
         domain=SANDBOX_SHOP,
@@ -76,7 +87,7 @@ def sandbox_stack(
         timezone=SANDBOX_TIMEZONE,
         start=end - timedelta(days=days),
         end=end,
-        mix=DEMO_MIX,
+        mix=StoreMix(**DEMO_MIX),
     )
     salesforce = SalesforceSandbox(client_id=SANDBOX_CLIENT_ID, client_secret=SANDBOX_CLIENT_SECRET)
     shopify = ShopifySandbox(shops=[shop])
@@ -89,9 +100,7 @@ def sandbox_stack(
 
 
 @contextmanager
-def prefect_server(
-    home: Path, port: int = 4200, database_url: str | None = None
-) -> Iterator[str]:
+def prefect_server(home: Path, port: int = 4200, database_url: str | None = None) -> Iterator[str]:
     """Start ``prefect server start`` on loopback; yield its API URL; stop it afterwards.
 
     ``database_url``: the server's database (e.g. ``postgresql+asyncpg://…``); default SQLite in

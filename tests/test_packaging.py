@@ -1,0 +1,110 @@
+"""The wheel installs the product only; without the repository the sandbox commands say so."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+PRODUCT = {"deployments", "flows", "state", "tasks", "webhooks"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel ``pip wheel .`` builds from this checkout."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=280,
+    )
+    [built] = out.glob("shopsync-*.whl")
+    return built
+
+
+def test_the_wheel_holds_the_product_packages_only(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {
+        name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(".dist-info")
+    }
+    assert top == PRODUCT
+    assert "state/migrations/versions/0001_initial_schema.py" in names  # package data ships
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "shopsync = deployments.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["demo"], "shopsync demo"),
+        (["serve", "--sandbox"], "shopsync serve --sandbox"),
+        (["sandbox", "all"], "shopsync sandbox"),
+    ],
+)
+def test_sandbox_commands_say_the_sandbox_is_absent_outside_a_clone(
+    wheel: Path, tmp_path: Path, args: list[str], command: str
+) -> None:
+    installed = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(installed)
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    result = subprocess.run(
+        [sys.executable, "-m", "deployments.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"{command} needs the local sandboxes, which ship with the shopsync repository, not with "
+        f"the installed package: run it from a clone (`make .venv/.installed`, then "
+        f"`.venv/bin/{command}`)"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_product_from_the_wheel_still_runs_its_other_commands(
+    wheel: Path, tmp_path: Path
+) -> None:
+    installed = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(installed)
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    result = subprocess.run(
+        [sys.executable, "-m", "deployments.cli", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "demo" in result.stdout
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import deployments.cli, sys; print(deployments.cli.__file__);"
+            "print('sandbox' in sys.modules)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    path, sandbox_loaded = imported.stdout.split()
+    assert Path(path).is_relative_to(installed)
+    assert sandbox_loaded == "False"
