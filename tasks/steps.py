@@ -7,7 +7,7 @@ shows one visible task run per order.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -23,6 +23,8 @@ from tasks.shopify import ShopifyClient
 from tasks.sync import SyncContext, SyncOutcome, sync_order_state
 
 JITTER = 0.5
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -65,7 +67,7 @@ def sync_order_step(order: Order, ctx: SyncContext) -> SyncOutcome:
     return sync_order_state(order, ctx)
 
 
-def with_retries(step: Task[Any, Any], settings: Settings) -> Task[Any, Any]:
+def with_retries(step: Task[P, R], settings: Settings) -> Task[P, R]:
     """The task with the configured backoff (defaults 5 s, 15 s, 60 s, jittered)."""
     delays = settings.retry_delays_seconds
     return step.with_options(
