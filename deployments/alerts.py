@@ -142,7 +142,7 @@ def notification_block_id(block: str) -> UUID:
         loaded = Block.load(block)
     except ValueError as exc:
         raise ValueError(f"no Prefect notification block {block!r}: {exc}") from exc
-    block_id = loaded._block_document_id
+    block_id = loaded._block_document_id  # type: ignore[union-attr]  # sync call: a Block
     if block_id is None:  # pragma: no cover - a loaded block always has its id
         raise ValueError(f"the block {block!r} has no id")
     return block_id
@@ -151,11 +151,12 @@ def notification_block_id(block: str) -> UUID:
 def save_webhook_block(url: str, *, slack: bool = False, name: str = DEFAULT_BLOCK_NAME) -> str:
     """Save a Slack incoming-webhook or generic JSON webhook block; return ``<type>/<name>``."""
     from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
+    from pydantic import SecretStr
 
     if slack:
-        SlackWebhook(url=url).save(name, overwrite=True)
+        SlackWebhook(url=SecretStr(url)).save(name, overwrite=True)
         return f"slack-webhook/{name}"
-    CustomWebhookNotificationBlock(
+    CustomWebhookNotificationBlock(  # type: ignore[call-arg]  # headers, cookies: defaults
         name=name,
         url=url,
         method="POST",

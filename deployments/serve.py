@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.events.schemas.automations import Posture
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval
 
@@ -127,7 +128,7 @@ def _webhook_trigger() -> DeploymentEventTrigger:
         name="shopsync-webhook-received",
         expect={EVENT_NAME},
         match={"prefect.resource.id": "shopify.order.*"},
-        posture="Reactive",
+        posture=Posture.Reactive,
         threshold=1,
         within=timedelta(seconds=0),
     )

@@ -149,7 +149,9 @@ def _sync_batch(
     planned = [(claim, _plan(claim)) for claim in claims]
     batch_ctx = _with_hints(planned, ctx)
     step = with_retries(sync_claimed_order, runtime.settings)
-    runner = ThreadPoolTaskRunner(max_workers=runtime.settings.salesforce_concurrency)
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
+        max_workers=runtime.settings.salesforce_concurrency
+    )
     with runner:
         # Two orders of one customer never run at once: a new guest's Contact is created once.
         for wave in waves(planned, key=lambda item: _customer(item[1], ctx)):

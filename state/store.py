@@ -511,7 +511,7 @@ class StateStore:
                 .values(lease_expires_at=now + lease)
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount or 0)
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a CursorResult
 
     def complete(self, webhook_ids: Sequence[str]) -> None:
         """Mark deliveries done."""

@@ -129,7 +129,8 @@ def external_id_checks(
 
 def stage_checks(opportunity: Mapping[str, Any], mapping: MappingConfig) -> list[Check]:
     """The stages the mapping writes exist (and are active) in the StageName picklist."""
-    stage = next((f for f in opportunity.get("fields", []) if f.get("name") == "StageName"), {})
+    fields = opportunity.get("fields", [])
+    stage: Mapping[str, Any] = next((f for f in fields if f.get("name") == "StageName"), {})
     active = {p.get("value") for p in stage.get("picklistValues", []) if p.get("active", True)}
     checks = []
     for value in dict.fromkeys([mapping.stage_on_create, mapping.stage_when_cancelled]):

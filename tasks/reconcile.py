@@ -248,7 +248,8 @@ class DiffResult:
 
     def ids(self, status: str) -> list[str]:
         """Order ids with this status."""
-        return self.orders.loc[self.orders["status"] == status, "order_id"].tolist()
+        ids: list[str] = self.orders.loc[self.orders["status"] == status, "order_id"].tolist()
+        return ids
 
     def drift_fields(self) -> dict[str, list[str]]:
         """Drifted order id → the fields that differ."""
@@ -559,8 +560,11 @@ def plan_repair(
 class LedgerState(Protocol):
     """What the re-check reads from a ledger entry (``state.LedgerRecord`` has it)."""
 
-    order_updated_at: datetime
-    synced_at: datetime
+    @property
+    def order_updated_at(self) -> datetime: ...
+
+    @property
+    def synced_at(self) -> datetime: ...
 
 
 def still_due(

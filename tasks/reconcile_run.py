@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -798,7 +799,10 @@ class Progress:
 
     def __init__(self, key: str) -> None:
         try:
-            self.id = create_progress_artifact(0.0, key=key, description="reconcile progress")
+            # sync_compatible: a UUID when called from synchronous code, as here
+            self.id: UUID | None = create_progress_artifact(  # type: ignore[assignment]
+                0.0, key=key, description="reconcile progress"
+            )
         except Exception:  # pragma: no cover - artifacts are reporting, never a failure
             self.id = None
 
@@ -913,7 +917,9 @@ def compare(runtime: Runtime, run: Run, ctx: SyncContext, spool: Path) -> Compar
     del actual  # both frames are done with: free them before the repair
     expected.frame = expected.frame.iloc[0:0]
     run.counts = result.counts()
-    orphans = with_retries(confirm_orphan_candidates, settings)(runtime.shopify, result.candidates)
+    orphans: pd.DataFrame = with_retries(confirm_orphan_candidates, settings)(
+        runtime.shopify, result.candidates
+    )
     run.orphans = len(orphans)
     return Comparison(result, orphans, expected.invalid)
 
@@ -977,7 +983,10 @@ def repair_window(
         if run.dry_run or not len(fix.plan):
             continue
         written = repair(
-            runtime, ctx, fix.plan, lambda plan, fix=fix: recheck_plan(runtime, run, ctx, fix, plan)
+            runtime,
+            ctx,
+            fix.plan,
+            lambda plan, fix=fix: recheck_plan(runtime, run, ctx, fix, plan),  # type: ignore[misc]
         )
         failures.update(written.failures)
         repaired, dead, later = settle(

@@ -190,7 +190,8 @@ def _classify_graphql_errors(body: Any) -> SyncError | None:
     errors = body.get("errors") if isinstance(body, Mapping) else None
     if not errors:
         return None
-    first = errors[0] if isinstance(errors, list) and errors else {"message": str(errors)}
+    listed = isinstance(errors, list) and isinstance(errors[0], Mapping)
+    first: Mapping[str, Any] = errors[0] if listed else {"message": str(errors)}
     code = str((first.get("extensions") or {}).get("code") or "GRAPHQL_ERROR")
     message = str(first.get("message", "GraphQL error"))
     if code == "THROTTLED":

@@ -177,9 +177,11 @@ def _first_failure(subs: Mapping[str, Mapping[str, Any]]) -> SyncError | None:
     real = [f for f in failures if f.code not in KNOCK_ON_CODES]
     # When every subrequest says "halted", the one that names a reason is the one that failed.
     specific = [f for f in failures if not f.message.startswith("The transaction was rolled back")]
-    chosen = (real or specific or failures or [None])[0]
-    if chosen is not None:
-        chosen.errors = _every_error(failures)
+    candidates = real or specific or failures
+    if not candidates:
+        return None
+    chosen = candidates[0]
+    chosen.errors = _every_error(failures)
     return chosen
 
 

@@ -126,9 +126,7 @@ def _classify(
         return AuthError(message or "Salesforce rejected the session", code=code or "HTTP_401")
     if code in RATE_LIMIT_CODES or status == 429:
         # The org's limit, not this order's: the run stops at once (DESIGN §3).
-        return RateLimited(
-            message, retry_after=retry_after, code=code or "HTTP_429", stop_run=True
-        )
+        return RateLimited(message, retry_after=retry_after, code=code or "HTTP_429", stop_run=True)
     if code in TRANSIENT_CODES or status >= 500:
         return RetryableError(message, code=code or f"HTTP_{status}", fields=fields)
     if code in STALE_REFERENCE_CODES:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 import requests
@@ -223,11 +223,13 @@ class SimpleSalesforceGateway:
 
     def describe(self, sobject: str) -> dict[str, Any]:
         """The describe of one object."""
-        return self._call(lambda sf: sf.restful(f"sobjects/{sobject}/describe"))
+        return self._call(
+            lambda sf: cast("dict[str, Any]", sf.restful(f"sobjects/{sobject}/describe"))
+        )
 
     def limits(self) -> dict[str, Any]:
         """The org's /limits."""
-        return self._call(lambda sf: sf.restful("limits"))
+        return self._call(lambda sf: cast("dict[str, Any]", sf.restful("limits")))
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         """Every record of a SOQL query, following ``nextRecordsUrl``."""
@@ -345,7 +347,7 @@ class SimpleSalesforceGateway:
             }
             body = dumps(payload)
             answer = self._call(
-                lambda sf, body=body: sf.restful(
+                lambda sf, body=body: sf.restful(  # type: ignore[misc]
                     path,
                     method=method,
                     data=body.encode(),
@@ -398,10 +400,13 @@ class SimpleSalesforceGateway:
         results: list[RecordResult] = []
         for job in jobs:
             job_id = job["job_id"]
+            # mypy cannot infer a lambda with a bound default (the job id of this turn): misc
             ok = self._call(
-                lambda sf, j=job_id: getattr(sf.bulk2, sobject).get_successful_records(j)
+                lambda sf, j=job_id: getattr(sf.bulk2, sobject).get_successful_records(j)  # type: ignore[misc]
             )
-            bad = self._call(lambda sf, j=job_id: getattr(sf.bulk2, sobject).get_failed_records(j))
+            bad = self._call(
+                lambda sf, j=job_id: getattr(sf.bulk2, sobject).get_failed_records(j)  # type: ignore[misc]
+            )
             results.extend(_bulk_results(ok, bad, key_field))
         return results
 
