@@ -42,6 +42,23 @@ def test_the_wheel_holds_the_product_packages_only(wheel: Path) -> None:
     assert "shopsync = deployments.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
+def run_installed(wheel: Path, home: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python <command>`` with the wheel's packages (unpacked in ``home``) and no
+    repository on the path, as after ``pip install shopsync-*.whl`` elsewhere."""
+    installed = home / "site"
+    if not installed.exists():
+        zipfile.ZipFile(wheel).extractall(installed)
+    return subprocess.run(
+        [sys.executable, *command],
+        cwd=home,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "command"),
     [
@@ -53,18 +70,7 @@ def test_the_wheel_holds_the_product_packages_only(wheel: Path) -> None:
 def test_sandbox_commands_say_the_sandbox_is_absent_outside_a_clone(
     wheel: Path, tmp_path: Path, args: list[str], command: str
 ) -> None:
-    installed = tmp_path / "site"
-    zipfile.ZipFile(wheel).extractall(installed)
-    env = {**os.environ, "PYTHONPATH": str(installed)}
-    result = subprocess.run(
-        [sys.executable, "-m", "deployments.cli", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_installed(wheel, tmp_path, "-m", "deployments.cli", *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
         f"{command} needs the local sandboxes, which ship with the shopsync repository, not with "
@@ -74,37 +80,13 @@ def test_sandbox_commands_say_the_sandbox_is_absent_outside_a_clone(
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_the_product_from_the_wheel_still_runs_its_other_commands(
-    wheel: Path, tmp_path: Path
-) -> None:
-    installed = tmp_path / "site"
-    zipfile.ZipFile(wheel).extractall(installed)
-    env = {**os.environ, "PYTHONPATH": str(installed)}
-    result = subprocess.run(
-        [sys.executable, "-m", "deployments.cli", "--help"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_the_product_from_the_wheel_runs_without_the_sandbox(wheel: Path, tmp_path: Path) -> None:
+    result = run_installed(wheel, tmp_path, "-m", "deployments.cli", "--help")
     assert result.returncode == 0, result.stderr
     assert "demo" in result.stdout
-    imported = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import deployments.cli, sys; print(deployments.cli.__file__);"
-            "print('sandbox' in sys.modules)",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    probe = "import deployments.cli, sys; print(deployments.cli.__file__, 'sandbox' in sys.modules)"
+    imported = run_installed(wheel, tmp_path, "-c", probe)
+    assert imported.returncode == 0, imported.stderr
     path, sandbox_loaded = imported.stdout.split()
-    assert Path(path).is_relative_to(installed)
+    assert Path(path).is_relative_to(tmp_path / "site")
     assert sandbox_loaded == "False"

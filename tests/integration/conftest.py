@@ -4,11 +4,11 @@ session-wide Prefect test harness (started only by tests that ask for it)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -17,6 +17,12 @@ from sandbox.salesforce import SalesforceSandbox
 from sandbox.server import BackgroundServer
 from sandbox.shopify import ShopConfig, ShopifySandbox, StoreMix
 from tasks.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from click.testing import Result
+
+    from tasks.runtime import Runtime
+    from tasks.sync import SyncContext
 
 SHOP = "sandbox-shop.myshopify.com"
 SHOP_TOKEN = "shpat_integration"
@@ -165,3 +171,43 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# -- the product's objects, for tests that call it directly ---------------------------------------
+
+
+@pytest.fixture
+def runtime(product: Settings) -> Iterator[Runtime]:
+    """The product's runtime (adapters, state store) on the sandboxes; closed afterwards."""
+    from tasks.runtime import build_runtime
+
+    rt = build_runtime(product)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def ctx(runtime: Runtime) -> SyncContext:
+    """The sync context of :func:`runtime`."""
+    return runtime.sync_context()
+
+
+@pytest.fixture
+def cli(product: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run ``shopsync`` commands against the session's Prefect harness (no server started)."""
+    from prefect.settings import PREFECT_API_URL
+    from typer.testing import CliRunner
+
+    from deployments.cli import app
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(app, list(args))
+
+    return run
+
+
+def order_ids(shopify: ShopifyHandle, n: int) -> list[str]:
+    """The ids of the generated shop's first ``n`` orders."""
+    return [str(shopify.shop.generator.order_id(i)) for i in range(n)]

@@ -5,28 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from prefect.settings import PREFECT_API_URL
-from typer.testing import CliRunner
 
-from deployments.cli import app
 from flows.sync_order import sync_order
+from tests.integration.conftest import order_ids
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture
-def cli(product, monkeypatch):
-    """Run commands against the session's Prefect harness instead of starting a server."""
-    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
-
-    def run(*args: str):
-        return CliRunner().invoke(app, list(args))
-
-    return run
-
-
-def order_ids(shopify, n: int) -> list[str]:
-    return [str(shopify.shop.generator.order_id(i)) for i in range(n)]
 
 
 def test_dlq_replay_after_the_cause_is_removed_syncs_and_resolves(cli, shopify, salesforce) -> None:

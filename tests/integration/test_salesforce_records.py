@@ -6,7 +6,6 @@ user would (REST, or the sandbox's merge helper), and read back through the prod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,7 @@ import pytest
 
 from state import StateStore
 from tasks.orders import parse_rest_order
-from tasks.runtime import Runtime, build_runtime
-from tasks.settings import Settings
+from tasks.runtime import Runtime
 from tasks.sync import SyncContext, customer_of, sync_order_state, with_batch_lookups
 from tests.conftest import shopify_fixture
 
@@ -30,18 +28,6 @@ ACCOUNT = (
     "FROM Account"
 )
 LATER = "2030-01-01T00:00:00Z"
-
-
-@pytest.fixture
-def runtime(product: Settings) -> Iterator[Runtime]:
-    rt = build_runtime(product)
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def ctx(runtime: Runtime) -> SyncContext:
-    return runtime.sync_context()
 
 
 def maren() -> dict[str, Any]:

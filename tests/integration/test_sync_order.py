@@ -7,7 +7,6 @@ count API calls with the sandbox's counters.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,8 +17,7 @@ import pytest
 from state import StateStore
 from tasks.errors import InvalidOrder
 from tasks.orders import Order, parse_graphql_order, parse_rest_order
-from tasks.runtime import Runtime, build_runtime
-from tasks.settings import Settings
+from tasks.runtime import Runtime
 from tasks.sync import SyncContext, sync_order_state
 from tests.conftest import shopify_fixture
 
@@ -27,18 +25,6 @@ OPPORTUNITY_FIELDS = (
     "Id, Name, Amount, StageName, CloseDate, AccountId, ContactId, External_Shopify_Order_ID__c, "
     "Account.External_Shopify_Account_ID__c, Account.Name"
 )
-
-
-@pytest.fixture
-def runtime(product: Settings) -> Iterator[Runtime]:
-    rt = build_runtime(product)
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def ctx(runtime: Runtime) -> SyncContext:
-    return runtime.sync_context()
 
 
 def fixture_orders() -> list[dict[str, Any]]:

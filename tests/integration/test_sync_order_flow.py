@@ -3,7 +3,6 @@ of DESIGN.md §3, each injected in the Salesforce sandbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,17 +11,10 @@ import pytest
 from flows.sync_order import sync_order
 from tasks.errors import AuthError, BudgetExhausted, RateLimited
 from tasks.orders import Order, parse_graphql_order
-from tasks.runtime import Runtime, build_runtime
+from tasks.runtime import Runtime
 from tasks.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture
-def runtime(product: Settings) -> Iterator[Runtime]:
-    rt = build_runtime(product)
-    yield rt
-    rt.close()
 
 
 def all_orders(runtime: Runtime) -> list[Order]:
