@@ -89,9 +89,7 @@ def test_a_refused_relogin_stops_the_drain_at_once_and_fails_the_run(
     enqueue_creates(store, shopify, 30)
     # The first write finds its session dead and the app's access revoked.
     salesforce.fault(kind="revoke", path="/composite", count=1)
-    state = sync_pending_orders(
-        max_seconds=60, batch_size=50, lease_seconds=30, return_state=True
-    )
+    state = sync_pending_orders(max_seconds=60, batch_size=50, lease_seconds=30, return_state=True)
     tokens = salesforce.stats()["token_requests"]
     assert tokens["total"] == 2, tokens  # the run's login, then exactly one re-login
     assert tokens["refused"] == 1
@@ -110,9 +108,7 @@ def test_request_limit_exceeded_stops_the_drain_without_probing_order_by_order(
 
     enqueue_creates(store, shopify, 30)
     salesforce.fault(kind="request_limit", path="/composite")
-    state = sync_pending_orders(
-        max_seconds=60, batch_size=50, lease_seconds=30, return_state=True
-    )
+    state = sync_pending_orders(max_seconds=60, batch_size=50, lease_seconds=30, return_state=True)
     assert state.is_failed(), state
     assert "REQUEST_LIMIT_EXCEEDED" in (state.message or "")
     probes = salesforce.stats()["faults_fired"]["403"]
@@ -163,9 +159,7 @@ def test_a_person_account_org_gets_person_accounts_with_their_record_type(
     assert opportunity["AccountId"] == account["Id"]
 
 
-def test_a_configured_person_record_type_is_used(
-    shopify, salesforce, product, monkeypatch
-) -> None:
+def test_a_configured_person_record_type_is_used(shopify, salesforce, product, monkeypatch) -> None:
     from tasks.settings import get_settings
 
     person_org(salesforce)
@@ -174,8 +168,13 @@ def test_a_configured_person_record_type_is_used(
         json={
             "records": {
                 "RecordType": [
-                    {"Name": "Shop Buyer", "DeveloperName": "Shop_Buyer",
-                     "SobjectType": "Account", "IsPersonType": True, "IsActive": True}
+                    {
+                        "Name": "Shop Buyer",
+                        "DeveloperName": "Shop_Buyer",
+                        "SobjectType": "Account",
+                        "IsPersonType": True,
+                        "IsActive": True,
+                    }
                 ]
             }
         },
@@ -231,8 +230,12 @@ def customer_order(shopify) -> tuple[str, str]:
 def contact_rule(salesforce, action: str = "allow") -> None:
     salesforce.control.post(
         "/__sandbox/duplicate-rules",
-        json={"object": "Contact", "fields": ["Email"], "action": action,
-              "name": "Contacts_By_Email"},
+        json={
+            "object": "Contact",
+            "fields": ["Email"],
+            "action": action,
+            "name": "Contacts_By_Email",
+        },
     ).raise_for_status()
 
 
@@ -240,9 +243,11 @@ def someone_else_with_the_same_email(salesforce, email: str) -> None:
     """A Contact keyed to another Shopify customer (so not adoptable) sharing the e-mail."""
     salesforce.control.post(
         "/__sandbox/seed",
-        json={"records": {"Contact": [
-            {"LastName": "Other", "Email": email, "External_Shopify_ID__c": "1"}
-        ]}},
+        json={
+            "records": {
+                "Contact": [{"LastName": "Other", "Email": email, "External_Shopify_ID__c": "1"}]
+            }
+        },
     ).raise_for_status()
 
 
@@ -340,7 +345,8 @@ def test_a_bulk_job_reads_limits_fresh_before_it_starts(product, salesforce) -> 
     set_usage(salesforce, 900)  # other integrations used the org meanwhile
     with pytest.raises(BudgetExhausted):
         gateway.bulk_upsert(
-            "Account", "External_Shopify_Account_ID__c",
+            "Account",
+            "External_Shopify_Account_ID__c",
             [{"External_Shopify_Account_ID__c": "shop_cust_1", "Name": "Ada"}],
         )
     assert salesforce.stats()["bulk"]["ingest_jobs"] == 0

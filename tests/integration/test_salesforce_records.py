@@ -136,9 +136,7 @@ def test_an_account_merged_into_another_is_resolved_to_the_survivor(
     assert len(rows(runtime, "SELECT Id FROM Account")) == 1
 
 
-def test_a_deleted_account_is_created_again(
-    runtime: Runtime, ctx: SyncContext
-) -> None:
+def test_a_deleted_account_is_created_again(runtime: Runtime, ctx: SyncContext) -> None:
     payload = maren()
     sync(payload, ctx)
     [ours] = rows(runtime, "SELECT Id FROM Account")
