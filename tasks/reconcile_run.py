@@ -61,6 +61,7 @@ from tasks.reconcile import (
     DiffResult,
     ExpectedColumns,
     Failure,
+    RecordColumns,
     RepairPlan,
     confirm_orphans,
     diff,
@@ -70,6 +71,7 @@ from tasks.reconcile import (
     opportunity_fields,
     opportunity_update,
     plan_repair,
+    readback_fields,
     still_due,
 )
 from tasks.reconcile_recovery import recover_abandoned_runs, this_host
@@ -130,6 +132,8 @@ class Run:
     cursor_advanced_to: str | None = None
     run_id: int | None = None
     field_warnings: int = 0  # values the repair wrote cut short or left out
+    customers_read: dict[str, int] = field(default_factory=dict)  # Accounts/Contacts read back
+    drifted_records: dict[str, int] = field(default_factory=dict)  # per object
 
     def summary(self) -> dict[str, Any]:
         """A plain dict (JSON-ready) of the run."""
@@ -161,6 +165,8 @@ class Run:
             "superseded": self.superseded,
             "unreadable": len(self.unreadable),
             "field_warnings": self.field_warnings,
+            "customers_read": dict(self.customers_read),
+            "drifted_records": dict(self.drifted_records),
             "salesforce_api_calls": self.api_calls,
             "salesforce_write_calls": self.write_calls,
             "shopify_calls": self.shopify_calls,
@@ -277,7 +283,7 @@ def _mapped(
 @task(name="build-expected", cache_policy=NO_CACHE)
 def build_expected(path: Path, ctx: SyncContext) -> Expected:
     """Map every spooled order to what Salesforce should hold."""
-    columns = ExpectedColumns(ctx.mapping, multi_currency=ctx.org.multi_currency)
+    columns = ExpectedColumns(ctx.mapping, multi_currency=ctx.org.multi_currency, org=ctx.org)
     skipped = 0
     invalid: dict[str, InvalidOrder] = {}
     for order_id, order, records in _mapped(path, ctx):
@@ -286,7 +292,7 @@ def build_expected(path: Path, ctx: SyncContext) -> Expected:
         elif isinstance(records, InvalidOrder):
             invalid[order_id] = records
         else:
-            columns.add(order.name if order else None, records)
+            columns.add(order.name if order else None, records, order.updated_at if order else None)
     return Expected(columns.frame(), skipped, invalid)
 
 
@@ -312,7 +318,7 @@ def read_salesforce(
     key = ctx.mapping.key_field(OPPORTUNITY)
     fields = opportunity_fields(ctx.mapping, ctx.org)
     select = ", ".join(fields)
-    columns = ActualColumns(ctx.mapping)
+    columns = ActualColumns(ctx.mapping, org=ctx.org)
     first, last = close_dates
     if len(order_ids) <= SOQL_IN_MAX:
         columns.extend(gateway.records_by_keys(OPPORTUNITY, key, list(order_ids), fields))
@@ -333,6 +339,56 @@ def read_salesforce(
         if row.get(key) in wanted or lo <= close <= hi:
             columns.add(row)
     return columns.frame(), "bulk"
+
+
+@dataclass
+class Customers:
+    """The Accounts and Contacts read back (:class:`~tasks.reconcile.RecordColumns` frames)."""
+
+    accounts: pd.DataFrame
+    contacts: pd.DataFrame
+    read_path: str = "soql"
+
+    def counts(self) -> dict[str, int]:
+        """Records read back per object."""
+        return {ACCOUNT: len(self.accounts), CONTACT: len(self.contacts)}
+
+
+def customer_keys(expected: pd.DataFrame, actual: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The Account and Contact keys of the orders whose Opportunity exists: only those can
+    drift (a missing order's records are written whole anyway)."""
+    present = expected[expected["order_id"].isin(set(actual["order_id"].dropna()))]
+    accounts = sorted(set(present["account_key"].dropna()))
+    contacts = sorted(set(present["contact_key"].dropna()))
+    return accounts, contacts
+
+
+@task(name="read-customers", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def read_customers(
+    gateway: SalesforceGateway,
+    ctx: SyncContext,
+    account_keys: Sequence[str],
+    contact_keys: Sequence[str],
+) -> Customers:
+    """The Accounts and Contacts of these keys, with the fields the mapping owns: SOQL ``IN``
+    chunks (300 keys a query) up to ``SOQL_IN_MAX`` keys, one Bulk 2.0 query per object above."""
+    frames: dict[str, pd.DataFrame] = {}
+    path = "soql"
+    for sobject, keys in ((ACCOUNT, account_keys), (CONTACT, contact_keys)):
+        columns = RecordColumns(sobject, ctx.mapping, ctx.org)
+        key = ctx.mapping.key_field(sobject)
+        fields = readback_fields(sobject, ctx.mapping, ctx.org)
+        if len(keys) <= SOQL_IN_MAX:
+            columns.extend(
+                gateway.records_by_keys(sobject, key, list(keys), fields) if keys else []
+            )
+        else:
+            path = "bulk"
+            wanted = set(keys)
+            soql = f"SELECT {', '.join(fields)} FROM {sobject} WHERE {key} != null"  # noqa: S608
+            columns.extend(r for r in gateway.bulk_query(sobject, soql) if r.get(key) in wanted)
+        frames[sobject] = columns.frame()
+    return Customers(frames[ACCOUNT], frames[CONTACT], path)
 
 
 @task(name="confirm-orphans", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
@@ -772,6 +828,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
         f"| skipped / invalid | {summary['skipped']} / {summary['invalid']} |",
         f"| planned writes (Account / Contact / Opportunity) | {plan.get('accounts', 0)} / "
         f"{plan.get('contacts', 0)} / {plan.get('opportunities', 0)} |",
+        _drifted_records_line(summary),
         f"| repaired | {summary['repaired']} |",
         f"| dead-lettered | {summary['dead_lettered']} |",
         f"| left for next run | {summary['retry_later']} |",
@@ -786,6 +843,17 @@ def markdown_report(summary: dict[str, Any]) -> str:
     if summary.get("cursor_advanced_to"):
         lines += ["", f"Nightly cursor advanced to `{summary['cursor_advanced_to']}`."]
     return "\n".join(lines)
+
+
+def _drifted_records_line(summary: Mapping[str, Any]) -> str:
+    """Drifted records per object, and the Accounts / Contacts read back to find them."""
+    drifted = summary.get("drifted_records") or {}
+    read = summary.get("customers_read") or {}
+    return (
+        f"| drifted records (Opportunity / Account / Contact) | {drifted.get(OPPORTUNITY, 0)} / "
+        f"{drifted.get(ACCOUNT, 0)} / {drifted.get(CONTACT, 0)} (Accounts / Contacts read back: "
+        f"{read.get(ACCOUNT, 0)} / {read.get(CONTACT, 0)}) |"
+    )
 
 
 def _artifact_table(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -909,7 +977,17 @@ def compare(runtime: Runtime, run: Run, ctx: SyncContext, spool: Path) -> Compar
     actual, run.read_path = with_retries(read_salesforce, settings)(
         gateway, ctx, expected.frame["order_id"].tolist(), close_dates
     )
-    result = diff(expected.frame, actual, compare_currency=ctx.org.multi_currency)
+    accounts, contacts = customer_keys(expected.frame, actual)
+    customers = with_retries(read_customers, settings)(gateway, ctx, accounts, contacts)
+    run.customers_read = customers.counts()
+    result = diff(
+        expected.frame,
+        actual,
+        compare_currency=ctx.org.multi_currency,
+        accounts=customers.accounts,
+        contacts=customers.contacts,
+    )
+    run.drifted_records = result.drifted_records()
     del actual  # both frames are done with: free them before the repair
     expected.frame = expected.frame.iloc[0:0]
     run.counts = result.counts()
