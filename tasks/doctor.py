@@ -151,6 +151,33 @@ def stage_checks(opportunity: Mapping[str, Any], mapping: MappingConfig) -> list
     return checks
 
 
+def added_field_checks(
+    describes: Mapping[str, Mapping[str, Any]], mapping: MappingConfig
+) -> list[Check]:
+    """Each field added by configuration (``SHOPSYNC_MAPPING__<OBJECT>_FIELDS``) exists in the
+    org and the integration user may write it (on update too, when it is owned)."""
+    checks = []
+    for sobject in (ACCOUNT, CONTACT, OPPORTUNITY):
+        fields = {f.get("name"): f for f in describes.get(sobject, {}).get("fields", [])}
+        owned = mapping.owned(sobject)
+        for name, source in mapping.extra_fields(sobject).items():
+            label = f"{sobject}.{name}"
+            field = fields.get(name)
+            if field is None:
+                problem = "field is missing (or the integration user cannot see it)"
+                fix = f"Create {label}, or give the integration user field-level access to it."
+            elif not field.get("createable", True) or (
+                name in owned and not field.get("updateable", True)
+            ):
+                problem = "the integration user cannot write it"
+                fix = f"Grant the integration user edit access to {label} (field-level security)."
+            else:
+                checks.append(Check(label, True, f"mapped from {source}"))
+                continue
+            checks.append(Check(label, False, f"{problem}; it is never written", fix))
+    return checks
+
+
 def org_feature_checks(describes: Mapping[str, Mapping[str, Any]]) -> list[Check]:
     """Person Accounts and multi-currency, detected (informational)."""
     account = {f.get("name") for f in describes.get(ACCOUNT, {}).get("fields", [])}
@@ -210,8 +237,14 @@ DUPLICATE_RULES_SOQL = (
 def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
     """Active duplicate rules on the three objects: they can reject the sync's saves."""
     if not rules:
-        return [Check("Duplicate rules", True, "none active on Account, Contact, Opportunity",
-                      severity="info")]
+        return [
+            Check(
+                "Duplicate rules",
+                True,
+                "none active on Account, Contact, Opportunity",
+                severity="info",
+            )
+        ]
     names = ", ".join(f"{r.get('SobjectType')}: {r.get('DeveloperName')}" for r in rules)
     if allow_save:
         detail = (
@@ -391,6 +424,7 @@ def run_doctor(
         found = [Check("Salesforce login", True, "token obtained, describe readable")]
         found += external_id_checks(describes, mapping)
         found += stage_checks(describes[OPPORTUNITY], mapping)
+        found += added_field_checks(describes, mapping)
         found += org_feature_checks(describes)
         if OrgSchema.from_describe(describes).person_accounts:
             record_types = salesforce.query(PERSON_RECORD_TYPES_SOQL)

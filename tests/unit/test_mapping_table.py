@@ -325,3 +325,27 @@ def test_every_rule_names_a_known_source() -> None:
     assert rules_for(OPPORTUNITY, MappingConfig(**ADDED), OrgSchema())[-1].field == (
         "Shopify_Status__c"
     )
+
+
+# -- doctor: the added fields exist in the org ------------------------------------------------
+
+
+def test_doctor_checks_the_added_fields_exist_and_are_writable() -> None:
+    from tasks.doctor import added_field_checks
+
+    describes = {
+        OPPORTUNITY: {
+            "fields": [{"name": "Shopify_Status__c", "createable": True, "updateable": False}]
+        },
+        ACCOUNT: {
+            "fields": [{"name": "Shopify_Country_Code__c", "createable": True, "updateable": True}]
+        },
+        CONTACT: {"fields": []},
+    }
+    checks = {c.name: c for c in added_field_checks(describes, MappingConfig(**ADDED))}
+    assert checks["Account.Shopify_Country_Code__c"].ok
+    assert not checks["Opportunity.Shopify_Status__c"].ok  # owned, but not updateable
+    assert "cannot write" in checks["Opportunity.Shopify_Status__c"].detail
+    assert not checks["Contact.Shopify_Customer_Email__c"].ok
+    assert "missing" in checks["Contact.Shopify_Customer_Email__c"].detail
+    assert added_field_checks(describes, MappingConfig()) == []
