@@ -2,7 +2,9 @@
 
 ``map_order`` turns an order into three plain dicts (Account, Contact, Opportunity) plus the
 external-id keys to upsert them by. It knows nothing about HTTP: the Salesforce adapter decides
-how to send them (one ``/composite`` call, sObject Collections or Bulk API 2.0).
+how to send them (one ``/composite`` call, sObject Collections or Bulk API 2.0). *Which* fields
+each body has, where their values come from, which are owned and their standard lengths is
+declared once, in :mod:`tasks.mapping_table`; this module applies the rules below to it.
 
 Rules the adapter can rely on:
 
