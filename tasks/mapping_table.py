@@ -31,6 +31,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -336,16 +337,26 @@ _BUYER_PROPERTIES: Mapping[str, type] = {"full_name": str, "required_last_name":
 
 def resolve(source: str, src: MappingInput) -> Any:
     """The value of a source for this input (``None`` where a path meets a missing part)."""
+    return _resolver(source)(src)
+
+
+@functools.cache
+def _resolver(source: str) -> Callable[[MappingInput], Any]:
+    """A source compiled once: its named function, or a walk along its path."""
     named = NAMED_SOURCES.get(source)
     if named is not None:
-        return named[0](src)
+        return named[0]
     root, *path = source.split(".")
-    value: Any = src.order if root == "order" else src.buyer
-    for name in path:
-        if value is None:
-            return None
-        value = getattr(value, name)
-    return value
+
+    def walk(src: MappingInput) -> Any:
+        value: Any = src.order if root == "order" else src.buyer
+        for name in path:
+            if value is None:
+                return None
+            value = getattr(value, name)
+        return value
+
+    return walk
 
 
 def source_kind(source: str) -> Kind:
@@ -428,22 +439,39 @@ def configured_rules(sobject: str, config: MappingConfig) -> list[FieldRule]:
 
 def rules_for(sobject: str, config: MappingConfig, org: OrgSchema) -> list[FieldRule]:
     """The rules of one object that apply to this org: the table's, then the configured ones."""
+    return list(_rules(sobject, config, org))
+
+
+_CACHE: dict[tuple[str, int, int], tuple[Any, Any, tuple[FieldRule, ...]]] = {}
+_CACHE_MAX = 64
+
+
+def _rules(sobject: str, config: MappingConfig, org: OrgSchema) -> tuple[FieldRule, ...]:
+    """:func:`rules_for`, worked out once per (object, config, org) — both are immutable."""
+    key = (sobject, id(config), id(org))
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is config and hit[1] is org:
+        return hit[2]
     table = [rule for rule in TABLES[sobject] if _applies(rule, org)]
-    return table + configured_rules(sobject, config)
+    rules = tuple(table + configured_rules(sobject, config))
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = (config, org, rules)
+    return rules
 
 
 def build_body(sobject: str, src: MappingInput) -> dict[str, Any]:
     """The raw create body of one object (before cleaning, length checks and the org filter)."""
     return {
-        rule.field: resolve(rule.source, src)
-        for rule in rules_for(sobject, src.config, src.org)
+        rule.field: _resolver(rule.source)(src)
+        for rule in _rules(sobject, src.config, src.org)
         if rule.source is not None
     }
 
 
 def email_fields(sobject: str, config: MappingConfig, org: OrgSchema) -> frozenset[str]:
     """Fields holding an e-mail address (checked, and left out rather than cut)."""
-    return frozenset(r.field for r in rules_for(sobject, config, org) if r.kind == "email")
+    return frozenset(r.field for r in _rules(sobject, config, org) if r.kind == "email")
 
 
 def compared_rules(sobject: str, config: MappingConfig, org: OrgSchema) -> list[FieldRule]:

@@ -371,14 +371,17 @@ def read_customers(
     contact_keys: Sequence[str],
 ) -> Customers:
     """The Accounts and Contacts of these keys, with the fields the mapping owns: SOQL ``IN``
-    chunks (300 keys a query) up to ``SOQL_IN_MAX`` keys, one Bulk 2.0 query per object above."""
+    chunks (300 keys a query) up to ``SOQL_IN_MAX`` keys, one Bulk 2.0 query per object above;
+    an object that owns no field is not read."""
     frames: dict[str, pd.DataFrame] = {}
     path = "soql"
     for sobject, keys in ((ACCOUNT, account_keys), (CONTACT, contact_keys)):
         columns = RecordColumns(sobject, ctx.mapping, ctx.org)
         key = ctx.mapping.key_field(sobject)
         fields = readback_fields(sobject, ctx.mapping, ctx.org)
-        if len(keys) <= SOQL_IN_MAX:
+        if not columns.rules:
+            pass  # the object owns no field: nothing to compare, nothing to read
+        elif len(keys) <= SOQL_IN_MAX:
             columns.extend(
                 gateway.records_by_keys(sobject, key, list(keys), fields) if keys else []
             )
