@@ -550,8 +550,7 @@ def map_order(
         if order.customer is not None
         else guest_account_key(order, config)
     )
-    emails = frozenset((s, f) for s in OBJECTS for f in email_fields(s, config, org))
-    fitter = _Fitter(org, _key_fields(config), emails)
+    fitter = _Fitter(org, _key_fields(config), email_fields(config, org))
     account = build_body(ACCOUNT, src)
     if org.person_accounts and order.customer is not None:
         account[config.person_contact_external_id_field] = order.customer.id

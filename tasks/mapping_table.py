@@ -469,9 +469,15 @@ def build_body(sobject: str, src: MappingInput) -> dict[str, Any]:
     }
 
 
-def email_fields(sobject: str, config: MappingConfig, org: OrgSchema) -> frozenset[str]:
-    """Fields holding an e-mail address (checked, and left out rather than cut)."""
-    return frozenset(r.field for r in _rules(sobject, config, org) if r.kind == "email")
+def email_fields(config: MappingConfig, org: OrgSchema) -> frozenset[tuple[str, str]]:
+    """``(object, field)`` of the fields holding an e-mail address (checked, and left out
+    rather than cut)."""
+    return frozenset(
+        (sobject, r.field)
+        for sobject in OBJECTS
+        for r in _rules(sobject, config, org)
+        if r.kind == "email"
+    )
 
 
 def compared_rules(sobject: str, config: MappingConfig, org: OrgSchema) -> list[FieldRule]:
