@@ -210,8 +210,14 @@ DUPLICATE_RULES_SOQL = (
 def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
     """Active duplicate rules on the three objects: they can reject the sync's saves."""
     if not rules:
-        return [Check("Duplicate rules", True, "none active on Account, Contact, Opportunity",
-                      severity="info")]
+        return [
+            Check(
+                "Duplicate rules",
+                True,
+                "none active on Account, Contact, Opportunity",
+                severity="info",
+            )
+        ]
     names = ", ".join(f"{r.get('SobjectType')}: {r.get('DeveloperName')}" for r in rules)
     if allow_save:
         detail = (
@@ -355,12 +361,11 @@ def guarded(name: str, probe: Callable[[], list[Check]]) -> list[Check]:
 
 def fix_for(exc: SyncError, system: str) -> str:
     """The fix for a failed probe of ``system`` ("Salesforce" or "Shopify")."""
-    if isinstance(exc, AuthError) or exc.code in AUTH_CODES:
+    if isinstance(exc, AuthError):  # both adapters classify refused credentials as AuthError
         return CREDENTIAL_FIXES[system]
     return f"Check that {REACHABLE[system]} is reachable from this machine (shopsync config check)."
 
 
-AUTH_CODES = frozenset({"invalid_client", "invalid_grant", "invalid_client_id", "HTTP_401"})
 CREDENTIAL_FIXES = {
     "Salesforce": "Check the SALESFORCE_* credentials and SALESFORCE_LOGIN_URL "
     "(shopsync config check).",

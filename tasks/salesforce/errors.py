@@ -58,6 +58,15 @@ CONFIG_CODES = frozenset(
 AUTH_CODES = frozenset({"INVALID_SESSION_ID", "INVALID_AUTH_HEADER"})
 # A record we referred to by Id is in the recycle bin (deleted, or the loser of a merge).
 STALE_REFERENCE_CODES = frozenset({"ENTITY_IS_DELETED"})
+# Answers that mean the cached describe is out of date (a field was removed or shrunk).
+SCHEMA_CODES = frozenset({"INVALID_FIELD", "STRING_TOO_LONG", "INVALID_FIELD_FOR_INSERT_UPDATE"})
+# A create-only field (Opportunity.ContactId) sent in a write that updated an existing record.
+CREATE_ONLY_REFUSED = "INVALID_FIELD_FOR_INSERT_UPDATE"
+# An upsert meant to update created the record instead: the create-only fields it lacked.
+REQUIRED_MISSING = "REQUIRED_FIELD_MISSING"
+# A validation rule of the org refused the record.
+VALIDATION_RULE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+NO_REASON = "Salesforce reported a failure without a reason"
 
 
 def record_errors(body: Any) -> list[RecordError]:
@@ -126,9 +135,7 @@ def _classify(
         return AuthError(message or "Salesforce rejected the session", code=code or "HTTP_401")
     if code in RATE_LIMIT_CODES or status == 429:
         # The org's limit, not this order's: the run stops at once (DESIGN §3).
-        return RateLimited(
-            message, retry_after=retry_after, code=code or "HTTP_429", stop_run=True
-        )
+        return RateLimited(message, retry_after=retry_after, code=code or "HTTP_429", stop_run=True)
     if code in TRANSIENT_CODES or status >= 500:
         return RetryableError(message, code=code or f"HTTP_{status}", fields=fields)
     if code in STALE_REFERENCE_CODES:
@@ -144,6 +151,40 @@ def _classify(
     if status == 403:
         return ConfigError(message, code=code or "HTTP_403", fields=fields)
     return InvalidOrder(message, code=code or f"HTTP_{status}", fields=fields)
+
+
+def classify_record_errors(errors: Sequence[RecordError]) -> SyncError:
+    """Classify one record's failure in an sObject Collections or Bulk 2.0 result.
+
+    Such a record has no HTTP status of its own; its errors read as a single REST write's
+    ``400`` would (the codes decide: a locked row is transient, a validation rule permanent).
+    """
+    errors = list(errors)
+    error = _classify(400, NO_REASON, errors or [RecordError("UNKNOWN_ERROR", NO_REASON)], None)
+    error.errors = errors
+    return error
+
+
+def schema_outdated(error: SyncError) -> bool:
+    """Salesforce says the cached org schema (describe) no longer fits the org."""
+    return error.code in SCHEMA_CODES
+
+
+def refused_create_only_field(error: SyncError, field: str) -> bool:
+    """Salesforce refused the create-only ``field`` because the record already exists (or
+    named no field at all)."""
+    return error.code == CREATE_ONLY_REFUSED and (not error.fields or field in error.fields)
+
+
+def required_fields_missing(error: SyncError) -> bool:
+    """Salesforce wanted fields the write did not send (``error.fields``): an update-only body
+    created the record."""
+    return error.code == REQUIRED_MISSING
+
+
+def refused_by_validation_rule(error: BaseException) -> bool:
+    """A validation rule of the org refused the record."""
+    return isinstance(error, SyncError) and error.code == VALIDATION_RULE
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:

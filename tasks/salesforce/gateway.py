@@ -31,7 +31,12 @@ from tasks.salesforce.composite import (
     dumps,
     parse_composite,
 )
-from tasks.salesforce.errors import classify_exception, record_errors, retry_after_seconds
+from tasks.salesforce.errors import (
+    classify_exception,
+    classify_record_errors,
+    record_errors,
+    retry_after_seconds,
+)
 from tasks.settings import Settings
 
 T = TypeVar("T")
@@ -58,6 +63,11 @@ class RecordResult:
     id: str | None = None
     created: bool = False
     errors: tuple[RecordError, ...] = ()
+
+    @property
+    def error(self) -> SyncError | None:
+        """The record's failure, classified like every Salesforce answer (None: it succeeded)."""
+        return None if self.success else classify_record_errors(self.errors)
 
 
 class _TimeoutAdapter(HTTPAdapter):
