@@ -32,7 +32,6 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
-from simple_salesforce import format_soql
 
 from state import FailedRepair, FieldWarning, LedgerRecord, SyncRecord
 from state.models import utcnow
@@ -68,7 +67,7 @@ from tasks.reconcile import (
 )
 from tasks.reconcile_recovery import recover_abandoned_runs, this_host
 from tasks.runtime import Runtime
-from tasks.salesforce import RecordResult, SalesforceGateway
+from tasks.salesforce import RecordResult, SalesforceGateway, queries
 from tasks.shopify import ORDER_FIELDS, ShopifyClient, ShopInfo, page_size_for
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import dead_letter, retry_if_transient, with_retries
@@ -304,24 +303,17 @@ def read_salesforce(
     candidates): SOQL ``IN`` chunks for small windows, one Bulk 2.0 query for large ones."""
     key = ctx.mapping.key_field(OPPORTUNITY)
     fields = opportunity_fields(ctx.mapping, ctx.org)
-    select = ", ".join(fields)
     columns = ActualColumns(ctx.mapping)
     first, last = close_dates
     if len(order_ids) <= SOQL_IN_MAX:
         columns.extend(gateway.records_by_keys(OPPORTUNITY, key, list(order_ids), fields))
-        soql = format_soql(
-            f"SELECT {select} FROM Opportunity WHERE {{:literal}} != null "  # noqa: S608
-            "AND CloseDate >= {:literal} AND CloseDate <= {:literal}",
-            key,
-            first.isoformat(),
-            last.isoformat(),
+        columns.extend(
+            gateway.query(queries.keyed_closing_between(OPPORTUNITY, key, fields, first, last))
         )
-        columns.extend(gateway.query(soql))
         return columns.frame(), "soql"
     wanted = set(order_ids)
     lo, hi = first.isoformat(), last.isoformat()
-    soql = f"SELECT {select} FROM Opportunity WHERE {key} != null"  # noqa: S608
-    for row in gateway.bulk_query(OPPORTUNITY, soql):
+    for row in gateway.bulk_query(OPPORTUNITY, queries.keyed_records(OPPORTUNITY, key, fields)):
         close = row.get("CloseDate") or ""
         if row.get(key) in wanted or lo <= close <= hi:
             columns.add(row)
@@ -424,10 +416,7 @@ def contacts_with(
     if len(emails) <= EMAIL_SOQL_MAX:
         found = gateway.find_contacts_by_emails(sorted(emails), key_field)
         return {email: list(contacts) for email, contacts in found.items()}
-    soql = (
-        f"SELECT Id, AccountId, Email, CreatedDate, {key_field} "  # noqa: S608
-        "FROM Contact WHERE Email != null"
-    )
+    soql = queries.contacts_with_email(key_field)
     return contacts_by_email(gateway.bulk_query(CONTACT, soql), emails)
 
 
