@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -66,7 +67,6 @@ CREATE_ONLY_REFUSED = "INVALID_FIELD_FOR_INSERT_UPDATE"
 REQUIRED_MISSING = "REQUIRED_FIELD_MISSING"
 # A validation rule of the org refused the record.
 VALIDATION_RULE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
-NO_REASON = "Salesforce reported a failure without a reason"
 
 
 def record_errors(body: Any) -> list[RecordError]:
@@ -124,6 +124,24 @@ def classify(status: int, body: Any, *, retry_after: float | None = None) -> Syn
     return error
 
 
+def classify_record(errors: Iterable[RecordError], *, stage: str | None = None) -> SyncError:
+    """Classify one record's failure in a sObject Collections (or Bulk) result.
+
+    Collections answer HTTP 200 with ``success: false`` and the record's ``errors``
+    (``statusCode``, ``message``, ``fields``); the codes mean what they mean anywhere else
+    (a lock is transient, a validation rule permanent, ``ENTITY_IS_DELETED`` a stale reference).
+    The error keeps every error Salesforce reported for the record, each tagged with ``stage``.
+    """
+    found = list(errors) or [
+        RecordError("UNKNOWN_ERROR", "Salesforce reported a failure without a reason")
+    ]
+    found = [replace(e, stage=stage or e.stage) for e in found]
+    error = _classify(400, [e.as_dict() for e in found], found, None)
+    error.errors = found
+    error.stage = stage
+    return error
+
+
 def _classify(
     status: int, body: Any, errors: list[RecordError], retry_after: float | None
 ) -> SyncError:
@@ -151,18 +169,6 @@ def _classify(
     if status == 403:
         return ConfigError(message, code=code or "HTTP_403", fields=fields)
     return InvalidOrder(message, code=code or f"HTTP_{status}", fields=fields)
-
-
-def classify_record_errors(errors: Sequence[RecordError]) -> SyncError:
-    """Classify one record's failure in an sObject Collections or Bulk 2.0 result.
-
-    Such a record has no HTTP status of its own; its errors read as a single REST write's
-    ``400`` would (the codes decide: a locked row is transient, a validation rule permanent).
-    """
-    errors = list(errors)
-    error = _classify(400, NO_REASON, errors or [RecordError("UNKNOWN_ERROR", NO_REASON)], None)
-    error.errors = errors
-    return error
 
 
 def schema_outdated(error: SyncError) -> bool:

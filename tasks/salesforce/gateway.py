@@ -34,7 +34,7 @@ from tasks.salesforce.composite import (
 )
 from tasks.salesforce.errors import (
     classify_exception,
-    classify_record_errors,
+    classify_record,
     record_errors,
     retry_after_seconds,
 )
@@ -68,7 +68,7 @@ class RecordResult:
     @property
     def error(self) -> SyncError | None:
         """The record's failure, classified like every Salesforce answer (None: it succeeded)."""
-        return None if self.success else classify_record_errors(self.errors)
+        return None if self.success else classify_record(self.errors)
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -260,9 +260,7 @@ class SimpleSalesforceGateway:
     ) -> dict[str, list[dict[str, Any]]]:
         """Contacts by lower-cased e-mail (every e-mail asked for is a key), 100 e-mails a query."""
         found: dict[str, list[dict[str, Any]]] = {email.lower(): [] for email in emails}
-        unique = list(found)
-        for start in range(0, len(unique), EMAIL_CHUNK):
-            soql = queries.contacts_by_emails(unique[start : start + EMAIL_CHUNK], key_field)
+        for soql in _email_queries(list(found), key_field):
             for contact in self.query(soql):
                 found.setdefault(str(contact.get("Email") or "").lower(), []).append(contact)
         return found
@@ -272,9 +270,8 @@ class SimpleSalesforceGateway:
     ) -> list[dict[str, Any]]:
         """Records whose external id is in ``keys``, in SOQL ``IN`` chunks of 300."""
         found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), SOQL_IN_CHUNK):
-            chunk = keys[start : start + SOQL_IN_CHUNK]
-            found.extend(self.query(queries.records_by_keys(sobject, key_field, chunk, fields)))
+        for soql in _key_queries(sobject, key_field, list(keys), fields):
+            found.extend(self.query(soql))
         return found
 
     # -- writes ------------------------------------------------------------------------------
@@ -410,6 +407,24 @@ class SimpleSalesforceGateway:
 
 
 _API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+
+
+def _email_queries(emails: Sequence[str], key_field: str) -> list[str]:
+    """SOQL for the Contacts with these e-mails, oldest first, 100 e-mails a query."""
+    return [
+        queries.contacts_by_emails(emails[start : start + EMAIL_CHUNK], key_field)
+        for start in range(0, len(emails), EMAIL_CHUNK)
+    ]
+
+
+def _key_queries(
+    sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+) -> list[str]:
+    """SOQL for the records whose external id is in ``keys``, 300 keys a query."""
+    return [
+        queries.records_by_keys(sobject, key_field, keys[start : start + SOQL_IN_CHUNK], fields)
+        for start in range(0, len(keys), SOQL_IN_CHUNK)
+    ]
 
 
 def parse_limit_info(header: str | None) -> ApiUsage | None:
