@@ -33,7 +33,7 @@ import pandas as pd
 
 from tasks.adoption import contact_to_adopt
 from tasks.disposition import is_transient
-from tasks.errors import SyncError
+from tasks.errors import PermanentError, RetryableError, SyncError
 from tasks.mapping import (
     ACCOUNT,
     CONTACT,
@@ -636,6 +636,15 @@ class Failure:
     transient: bool = False
     errors: tuple[Any, ...] = ()  # RecordError
     error: SyncError | None = field(default=None, compare=False)
+
+    @property
+    def classified(self) -> SyncError:
+        """The failure for ``tasks.disposition``: ``error``, else (a Failure built without
+        one) a transient or permanent error with its code and reason."""
+        if self.error is not None:
+            return self.error
+        kind = RetryableError if self.transient else PermanentError
+        return kind(self.message, code=self.code, fields=list(self.fields), stage=self.stage)
 
 
 def failures_by_order(

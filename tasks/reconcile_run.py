@@ -695,7 +695,7 @@ def settle(
     settled = list(written.succeeded)
     for failure in written.failures.values():
         # A manual run counts no nights (attempts 0): its transient failures are left for later.
-        decision = dispose(failure.error, nights.get(failure.order_id, 0), now, policy)
+        decision = dispose(failure.classified, nights.get(failure.order_id, 0), now, policy)
         if decision.kind in {"retry", "hold"}:
             later += 1
             continue

@@ -9,11 +9,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tasks.errors import InvalidOrder, RecordError
+from tasks.errors import InvalidOrder, PermanentError, RecordError, RetryableError
 from tasks.mapping import MappingConfig, SalesforceRecords
 from tasks.reconcile import (
     ActualColumns,
     ExpectedColumns,
+    Failure,
     confirm_orphans,
     diff,
     discrepancy_rows,
@@ -314,6 +315,15 @@ def test_failures_map_parent_keys_to_orders() -> None:
     assert isinstance(found["1"].error, InvalidOrder)
     lock = RecordResult(key="3", success=False, errors=(RecordError("UNABLE_TO_LOCK_ROW", "x"),))
     assert failures_by_order([lock], None, "opportunity")["3"].transient
+
+
+def test_a_failure_built_without_its_error_is_classified_by_transient() -> None:
+    lock = Failure("5", "account", "UNABLE_TO_LOCK_ROW", "locked", transient=True)
+    assert isinstance(lock.classified, RetryableError)
+    assert lock.classified.code == "UNABLE_TO_LOCK_ROW"
+    rule = Failure("6", "opportunity", "FIELD_CUSTOM_VALIDATION_EXCEPTION", "No #3 today")
+    assert isinstance(rule.classified, PermanentError)
+    assert not isinstance(rule.classified, RetryableError)
 
 
 def test_a_failure_without_a_reason_is_permanent_and_says_so() -> None:
