@@ -67,6 +67,15 @@ CREATE_ONLY_REFUSED = "INVALID_FIELD_FOR_INSERT_UPDATE"
 REQUIRED_MISSING = "REQUIRED_FIELD_MISSING"
 # A validation rule of the org refused the record.
 VALIDATION_RULE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+# What a permanent record error says went wrong, for the operator's next step (the dead-letter
+# board words the advice; this table says which cause a code is).
+CAUSES = {
+    VALIDATION_RULE: "validation_rule",
+    REQUIRED_MISSING: "required_field",
+    "INVALID_FIELD": "unknown_field",
+    "DUPLICATES_DETECTED": "duplicate_rule",
+    "STRING_TOO_LONG": "too_long",
+}
 
 
 def record_errors(body: Any) -> list[RecordError]:
@@ -169,6 +178,18 @@ def _classify(
     if status == 403:
         return ConfigError(message, code=code or "HTTP_403", fields=fields)
     return InvalidOrder(message, code=code or f"HTTP_{status}", fields=fields)
+
+
+def cause_of(code: str | None) -> str | None:
+    """What a Salesforce error code (as a dead letter keeps it) says went wrong:
+    ``validation_rule``, ``required_field``, ``unknown_field``, ``duplicate_rule``,
+    ``too_long``; None for a code without a cause of its own."""
+    return CAUSES.get(code or "")
+
+
+def knock_on(code: str | None) -> bool:
+    """The record failed only because another one in the same request did."""
+    return code in KNOCK_ON_CODES
 
 
 def schema_outdated(error: SyncError) -> bool:

@@ -31,8 +31,10 @@ from tasks.salesforce.composite import (
     parse_composite,
 )
 from tasks.salesforce.errors import (
+    cause_of,
     classify,
     classify_record,
+    knock_on,
     refused_by_validation_rule,
     refused_create_only_field,
     required_fields_missing,
@@ -354,3 +356,14 @@ def test_code_predicates_of_the_classifier() -> None:
     for code in ("INVALID_FIELD", "STRING_TOO_LONG", "INVALID_FIELD_FOR_INSERT_UPDATE"):
         assert schema_outdated(InvalidOrder("m", code=code))
     assert not schema_outdated(InvalidOrder("m", code="FIELD_CUSTOM_VALIDATION_EXCEPTION"))
+
+
+def test_causes_and_knock_ons_are_the_classifiers_to_tell() -> None:
+    assert cause_of("FIELD_CUSTOM_VALIDATION_EXCEPTION") == "validation_rule"
+    assert cause_of("REQUIRED_FIELD_MISSING") == "required_field"
+    assert cause_of("STRING_TOO_LONG") == "too_long"
+    assert cause_of("ORDER_NOT_FOUND") is None
+    assert cause_of(None) is None
+    assert knock_on("PROCESSING_HALTED")
+    assert knock_on("ALL_OR_NONE_OPERATION_ROLLED_BACK")
+    assert not knock_on("UNABLE_TO_LOCK_ROW")
