@@ -13,10 +13,10 @@ from typing import Any
 from tasks.errors import AuthError, SyncError
 from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig, OrgSchema
 from tasks.org import (
-    PERSON_RECORD_TYPES_SOQL,
     choose_person_record_type,
     person_record_type_problem,
 )
+from tasks.salesforce import queries
 from tasks.topics import REGISTERED_TOPICS
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
@@ -227,13 +227,6 @@ def person_account_checks(
     return [Check("Person Account record type", True, f"{name} ({chosen}), {how}")]
 
 
-DUPLICATE_RULES_SOQL = (
-    "SELECT DeveloperName, MasterLabel, SobjectType FROM DuplicateRule "
-    "WHERE IsActive = true AND SobjectType IN ('Account', 'Contact', 'Opportunity') "
-    "ORDER BY SobjectType, DeveloperName"
-)
-
-
 def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
     """Active duplicate rules on the three objects: they can reject the sync's saves."""
     if not rules:
@@ -269,7 +262,7 @@ def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) 
 
 def _duplicate_rules(salesforce: Any, allow_save: bool) -> list[Check]:
     try:
-        rules = salesforce.query(DUPLICATE_RULES_SOQL)
+        rules = salesforce.query(queries.ACTIVE_DUPLICATE_RULES)
     except SyncError as exc:  # DuplicateRule needs "View Setup and Configuration"
         return [
             Check(
@@ -388,12 +381,11 @@ def guarded(name: str, probe: Callable[[], list[Check]]) -> list[Check]:
 
 def fix_for(exc: SyncError, system: str) -> str:
     """The fix for a failed probe of ``system`` ("Salesforce" or "Shopify")."""
-    if isinstance(exc, AuthError) or exc.code in AUTH_CODES:
+    if isinstance(exc, AuthError):  # both adapters classify refused credentials as AuthError
         return CREDENTIAL_FIXES[system]
     return f"Check that {REACHABLE[system]} is reachable from this machine (shopsync config check)."
 
 
-AUTH_CODES = frozenset({"invalid_client", "invalid_grant", "invalid_client_id", "HTTP_401"})
 CREDENTIAL_FIXES = {
     "Salesforce": "Check the SALESFORCE_* credentials and SALESFORCE_LOGIN_URL "
     "(shopsync config check).",
@@ -427,7 +419,7 @@ def run_doctor(
         found += added_field_checks(describes, mapping)
         found += org_feature_checks(describes)
         if OrgSchema.from_describe(describes).person_accounts:
-            record_types = salesforce.query(PERSON_RECORD_TYPES_SOQL)
+            record_types = salesforce.query(queries.PERSON_RECORD_TYPES)
             found += person_account_checks(record_types, mapping)
         return found + _duplicate_rules(salesforce, allow_save)
 

@@ -41,6 +41,8 @@ from typing import Any, Protocol
 import pandas as pd
 
 from tasks.adoption import contact_to_adopt
+from tasks.disposition import is_transient
+from tasks.errors import PermanentError, RetryableError, SyncError
 from tasks.mapping import (
     ACCOUNT,
     CONTACT,
@@ -805,7 +807,11 @@ def without_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class Failure:
     """One order whose repair failed: which record, Salesforce's first reason, and every error
-    Salesforce reported for that record (``errors``)."""
+    Salesforce reported for that record (``errors``).
+
+    ``error`` is the failure as Salesforce's classifier sees it, for ``tasks.disposition``;
+    ``transient``: a later run may succeed (it counts as a failed night).
+    """
 
     order_id: str
     stage: str
@@ -814,24 +820,28 @@ class Failure:
     fields: tuple[str, ...] = ()
     transient: bool = False
     errors: tuple[Any, ...] = ()  # RecordError
+    error: SyncError | None = field(default=None, compare=False)
+
+    @property
+    def classified(self) -> SyncError:
+        """The failure for ``tasks.disposition``: ``error``, else (a Failure built without
+        one) a transient or permanent error with its code and reason."""
+        if self.error is not None:
+            return self.error
+        kind = RetryableError if self.transient else PermanentError
+        return kind(self.message, code=self.code, fields=list(self.fields), stage=self.stage)
 
 
 def failures_by_order(
-    results: Iterable[Any],
-    orders_of: Mapping[str, Sequence[str]] | None,
-    stage: str,
-    transient_codes: frozenset[str],
+    results: Iterable[Any], orders_of: Mapping[str, Sequence[str]] | None, stage: str
 ) -> dict[str, Failure]:
     """Failed ``RecordResult``s → the orders they affect (``orders_of`` maps key → orders;
-    ``None`` means the key is the order id)."""
+    ``None`` means the key is the order id). Each result's ``error`` is already classified."""
     found: dict[str, Failure] = {}
     for result in results:
-        if result.success:
+        error = result.error
+        if error is None:
             continue
-        first = result.errors[0] if result.errors else None
-        code = first.code if first else "UNKNOWN_ERROR"
-        failure_fields = tuple(first.fields) if first else ()
-        message = first.message if first else "Salesforce reported a failure without a reason"
         affected = [result.key] if orders_of is None else orders_of.get(result.key, [])
         for order_id in affected:
             found.setdefault(
@@ -839,11 +849,12 @@ def failures_by_order(
                 Failure(
                     order_id,
                     stage,
-                    code,
-                    message,
-                    failure_fields,
-                    transient=code in transient_codes,
+                    str(error.code),
+                    error.message,
+                    tuple(error.fields),
+                    transient=is_transient(error),
                     errors=tuple(result.errors),
+                    error=error,
                 ),
             )
     return found

@@ -32,20 +32,13 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
-from simple_salesforce import format_soql
 
 from state import FailedRepair, FieldWarning, LedgerRecord, SyncRecord
 from state.models import utcnow
 from tasks.adoption import contacts_by_email
 from tasks.artifacts import publish_field_warnings
-from tasks.errors import (
-    AuthError,
-    BudgetExhausted,
-    InvalidOrder,
-    RateLimited,
-    RetryableError,
-    SyncError,
-)
+from tasks.disposition import BackoffPolicy, dispose
+from tasks.errors import InvalidOrder, RetryableError, SyncError
 from tasks.field_warnings import field_warnings
 from tasks.mapping import (
     ACCOUNT,
@@ -76,8 +69,7 @@ from tasks.reconcile import (
 )
 from tasks.reconcile_recovery import recover_abandoned_runs, this_host
 from tasks.runtime import Runtime
-from tasks.salesforce import RecordResult, SalesforceGateway
-from tasks.salesforce.errors import TRANSIENT_CODES
+from tasks.salesforce import RecordResult, SalesforceGateway, queries
 from tasks.shopify import ORDER_FIELDS, ShopifyClient, ShopInfo, page_size_for
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import dead_letter, retry_if_transient, with_retries
@@ -317,24 +309,17 @@ def read_salesforce(
     candidates): SOQL ``IN`` chunks for small windows, one Bulk 2.0 query for large ones."""
     key = ctx.mapping.key_field(OPPORTUNITY)
     fields = opportunity_fields(ctx.mapping, ctx.org)
-    select = ", ".join(fields)
     columns = ActualColumns(ctx.mapping, org=ctx.org)
     first, last = close_dates
     if len(order_ids) <= SOQL_IN_MAX:
         columns.extend(gateway.records_by_keys(OPPORTUNITY, key, list(order_ids), fields))
-        soql = format_soql(
-            f"SELECT {select} FROM Opportunity WHERE {{:literal}} != null "  # noqa: S608
-            "AND CloseDate >= {:literal} AND CloseDate <= {:literal}",
-            key,
-            first.isoformat(),
-            last.isoformat(),
+        columns.extend(
+            gateway.query(queries.keyed_closing_between(OPPORTUNITY, key, fields, first, last))
         )
-        columns.extend(gateway.query(soql))
         return columns.frame(), "soql"
     wanted = set(order_ids)
     lo, hi = first.isoformat(), last.isoformat()
-    soql = f"SELECT {select} FROM Opportunity WHERE {key} != null"  # noqa: S608
-    for row in gateway.bulk_query(OPPORTUNITY, soql):
+    for row in gateway.bulk_query(OPPORTUNITY, queries.keyed_records(OPPORTUNITY, key, fields)):
         close = row.get("CloseDate") or ""
         if row.get(key) in wanted or lo <= close <= hi:
             columns.add(row)
@@ -388,7 +373,7 @@ def read_customers(
         else:
             path = "bulk"
             wanted = set(keys)
-            soql = f"SELECT {', '.join(fields)} FROM {sobject} WHERE {key} != null"  # noqa: S608
+            soql = queries.keyed_records(sobject, key, fields)
             columns.extend(r for r in gateway.bulk_query(sobject, soql) if r.get(key) in wanted)
         frames[sobject] = columns.frame()
     return Customers(frames[ACCOUNT], frames[CONTACT], path)
@@ -490,10 +475,7 @@ def contacts_with(
     if len(emails) <= EMAIL_SOQL_MAX:
         found = gateway.find_contacts_by_emails(sorted(emails), key_field)
         return {email: list(contacts) for email, contacts in found.items()}
-    soql = (
-        f"SELECT Id, AccountId, Email, CreatedDate, {key_field} "  # noqa: S608
-        "FROM Contact WHERE Email != null"
-    )
+    soql = queries.contacts_with_email(key_field)
     return contacts_by_email(gateway.bulk_query(CONTACT, soql), emails)
 
 
@@ -622,7 +604,7 @@ def _write_contacts(
         results = _write_step(
             runtime.salesforce, CONTACT, key_field, records, runtime.settings, operation
         )
-        lost = failures_by_order(results, orders_of, "contact", TRANSIENT_CODES)
+        lost = failures_by_order(results, orders_of, "contact")
         for order_id, failure in lost.items():
             written.failures.setdefault(order_id, failure)
         for key, contact_id in _results_ids(results).items():
@@ -663,9 +645,7 @@ def repair(
     try:
         results = _write_step(gateway, ACCOUNT, mapping.key_field(ACCOUNT), plan.accounts, settings)
         written.ids[ACCOUNT] = _results_ids(results)
-        written.failures.update(
-            failures_by_order(results, plan.account_orders, "account", TRANSIENT_CODES)
-        )
+        written.failures.update(failures_by_order(results, plan.account_orders, "account"))
         guest_ids = _write_contacts(runtime, ctx, plan, written)
         remaining = plan.without_orders(written.failures, mapping)
         if recheck_plan is not None:
@@ -675,12 +655,14 @@ def repair(
         bodies = _link_contacts(remaining, key, links)
         results = _write_step(gateway, OPPORTUNITY, key, bodies, settings)
         written.ids[OPPORTUNITY] = _results_ids(results)
-        lost = failures_by_order(results, None, "opportunity", TRANSIENT_CODES)
+        lost = failures_by_order(results, None, "opportunity")
         written.failures.update(lost)
         written.succeeded = [r.key for r in results if r.success]
         for order_id, contact_id in plan.linked_contacts.items():
             written.contact_ids.setdefault(order_id, contact_id)
-    except (AuthError, BudgetExhausted, RateLimited) as exc:
+    except SyncError as exc:
+        if dispose(exc, 0, utcnow(), BackoffPolicy()).kind != "hold":
+            raise
         written.stopped = exc  # nothing is lost: the next run finds the same gaps
     return written
 
@@ -766,10 +748,14 @@ def settle(
         if order_id in open_letters:
             runtime.store.resolve_dead_letters(order_id, "reconciled")
     nights = _failed_nights(runtime, written, nightly)
-    limit = runtime.settings.reconcile_max_failed_nights
+    policy = BackoffPolicy.nightly(runtime.settings.reconcile_max_failed_nights)
+    now = utcnow()
     dead = later = 0
+    settled = list(written.succeeded)
     for failure in written.failures.values():
-        if failure.transient and nights.get(failure.order_id, 0) < limit:
+        # A manual run counts no nights (attempts 0): its transient failures are left for later.
+        decision = dispose(failure.classified, nights.get(failure.order_id, 0), now, policy)
+        if decision.kind in {"retry", "hold"}:
             later += 1
             continue
         if failure.transient:
@@ -780,8 +766,8 @@ def settle(
             )
         _dead_letter(runtime, failure)
         dead += 1
-    settled = [*written.succeeded, *(k for k, f in written.failures.items() if not f.transient)]
-    runtime.store.clear_failed_nights([*settled, *(k for k, n in nights.items() if n >= limit)])
+        settled.append(failure.order_id)
+    runtime.store.clear_failed_nights(settled)
     return len(written.succeeded), dead, later
 
 
