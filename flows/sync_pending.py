@@ -116,8 +116,9 @@ def sync_pending_orders(
 
     Args:
         max_seconds: Stop claiming new work after this long (the next run continues).
-        batch_size: Orders claimed at a time (default: 200 when the drain may write with
-            sObject Collections, ``SHOPSYNC_DRAIN_MODE``; 50 when it writes order by order).
+        batch_size: Orders claimed at a time (default: 200 per concurrent Salesforce request
+            when the drain may write with sObject Collections, ``SHOPSYNC_DRAIN_MODE``; 50 when
+            it writes order by order).
         lease_seconds: How long a claim outlives its drain (renewed while the drain runs): a
             killed drain's orders are taken over after this long (default:
             ``SHOPSYNC_INBOX_LEASE_SECONDS``).
@@ -127,7 +128,13 @@ def sync_pending_orders(
     runtime = build_runtime(settings)
     report = DrainReport(run_id=current_flow_run_id())
     try:
-        _drain(runtime, report, max_seconds, claim_size(batch_size, settings.drain_mode), lease)
+        _drain(
+            runtime,
+            report,
+            max_seconds,
+            claim_size(batch_size, settings.drain_mode, settings.salesforce_concurrency),
+            lease,
+        )
         if report.outcomes["dead_letter"] or report.letters_resolved:
             publish_board(runtime.store)
     finally:
@@ -156,12 +163,13 @@ def _drain(
             _sync_batch(runtime, ctx, claims, report)
 
 
-def claim_size(batch_size: int | None, mode: str) -> int:
-    """Orders claimed at a time: as asked, else one Collections call's worth (200) when the
-    drain may write with Collections, and 50 when it writes order by order."""
+def claim_size(batch_size: int | None, mode: str, concurrency: int) -> int:
+    """Orders claimed at a time: as asked; else, when the drain may write with Collections,
+    one 200-record call per concurrent request (800 with the default concurrency of 4), and
+    50 when it writes order by order."""
     if batch_size is not None:
         return batch_size
-    return 50 if mode == "per_order" else COLLECTION_SIZE
+    return 50 if mode == "per_order" else COLLECTION_SIZE * concurrency
 
 
 def uses_collections(mode: str, claimed: int, min_orders: int) -> bool:

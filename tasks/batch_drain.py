@@ -92,14 +92,11 @@ def look_up(
     order_keys: list[str],
     opportunity_field: str,
 ) -> Lookups:
-    """The Contacts with the batch's new e-mails (one query per 100) and which of its unknown
-    Opportunities Salesforce has (one query per 300)."""
-    contacts = gateway.find_contacts_by_emails(emails, contact_field) if emails else {}
-    ids: dict[str, str | None] = dict.fromkeys(order_keys)
-    if order_keys:
-        rows = gateway.records_by_keys(OPPORTUNITY, opportunity_field, order_keys, ["Id"])
-        for row in rows:
-            ids[str(row.get(opportunity_field))] = str(row["Id"])
+    """The Contacts with the batch's new e-mails and which of its unknown Opportunities
+    Salesforce has: every query bundled, five to a ``/composite`` call."""
+    contacts, ids = gateway.find_contacts_and_records(
+        emails, contact_field, OPPORTUNITY, opportunity_field, order_keys
+    )
     return Lookups(contacts, ids)
 
 
@@ -232,7 +229,8 @@ class _Batch:
     def _look_up(self, emails: list[str], keys: list[str], count: int) -> Lookups:
         step = with_retries(look_up, self.settings)
         mapping = self.ctx.mapping
-        self.result.calls += -(-len(emails) // 100) + -(-len(keys) // 300)
+        queries = -(-len(emails) // 100) + -(-len(keys) // 300)
+        self.result.calls += -(-queries // 5)
         return step(
             self.ctx.gateway,
             count,
