@@ -209,7 +209,7 @@ def _sync_collections(
     result = write_batch(ctx, orders, runtime.settings)
     report.batch_calls += result.calls
     settled = [
-        (claim, plan.label, result.outcomes[order_id])
+        (claim, _label(claim, plan), result.outcomes[order_id])
         for order_id, (claim, plan) in batchable.items()
         if order_id in result.outcomes
     ]
