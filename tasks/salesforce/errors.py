@@ -124,9 +124,10 @@ def classify_record(errors: Iterable[RecordError], *, stage: str | None = None) 
     (a lock is transient, a validation rule permanent, ``ENTITY_IS_DELETED`` a stale reference).
     The error keeps every error Salesforce reported for the record, each tagged with ``stage``.
     """
-    found = [replace(e, stage=stage or e.stage) for e in errors]
-    if not found:
-        found = [RecordError("UNKNOWN_ERROR", "Salesforce reported a failure without a reason")]
+    found = list(errors) or [
+        RecordError("UNKNOWN_ERROR", "Salesforce reported a failure without a reason")
+    ]
+    found = [replace(e, stage=stage or e.stage) for e in found]
     error = _classify(400, [e.as_dict() for e in found], found, None)
     error.errors = found
     error.stage = stage
