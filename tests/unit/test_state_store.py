@@ -555,11 +555,14 @@ def test_the_receivers_sqlite_insert_stores_what_the_orm_stores(
     from state.store import _inbox_values
 
     fast = replace(
-        delivery("fast"), event_id="e1", api_version="2026-10",
+        delivery("fast"),
+        event_id="e1",
+        api_version="2026-10",
         triggered_at=datetime(2026, 11, 28, 10, 0, 0, 123000, tzinfo=UTC),
     )
     assert store.add_deliveries([(fast, False), (replace(fast, webhook_id="fast-2"), True)]) == [
-        "stored", "ignored",
+        "stored",
+        "ignored",
     ]
     orm_row = _inbox_values(replace(fast, webhook_id="orm"), False, datetime.now(UTC))
     assert store._add_portably(orm_row) == "stored"
