@@ -332,6 +332,7 @@ def test_a_drained_batch_records_its_ledger_and_customers_in_one_go(store: State
     assert store.ledger("1002").opportunity_id == "006B"
     assert store.customer("7") == ("001A", "003A")  # a known Contact is not forgotten
     assert store.customer("shop_guest_x") == ("001B", None)
+    assert store.customers(["7", "404", "7"]) == {"7": ("001A", "003A"), "404": None}
 
 
 def test_ledger_records_and_never_goes_back_in_time(store: StateStore) -> None:
