@@ -12,7 +12,7 @@ import os
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -705,6 +705,41 @@ class StateStore:
                 for order_id in chunk:
                     _apply_sync(s, rows.get(order_id), pending[order_id], now)
 
+    def record_batch(
+        self,
+        records: Iterable[SyncRecord],
+        customers: Mapping[str, tuple[str | None, str | None]],
+    ) -> None:
+        """Record a drained batch in one transaction: its orders' syncs in the ledger and its
+        customers' (Account id, Contact id) in the customer cache."""
+        pending = {r.order_id: r for r in records}
+        ids = list(pending)
+        now = utcnow()
+        with self._tx() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = {
+                    row.order_id: row
+                    for row in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(chunk)))
+                }
+                for order_id in chunk:
+                    _apply_sync(s, rows.get(order_id), pending[order_id], now)
+            keys = list(customers)
+            known: dict[str, CustomerEntry] = {}
+            for start in range(0, len(keys), 500):
+                query = select(CustomerEntry).where(
+                    CustomerEntry.customer_key.in_(keys[start : start + 500])
+                )
+                known.update((row.customer_key, row) for row in s.scalars(query))
+            for key, (account_id, contact_id) in customers.items():
+                row = known.get(key)
+                if row is None:
+                    row = CustomerEntry(customer_key=key)
+                    s.add(row)
+                row.account_id = account_id or row.account_id
+                row.contact_id = contact_id or row.contact_id
+                row.synced_at = now
+
     def flag_deleted(self, order_id: str, at: datetime) -> bool:
         """Note that Shopify deleted an order we synced; False when the ledger does not know it."""
         with self._tx() as s:
@@ -721,6 +756,18 @@ class StateStore:
         with self._tx() as s:
             row = s.get(CustomerEntry, customer_key)
             return None if row is None else (row.account_id, row.contact_id)
+
+    def customers(self, keys: Iterable[str]) -> dict[str, tuple[str | None, str | None] | None]:
+        """:meth:`customer` for many customers in one transaction (None: not known)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, tuple[str | None, str | None] | None] = dict.fromkeys(wanted)
+        with self._tx() as s:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = select(CustomerEntry).where(CustomerEntry.customer_key.in_(chunk))
+                for row in s.scalars(query):
+                    found[row.customer_key] = (row.account_id, row.contact_id)
+        return found
 
     def remember_customer(
         self, customer_key: str, *, account_id: str | None, contact_id: str | None

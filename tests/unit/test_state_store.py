@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from state import Delivery, FieldWarning, StateStore
+from state import Delivery, FieldWarning, StateStore, SyncRecord
 from state.db import create_state_engine, migrate
 
 
@@ -319,6 +319,22 @@ def test_concurrent_processes_never_claim_the_same_row(db_url: str) -> None:
 # -- ledger -------------------------------------------------------------------------------------
 
 
+def test_a_drained_batch_records_its_ledger_and_customers_in_one_go(store: StateStore) -> None:
+    store.remember_customer("7", account_id="001OLD", contact_id="003A")
+    store.record_batch(
+        [
+            SyncRecord("1001", at(5), "h1", "001A", "003A", "006A"),
+            SyncRecord("1002", at(6), "h2", "001B", None, "006B"),
+        ],
+        {"7": ("001A", None), "shop_guest_x": ("001B", None)},
+    )
+    assert store.ledger_many(["1001", "1002"]).keys() == {"1001", "1002"}
+    assert store.ledger("1002").opportunity_id == "006B"
+    assert store.customer("7") == ("001A", "003A")  # a known Contact is not forgotten
+    assert store.customer("shop_guest_x") == ("001B", None)
+    assert store.customers(["7", "404", "7"]) == {"7": ("001A", "003A"), "404": None}
+
+
 def test_ledger_records_and_never_goes_back_in_time(store: StateStore) -> None:
     store.record_sync(
         "1001",
@@ -458,7 +474,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from state import Delivery, FieldWarning, StateStore
+    from state import Delivery, FieldWarning, StateStore, SyncRecord
     store = StateStore.open(sys.argv[1])
     n = 0
     while True:
@@ -540,11 +556,14 @@ def test_the_receivers_sqlite_insert_stores_what_the_orm_stores(
     from state.store import _inbox_values
 
     fast = replace(
-        delivery("fast"), event_id="e1", api_version="2026-10",
+        delivery("fast"),
+        event_id="e1",
+        api_version="2026-10",
         triggered_at=datetime(2026, 11, 28, 10, 0, 0, 123000, tzinfo=UTC),
     )
     assert store.add_deliveries([(fast, False), (replace(fast, webhook_id="fast-2"), True)]) == [
-        "stored", "ignored",
+        "stored",
+        "ignored",
     ]
     orm_row = _inbox_values(replace(fast, webhook_id="orm"), False, datetime.now(UTC))
     assert store._add_portably(orm_row) == "stored"
