@@ -410,8 +410,11 @@ def demo(
 @app.command("sync-order")
 def sync_order_command(
     order_id: Annotated[str, typer.Argument(help="Order name (#1001) or numeric order id.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's result as JSON (for scripts).")
+    ] = False,
 ) -> None:
-    """Sync one Shopify order now."""
+    """Sync one Shopify order now (exit 1, with one line, when it was dead-lettered)."""
     from tasks.orders import order_reference
 
     try:
@@ -420,11 +423,16 @@ def sync_order_command(
         _fail([f"shopsync sync-order: {exc} (the number at the end of the order's admin URL)"])
     settings = _settings("shopify", "salesforce")
     _preflight(settings, "Shopify", "Salesforce")
-    with _prefect_api(settings):
+    with _prefect_api(settings, json_out=as_json):
         from flows.sync_order import sync_order
 
         result = _run_flow(sync_order, order_id=order_id)
-    typer.echo(json.dumps(result, indent=2, default=str))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    elif result.get("action") != "dead_letter":  # a dead letter's one line is already out
+        from deployments.status_view import sync_order_line
+
+        typer.echo(sync_order_line(result))
     if result.get("action") == "dead_letter":
         raise typer.Exit(EXIT_FAILED)
 

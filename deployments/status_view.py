@@ -98,3 +98,17 @@ def reconcile_line(result: Mapping[str, Any]) -> str:
     )
     message = result.get("message")
     return f"{line}; {message}" if message else line
+
+
+def sync_order_line(result: Mapping[str, Any]) -> str:
+    """One human line for a ``sync-order`` run that did not dead-letter its order."""
+    name = f"{result['order_name']} " if result.get("order_name") else ""
+    line = f"order {name}({result.get('order_id')}): {result.get('action')}"
+    if result.get("reason"):
+        line += f" ({result['reason']})"
+    if result.get("opportunity_id"):
+        line += f", Opportunity {result['opportunity_id']}"
+    warnings = int(result.get("field_warnings") or 0)
+    if warnings:
+        line += f"; {warnings} value(s) cut or left out (`shopsync warnings`)"
+    return line

@@ -9,6 +9,7 @@ from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from deployments.cli import app
+from flows.outcome import run_flow
 from flows.sync_order import sync_order
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -33,7 +34,7 @@ def test_dlq_replay_after_the_cause_is_removed_syncs_and_resolves(cli, shopify, 
     salesforce.rule(object="Opportunity", field="Name", contains="Shopify", message="Blocked")
     ids = order_ids(shopify, 3)
     for order_id in ids:
-        assert sync_order(order_id)["action"] == "dead_letter"
+        assert run_flow(sync_order, order_id=order_id)[1]["action"] == "dead_letter"
     listed = cli("dlq", "list")
     assert listed.exit_code == 0
     assert listed.output.count("FIELD_CUSTOM_VALIDATION_EXCEPTION") == 3
@@ -53,14 +54,14 @@ def test_dlq_replay_after_the_cause_is_removed_syncs_and_resolves(cli, shopify, 
 
 def test_dlq_resolve_closes_by_hand(cli, shopify, salesforce) -> None:
     salesforce.rule(object="Opportunity", field="Name", contains="Shopify", message="Blocked")
-    sync_order(order_ids(shopify, 1)[0])
+    run_flow(sync_order, order_id=order_ids(shopify, 1)[0])
     letter_id = cli("dlq", "list").output.split()[0].lstrip("#")
     assert cli("dlq", "resolve", letter_id).exit_code == 0
     assert cli("dlq", "list").output.strip() == "no dead letters"
 
 
 def test_sync_order_command(cli, shopify) -> None:
-    result = cli("sync-order", order_ids(shopify, 1)[0])
+    result = cli("sync-order", order_ids(shopify, 1)[0], "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["action"] == "created"
 
