@@ -490,12 +490,14 @@ def reconcile_command(
     settings = _settings("shopify", "salesforce")
     _preflight(settings, "Shopify", "Salesforce")
     with _prefect_api(settings, json_out=as_json):
+        from deployments.progress_view import DRY_RUN_STAGES, RECONCILE_STAGES, progress_display
         from flows.reconcile import backfill, nightly
 
-        if first is None or last is None:
-            result = _run_flow(nightly, dry_run=dry_run)
-        else:
-            result = _run_flow(backfill, start=first, end=last, dry_run=dry_run)
+        with progress_display(DRY_RUN_STAGES if dry_run else RECONCILE_STAGES):
+            if first is None or last is None:
+                result = _run_flow(nightly, dry_run=dry_run)
+            else:
+                result = _run_flow(backfill, start=first, end=last, dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
