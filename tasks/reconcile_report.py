@@ -136,3 +136,19 @@ def table_description(rows: int, shown: int, csv_path: str) -> str:
     if shown < rows:
         what += f"; the first {shown} shown, all of them in the CSV"
     return f"{what}. Full CSV: {csv_path}"
+
+
+def summary_line(result: Mapping[str, Any]) -> str:
+    """One human line for a finished reconcile run."""
+    window = result.get("window") or (
+        f"{str(result.get('window_start', ''))[:10]} … {str(result.get('window_end', ''))[:10]}"
+    )
+    dry = " (dry run: nothing written)" if result.get("dry_run") else ""
+    line = (
+        f"reconcile run #{result.get('run_id')} {result.get('mode')} {window}: "
+        f"{result.get('status')}{dry} — {result.get('shopify_orders', 0)} Shopify orders, "
+        f"{result.get('discrepancies', 0)} discrepancies, {result.get('repaired', 0)} repaired, "
+        f"{result.get('dead_lettered', 0)} dead-lettered, {result.get('retry_later', 0)} to retry"
+    )
+    message = result.get("message")
+    return f"{line}; {message}" if message else line

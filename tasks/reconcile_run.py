@@ -39,6 +39,7 @@ from state import FailedRepair, FieldWarning, LedgerRecord, SyncRecord
 from state.models import utcnow
 from tasks.adoption import contacts_by_email
 from tasks.artifacts import publish_field_warnings
+from tasks.dead_letter_board import publish_board
 from tasks.errors import (
     AuthError,
     BudgetExhausted,
@@ -79,6 +80,7 @@ from tasks.reconcile_recovery import recover_abandoned_runs, this_host
 from tasks.reconcile_report import (
     csv_link,
     markdown_report,
+    summary_line,
     table_description,
     table_rows,
     window_label,
@@ -955,6 +957,17 @@ def written_ids(plan: RepairPlan, written: Written) -> dict[str, dict[str, str]]
     return found
 
 
+def order_names(result: DiffResult, order_ids: Iterable[str]) -> dict[str, str]:
+    """The names (``#1301``) of these orders, as the listing had them."""
+    wanted = set(order_ids)
+    orders = result.orders[result.orders["order_id"].isin(wanted)]
+    return {
+        str(order_id): str(name)
+        for order_id, name in zip(orders["order_id"], orders["order_name"], strict=True)
+        if name and name != order_id
+    }
+
+
 def repair_window(
     runtime: Runtime, run: Run, ctx: SyncContext, spool: Path, found: Comparison
 ) -> tuple[dict[str, Failure], Written | None]:
@@ -998,6 +1011,9 @@ def repair_window(
             run.message = f"writes stopped: {written.stopped}"
             break
     publish_field_warnings(recorded, key=f"reconcile-{run.mode}-field-warnings")
+    if not run.dry_run and (run.dead_lettered or run.repaired):
+        runtime.store.name_dead_letters(order_names(found.result, failures))
+        publish_board(runtime.store)
     if writing:
         run.write_calls = _minus(_fresh_usage(runtime), before_writes)
     elif run.read_path == "bulk":
@@ -1145,7 +1161,7 @@ def _finish(
 ) -> dict[str, Any]:
     run.shopify_calls = runtime.shopify.calls - shopify_before
     summary = run.summary()
-    get_run_logger().info("reconcile %s: %s", run.mode, summary)
+    get_run_logger().info("%s", summary_line(summary))
     if run.run_id is not None:
         runtime.store.finish_run(
             run.run_id, run.status, summary, error=None if error is None else str(error)
