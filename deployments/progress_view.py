@@ -24,22 +24,28 @@ def _label(labels: Mapping[str, str], stage: str) -> str:
 
 
 class PlainProgress:
-    """Plain lines: one when a stage starts, one when it is complete (never one per step)."""
+    """Plain lines: one when a stage starts, one when it is complete (never one per step); a
+    stage that starts over (``done`` goes back) is announced again."""
 
     def __init__(self, labels: Mapping[str, str], echo: Callable[[str], Any]) -> None:
         self.labels = labels
         self.echo = echo
         self.started: set[str] = set()
         self.finished: set[str] = set()
+        self.last: dict[str, int] = {}
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         label = _label(self.labels, stage)
+        if done < self.last.get(stage, 0):  # the stage began again (another run, another pass)
+            self.started.discard(stage)
+            self.finished.discard(stage)
+        self.last[stage] = done
         if stage not in self.started:
             self.started.add(stage)
             self.echo(f"{label} …")
         if total is not None and done >= total and stage not in self.finished:
             self.finished.add(stage)
-            self.echo(f"{label}: {done} of {total} done")
+            self.echo(f"{label}: done" if total == 1 else f"{label}: {done} of {total} done")
 
 
 class RichProgress:

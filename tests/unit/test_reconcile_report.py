@@ -215,11 +215,16 @@ def test_plain_progress_prints_a_line_when_a_stage_starts_and_one_when_it_is_don
     view("listing", 500, 500)
     view("repair", 0, 2)
     view("repair", 2, 2)
+    view("repair", 0, 3)  # a second run
+    view("start", 1, 1)
     assert lines == [
         "listing Shopify orders …",
         "listing Shopify orders: 500 of 500 done",
         "repair …",
         "repair: 2 of 2 done",
+        "repair …",
+        "start …",
+        "start: done",
     ]
 
 
