@@ -69,6 +69,7 @@ from tasks.reconcile import (
     confirm_orphans,
     diff,
     discrepancy_rows,
+    failed_first,
     failures_by_order,
     flatten_for_bulk,
     opportunity_fields,
@@ -1039,8 +1040,10 @@ def report(
         written=run.written_ids,
         stopped=stopped,
     )
-    if run.unreadable:
-        table = pd.concat([table, unreadable_rows(run.unreadable)], ignore_index=True)
+    extra = [invalid_rows(found.invalid, dry_run=run.dry_run), unreadable_rows(run.unreadable)]
+    frames = [frame for frame in (table, *extra) if not frame.empty]
+    if frames:
+        table = failed_first(pd.concat(frames, ignore_index=True))
     assert run.run_id is not None
     csv_path = write_csv(table, runtime.settings.data_dir / "reports", run.run_id)
     run.report_csv, run.report_rows = str(csv_path), len(table)
@@ -1066,6 +1069,19 @@ def publish_report(table: pd.DataFrame, csv_path: Path, mode: str) -> None:
         )
     except Exception:  # pragma: no cover - reporting never fails the run
         get_run_logger().warning("could not publish the reconcile discrepancy artifacts")
+
+
+def invalid_rows(invalid: Mapping[str, InvalidOrder], *, dry_run: bool) -> pd.DataFrame:
+    """Report rows for the orders that cannot be mapped (a real run dead-letters them)."""
+    return pd.DataFrame(
+        {
+            "order_id": list(invalid),
+            "status": ["invalid"] * len(invalid),
+            "outcome": ["would fail: cannot be mapped" if dry_run else "failed"] * len(invalid),
+            "error": [f"map: {exc}" for exc in invalid.values()],
+        },
+        columns=list(REPORT_COLUMNS),
+    ).astype(object)
 
 
 def unreadable_rows(unreadable: Mapping[str, datetime]) -> pd.DataFrame:

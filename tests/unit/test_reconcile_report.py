@@ -251,3 +251,14 @@ def test_progress_display_on_a_terminal_draws_rich_bars() -> None:
     drawn = console.export_text()
     assert "repairing Salesforce" in drawn
     assert "3/4" in drawn
+
+
+def test_orders_that_cannot_be_mapped_are_failed_rows_of_a_real_run() -> None:
+    from tasks.errors import InvalidOrder
+    from tasks.reconcile_run import invalid_rows
+
+    bad = {"77": InvalidOrder("the order has no line items", code="INVALID_ORDER")}
+    real = invalid_rows(bad, dry_run=False).iloc[0]
+    assert (real["status"], real["outcome"]) == ("invalid", "failed")
+    assert real["error"] == "map: INVALID_ORDER: the order has no line items"
+    assert invalid_rows(bad, dry_run=True).iloc[0]["outcome"].startswith("would fail")
