@@ -579,10 +579,14 @@ def dlq_list(
     if not letters:
         typer.echo("no dead letters")
         return
+    from tasks.dead_letter_board import order_name
+
     for letter in letters:
         state = f"resolved {letter.resolution}" if letter.resolved_at else "open"
+        name = order_name(letter)
+        order = f"{name} ({letter.order_id})" if name else letter.order_id
         typer.echo(
-            f"#{letter.id}  order {letter.order_id}  {letter.stage}  {letter.error_code or '-'}  "
+            f"#{letter.id}  order {order}  {letter.stage}  {letter.error_code or '-'}  "
             f"x{letter.attempts}  {letter.last_seen:%Y-%m-%d %H:%M}Z  {state}\n    {letter.message}"
         )
 

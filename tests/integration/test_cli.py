@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from prefect.settings import PREFECT_API_URL
@@ -38,6 +39,8 @@ def test_dlq_replay_after_the_cause_is_removed_syncs_and_resolves(cli, shopify, 
     listed = cli("dlq", "list")
     assert listed.exit_code == 0
     assert listed.output.count("FIELD_CUSTOM_VALIDATION_EXCEPTION") == 3
+    for order_id in ids:  # a sync-order dead letter knows its order's name
+        assert re.search(rf"order #\d+ \({order_id}\)", listed.output), listed.output
     shown = cli("dlq", "show", listed.output.split()[0].lstrip("#"))
     assert json.loads(shown.output)["message"].endswith("Blocked")
 
