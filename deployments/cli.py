@@ -549,6 +549,7 @@ def _run_flow(flow: Any, **parameters: Any) -> dict[str, Any]:
     from flows.outcome import run_flow
     from tasks.errors import SyncError
 
+    _quiet_prefect_console()
     try:
         state, result = run_flow(flow, **parameters)
         if state.is_failed():
@@ -559,6 +560,22 @@ def _run_flow(flow: Any, **parameters: Any) -> dict[str, Any]:
     except ValueError as exc:
         _fail([str(exc)])
     raise AssertionError("unreachable")
+
+
+def _quiet_prefect_console() -> None:
+    """Keep the run's logs for the Prefect UI, not the terminal: the command prints progress and
+    one summary line (a failed task's traceback belongs in the run's logs). Setting
+    ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` (e.g. ``INFO``) shows them here again."""
+    import logging
+
+    if os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"):
+        return
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in [logging.root, *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):  # placeholders have none
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.CRITICAL)
 
 
 # -- dead letters -----------------------------------------------------------------------------

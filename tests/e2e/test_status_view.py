@@ -35,7 +35,9 @@ def test_status_tables_and_the_reconcile_line(
         httpx.delete(f"{url}/__sandbox/validation-rules").raise_for_status()
     assert refused.returncode == 1, refused.stdout + refused.stderr
     # the run ended Failed, and the command says so in one line (stdout: only where the UI is)
-    [why] = [line for line in refused.stderr.splitlines() if line.startswith("sync-order: ")]
+    why = [line for line in refused.stderr.splitlines() if line.startswith("sync-order: ")]
+    assert len(why) == 1, refused.stderr
+    why = why[0]
     assert why.startswith("sync-order: 1 of 1 orders dead-lettered: FIELD_CUSTOM_VALIDATION"), why
     assert "Traceback" not in refused.stderr, refused.stderr
     assert [line for line in refused.stdout.splitlines() if not line.startswith("Prefect UI")] == []

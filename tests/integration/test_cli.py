@@ -88,3 +88,14 @@ def test_reconcile_command_rejects_half_a_window(cli) -> None:
     result = cli("reconcile", "--start", "2026-01-01")
     assert result.exit_code == 2
     assert "give both --start and --end" in result.output
+
+
+def test_sync_order_of_a_dead_lettered_order_is_one_line_and_exit_1(cli, shopify, salesforce):
+    salesforce.rule(object="Opportunity", field="Name", contains="Shopify", message="Blocked")
+    result = cli("sync-order", order_ids(shopify, 1)[0])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if not line.startswith("Prefect UI")]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("sync-order: 1 of 1 orders dead-lettered: FIELD_CUSTOM_VALIDATION")
+    assert "is dead letter" in lines[0]
+    assert "Traceback" not in result.output
