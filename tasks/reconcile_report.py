@@ -74,6 +74,17 @@ def _outcome_rows(summary: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _drifted_records_line(summary: Mapping[str, Any]) -> str:
+    """Drifted records per object, and the Accounts / Contacts read back to find them."""
+    drifted = summary.get("drifted_records") or {}
+    read = summary.get("customers_read") or {}
+    return (
+        f"| drifted records (Opportunity / Account / Contact) | {drifted.get('Opportunity', 0)} / "
+        f"{drifted.get('Account', 0)} / {drifted.get('Contact', 0)} (Accounts / Contacts read "
+        f"back: {read.get('Account', 0)} / {read.get('Contact', 0)}) |"
+    )
+
+
 def csv_link(path: str | None) -> str | None:
     """A ``file://`` link to the CSV (opens on the machine that ran the reconcile)."""
     return Path(path).resolve().as_uri() if path else None
@@ -102,6 +113,7 @@ def markdown_report(summary: Mapping[str, Any]) -> str:
         f"| skipped / invalid | {summary.get('skipped', 0)} / {summary.get('invalid', 0)} |",
         f"| planned writes (Account / Contact / Opportunity) | {plan.get('accounts', 0)} / "
         f"{plan.get('contacts', 0)} / {plan.get('opportunities', 0)} |",
+        _drifted_records_line(summary),
         *_outcome_rows(summary),
         f"| written by the webhook path during the run | {summary.get('superseded', 0)} |",
         f"| values cut or left out (`shopsync warnings`) | {summary.get('field_warnings', 0)} |",

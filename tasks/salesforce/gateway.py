@@ -18,11 +18,12 @@ from urllib.parse import urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
-from simple_salesforce import Salesforce, format_soql
+from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 from urllib3.util.retry import Retry
 
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RecordError, SyncError
+from tasks.salesforce import queries
 from tasks.salesforce.auth import AccessToken, fetch_token
 from tasks.salesforce.composite import (
     OrderWrite,
@@ -31,7 +32,12 @@ from tasks.salesforce.composite import (
     dumps,
     parse_composite,
 )
-from tasks.salesforce.errors import classify_exception, record_errors, retry_after_seconds
+from tasks.salesforce.errors import (
+    classify_exception,
+    classify_record,
+    record_errors,
+    retry_after_seconds,
+)
 from tasks.settings import Settings
 
 T = TypeVar("T")
@@ -58,6 +64,11 @@ class RecordResult:
     id: str | None = None
     created: bool = False
     errors: tuple[RecordError, ...] = ()
+
+    @property
+    def error(self) -> SyncError | None:
+        """The record's failure, classified like every Salesforce answer (None: it succeeded)."""
+        return None if self.success else classify_record(self.errors)
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -236,35 +247,20 @@ class SimpleSalesforceGateway:
     def merged_into(self, sobject: str, record_id: str) -> str | None:
         """The record a merge kept in place of ``record_id`` (its ``MasterRecordId``, read with
         queryAll, which includes deleted records), else None (deleted without a merge)."""
-        soql = format_soql(
-            "SELECT Id, MasterRecordId FROM {:literal} WHERE Id = {}", sobject, record_id
-        )
+        soql = queries.merged_into(sobject, record_id)
         rows = self._call(lambda sf: list(sf.query_all_iter(soql, include_deleted=True)))
         return next((str(r["MasterRecordId"]) for r in rows if r.get("MasterRecordId")), None)
 
     def find_contacts_by_email(self, email: str, key_field: str) -> list[dict[str, Any]]:
         """Contacts with this e-mail, oldest first (the value is escaped, never in a URL path)."""
-        soql = format_soql(
-            "SELECT Id, AccountId, {:literal} FROM Contact WHERE Email = {} "
-            "ORDER BY CreatedDate ASC LIMIT 10",
-            key_field,
-            email,
-        )
-        return self.query(soql)
+        return self.query(queries.contacts_by_email(email, key_field))
 
     def find_contacts_by_emails(
         self, emails: Sequence[str], key_field: str
     ) -> dict[str, list[dict[str, Any]]]:
         """Contacts by lower-cased e-mail (every e-mail asked for is a key), 100 e-mails a query."""
         found: dict[str, list[dict[str, Any]]] = {email.lower(): [] for email in emails}
-        unique = list(found)
-        for start in range(0, len(unique), EMAIL_CHUNK):
-            soql = format_soql(
-                "SELECT Id, AccountId, Email, {:literal} FROM Contact WHERE Email IN {} "
-                "ORDER BY CreatedDate ASC",
-                key_field,
-                unique[start : start + EMAIL_CHUNK],
-            )
+        for soql in _email_queries(list(found), key_field):
             for contact in self.query(soql):
                 found.setdefault(str(contact.get("Email") or "").lower(), []).append(contact)
         return found
@@ -273,16 +269,8 @@ class SimpleSalesforceGateway:
         self, sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
     ) -> list[dict[str, Any]]:
         """Records whose external id is in ``keys``, in SOQL ``IN`` chunks of 300."""
-        select = ", ".join(dict.fromkeys([key_field, *fields]))
         found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), SOQL_IN_CHUNK):
-            chunk = list(keys[start : start + SOQL_IN_CHUNK])
-            # Field and object names come from our configuration; values go through format_soql.
-            soql = format_soql(
-                f"SELECT {select} FROM {sobject} WHERE {{:literal}} IN {{}}",  # noqa: S608
-                key_field,
-                chunk,
-            )
+        for soql in _key_queries(sobject, key_field, list(keys), fields):
             found.extend(self.query(soql))
         return found
 
@@ -419,6 +407,24 @@ class SimpleSalesforceGateway:
 
 
 _API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+
+
+def _email_queries(emails: Sequence[str], key_field: str) -> list[str]:
+    """SOQL for the Contacts with these e-mails, oldest first, 100 e-mails a query."""
+    return [
+        queries.contacts_by_emails(emails[start : start + EMAIL_CHUNK], key_field)
+        for start in range(0, len(emails), EMAIL_CHUNK)
+    ]
+
+
+def _key_queries(
+    sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+) -> list[str]:
+    """SOQL for the records whose external id is in ``keys``, 300 keys a query."""
+    return [
+        queries.records_by_keys(sobject, key_field, keys[start : start + SOQL_IN_CHUNK], fields)
+        for start in range(0, len(keys), SOQL_IN_CHUNK)
+    ]
 
 
 def parse_limit_info(header: str | None) -> ApiUsage | None:
