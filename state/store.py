@@ -143,6 +143,7 @@ class DeadLetterRecord:
     resolution: str | None
     # Every error Salesforce reported: [{"code", "message", "fields", "stage"?}, …]
     errors: list[dict[str, Any]] | None = None
+    order_name: str | None = None  # "#1301", when the path that dead-lettered it knew it
 
 
 @dataclass(frozen=True, slots=True)
@@ -802,11 +803,13 @@ class StateStore:
         fields: list[str] | None = None,
         payload: bytes | None = None,
         errors: list[dict[str, Any]] | None = None,
+        order_name: str | None = None,
     ) -> int:
         """Record a failure; an order's open dead letter is updated rather than repeated.
 
         ``errors`` is the remote system's whole error list (``[{"code", "message", "fields"}]``);
-        ``error_code``/``message``/``fields`` repeat its first real cause.
+        ``error_code``/``message``/``fields`` repeat its first real cause. ``order_name`` is the
+        order's name (``#1301``) when the caller knows it (kept when a later call does not).
         """
         now = utcnow()
         with self._tx() as s:
@@ -825,10 +828,32 @@ class StateStore:
             row.fields = list(fields or [])
             row.errors = [dict(e) for e in errors] if errors else None
             row.payload = payload if payload is not None else row.payload
+            row.order_name = order_name or row.order_name
             row.last_seen = now
             row.attempts = (row.attempts or 0) + 1
             s.flush()
             return row.id
+
+    def name_dead_letters(self, names: Mapping[str, str | None]) -> int:
+        """Give the open dead letters of these orders (order id → name) their order's name where
+        they have none yet; returns how many were named."""
+        named = 0
+        wanted = {order_id: name for order_id, name in names.items() if name}
+        ids = list(wanted)
+        with self._tx() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = s.scalars(
+                    select(DeadLetter).where(
+                        DeadLetter.order_id.in_(chunk),
+                        DeadLetter.resolved_at.is_(None),
+                        DeadLetter.order_name.is_(None),
+                    )
+                )
+                for row in rows:
+                    row.order_name = wanted[row.order_id]
+                    named += 1
+        return named
 
     def dead_letters(self, *, include_resolved: bool = False) -> list[DeadLetterRecord]:
         """Dead letters, newest first."""

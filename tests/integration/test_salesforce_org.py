@@ -12,6 +12,7 @@ from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from deployments.cli import app
+from flows.outcome import run_flow
 from flows.sync_order import sync_order
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -40,7 +41,7 @@ def test_a_dead_letter_keeps_every_error_salesforce_reported(cli, shopify, sales
     salesforce.rule(
         object="Opportunity", field="Name", regex="[0-9]", message="No digits", error_field="Name"
     )
-    assert sync_order(order_ids(shopify, 1)[0])["action"] == "dead_letter"
+    assert run_flow(sync_order, order_id=order_ids(shopify, 1)[0])[1]["action"] == "dead_letter"
     letter_id = cli("dlq", "list").output.split()[0].lstrip("#")
     shown = json.loads(cli("dlq", "show", letter_id).output)
     assert shown["error_code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
@@ -104,9 +105,7 @@ def test_a_refused_relogin_stops_the_drain_at_once_and_fails_the_run(
     enqueue_creates(store, shopify, 30)
     # The first write finds its session dead and the app's access revoked.
     salesforce.fault(kind="revoke", path="/composite", count=1)
-    state = sync_pending_orders(
-        max_seconds=60, batch_size=50, lease_seconds=30, return_state=True
-    )
+    state = sync_pending_orders(max_seconds=60, batch_size=50, lease_seconds=30, return_state=True)
     tokens = salesforce.stats()["token_requests"]
     assert tokens["total"] == 2, tokens  # the run's login, then exactly one re-login
     assert tokens["refused"] == 1
@@ -125,9 +124,7 @@ def test_request_limit_exceeded_stops_the_drain_without_probing_order_by_order(
 
     enqueue_creates(store, shopify, 30)
     salesforce.fault(kind="request_limit", path="/composite")
-    state = sync_pending_orders(
-        max_seconds=60, batch_size=50, lease_seconds=30, return_state=True
-    )
+    state = sync_pending_orders(max_seconds=60, batch_size=50, lease_seconds=30, return_state=True)
     assert state.is_failed(), state
     assert "REQUEST_LIMIT_EXCEEDED" in (state.message or "")
     probes = salesforce.stats()["faults_fired"]["403"]
@@ -178,9 +175,7 @@ def test_a_person_account_org_gets_person_accounts_with_their_record_type(
     assert opportunity["AccountId"] == account["Id"]
 
 
-def test_a_configured_person_record_type_is_used(
-    shopify, salesforce, product, monkeypatch
-) -> None:
+def test_a_configured_person_record_type_is_used(shopify, salesforce, product, monkeypatch) -> None:
     from tasks.settings import get_settings
 
     person_org(salesforce)
@@ -189,8 +184,13 @@ def test_a_configured_person_record_type_is_used(
         json={
             "records": {
                 "RecordType": [
-                    {"Name": "Shop Buyer", "DeveloperName": "Shop_Buyer",
-                     "SobjectType": "Account", "IsPersonType": True, "IsActive": True}
+                    {
+                        "Name": "Shop Buyer",
+                        "DeveloperName": "Shop_Buyer",
+                        "SobjectType": "Account",
+                        "IsPersonType": True,
+                        "IsActive": True,
+                    }
                 ]
             }
         },
@@ -246,8 +246,12 @@ def customer_order(shopify) -> tuple[str, str]:
 def contact_rule(salesforce, action: str = "allow") -> None:
     salesforce.control.post(
         "/__sandbox/duplicate-rules",
-        json={"object": "Contact", "fields": ["Email"], "action": action,
-              "name": "Contacts_By_Email"},
+        json={
+            "object": "Contact",
+            "fields": ["Email"],
+            "action": action,
+            "name": "Contacts_By_Email",
+        },
     ).raise_for_status()
 
 
@@ -255,9 +259,11 @@ def someone_else_with_the_same_email(salesforce, email: str) -> None:
     """A Contact keyed to another Shopify customer (so not adoptable) sharing the e-mail."""
     salesforce.control.post(
         "/__sandbox/seed",
-        json={"records": {"Contact": [
-            {"LastName": "Other", "Email": email, "External_Shopify_ID__c": "1"}
-        ]}},
+        json={
+            "records": {
+                "Contact": [{"LastName": "Other", "Email": email, "External_Shopify_ID__c": "1"}]
+            }
+        },
     ).raise_for_status()
 
 
@@ -275,7 +281,7 @@ def test_a_block_duplicate_rule_is_dead_lettered_naming_the_rule(
     order_id, email = customer_order(shopify)
     contact_rule(salesforce, action="block")
     someone_else_with_the_same_email(salesforce, email)
-    result = sync_order(order_id)
+    result = run_flow(sync_order, order_id=order_id)[1]
     assert result["action"] == "dead_letter"
     [letter] = product_store_dead_letters(product)
     assert (letter.error_code, letter.stage) == ("DUPLICATES_DETECTED", "contact")
@@ -290,7 +296,7 @@ def test_allow_save_can_be_turned_off(product, shopify, salesforce, monkeypatch)
     order_id, email = customer_order(shopify)
     contact_rule(salesforce)
     someone_else_with_the_same_email(salesforce, email)
-    assert sync_order(order_id)["action"] == "dead_letter"
+    assert run_flow(sync_order, order_id=order_id)[1]["action"] == "dead_letter"
 
 
 def product_store_dead_letters(product):
@@ -355,7 +361,8 @@ def test_a_bulk_job_reads_limits_fresh_before_it_starts(product, salesforce) -> 
     set_usage(salesforce, 900)  # other integrations used the org meanwhile
     with pytest.raises(BudgetExhausted):
         gateway.bulk_upsert(
-            "Account", "External_Shopify_Account_ID__c",
+            "Account",
+            "External_Shopify_Account_ID__c",
             [{"External_Shopify_Account_ID__c": "shop_cust_1", "Name": "Ada"}],
         )
     assert salesforce.stats()["bulk"]["ingest_jobs"] == 0
