@@ -84,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reconcile-sizes", help="override the profile's reconcile sizes, e.g. 10000,100000"
     )
+    parser.add_argument("--flash-orders", type=int, help="override the flash sale's burst size")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
+    if args.flash_orders:
+        profile = replace(profile, flash_orders=args.flash_orders)
     if args.reconcile_sizes:
         sizes = tuple(int(s) for s in args.reconcile_sizes.split(","))
         profile = replace(profile, reconcile_sizes=sizes)

@@ -105,7 +105,7 @@ class DrainNudger:
         store: StateStore,
         notify: Callable[[], None] = nudge_drain,
         every: float = 2.0,
-        resend_after: float = 20.0,
+        resend_after: float = 60.0,
         min_gap: float = 0.2,
         memory: NudgeMemory | None = None,
     ):
