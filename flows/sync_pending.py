@@ -19,22 +19,26 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.outcome import RunOutcome, final_state, judge
-from state import ClaimedOrder
+from state import ClaimedOrder, StateStore
 from state.models import utcnow
 from state.store import FieldWarning, claim_owner
 from tasks.artifacts import current_flow_run_id, field_warnings_markdown, publish_field_warnings
+from tasks.batch_drain import write_batch
+from tasks.batch_plan import COLLECTION_SIZE
 from tasks.dead_letter_board import payload_order_name, publish_board
+from tasks.disposition import BackoffPolicy, Disposition, dispose, stops_run
 from tasks.drain_report import OrderNote, drain_markdown, publish_drain_report
-from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
+from tasks.errors import RateLimited, RetryableError, SyncError
 from tasks.heartbeat import lease_heartbeat
-from tasks.inbox import SyncPlan, next_attempt, plan_claim, waves
+from tasks.inbox import SyncPlan, plan_claim, waves
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
 from tasks.steps import park_order, sync_claimed_order, with_retries
 from tasks.sync import SyncContext, SyncOutcome, customer_of, with_batch_lookups
 
-HOLD_AFTER_AUTH = timedelta(minutes=5)
-HOLD_WHEN_RATE_LIMITED = timedelta(seconds=60)  # when Salesforce sends no Retry-After
+Planned = tuple[ClaimedOrder, SyncPlan | SyncError]
+Settled = SyncOutcome | SyncError | None  # None: a delete, handled without Salesforce
+SYNCED = frozenset({"created", "updated", "recreated"})
 
 
 @dataclass
@@ -52,6 +56,13 @@ class DrainReport:
     run_id: str | None = None
     # (order, object, field, kind) → the warning: an order synced twice in a run counts once.
     warned: dict[tuple[str, str, str, str], FieldWarning] = field(default_factory=dict)
+    # What happened to each order, in the order settled: the artifact answers "what about #1301".
+    orders: list[OrderNote] = field(default_factory=list)
+    batch_calls: int = 0  # Salesforce calls the Collections path made
+
+    def order_note(self, label: str, action: str, why: str = "") -> None:
+        """Note one order's outcome for the run's artifact."""
+        self.orders.append(OrderNote(label, f"{action}: {why}" if why else action))
 
     @property
     def field_warnings(self) -> list[FieldWarning]:
@@ -69,6 +80,7 @@ class DrainReport:
             "stopped_because": self.stopped_because,
             "field_warnings": len(self.warned),
             "orders_with_field_warnings": len({key[0] for key in self.warned}),
+            "collections_calls": self.batch_calls,
         }
 
     def outcome(self) -> RunOutcome:
@@ -89,6 +101,7 @@ class DrainReport:
             dict(self.outcomes),
             self.stopped_because,
             self.dead_lettered,
+            self.orders,
         )
         if not self.warned:
             return report
@@ -97,13 +110,15 @@ class DrainReport:
 
 @flow(name="sync-pending-orders", flow_run_name="drain")
 def sync_pending_orders(
-    max_seconds: float = 240.0, batch_size: int = 50, lease_seconds: float | None = None
+    max_seconds: float = 240.0, batch_size: int | None = None, lease_seconds: float | None = None
 ) -> dict[str, Any]:
     """Sync every pending webhook delivery into Salesforce.
 
     Args:
         max_seconds: Stop claiming new work after this long (the next run continues).
-        batch_size: Orders claimed at a time.
+        batch_size: Orders claimed at a time (default: 200 per concurrent Salesforce request
+            when the drain may write with sObject Collections, ``SHOPSYNC_DRAIN_MODE``; 50 when
+            it writes order by order).
         lease_seconds: How long a claim outlives its drain (renewed while the drain runs): a
             killed drain's orders are taken over after this long (default:
             ``SHOPSYNC_INBOX_LEASE_SECONDS``).
@@ -113,7 +128,13 @@ def sync_pending_orders(
     runtime = build_runtime(settings)
     report = DrainReport(run_id=current_flow_run_id())
     try:
-        _drain(runtime, report, max_seconds, batch_size, lease)
+        _drain(
+            runtime,
+            report,
+            max_seconds,
+            claim_size(batch_size, settings.drain_mode, settings.salesforce_concurrency),
+            lease,
+        )
         if report.outcomes["dead_letter"] or report.letters_resolved:
             publish_board(runtime.store)
     finally:
@@ -142,11 +163,70 @@ def _drain(
             _sync_batch(runtime, ctx, claims, report)
 
 
+def claim_size(batch_size: int | None, mode: str, concurrency: int) -> int:
+    """Orders claimed at a time: as asked; else, when the drain may write with Collections,
+    one 200-record call per concurrent request (800 with the default concurrency of 4), and
+    50 when it writes order by order."""
+    if batch_size is not None:
+        return batch_size
+    return 50 if mode == "per_order" else COLLECTION_SIZE * concurrency
+
+
+def uses_collections(mode: str, claimed: int, min_orders: int) -> bool:
+    """Whether a claimed batch is written with sObject Collections (issue 16): always in
+    ``batch`` mode, never in ``per_order``, and in ``adaptive`` from ``min_orders`` on."""
+    if mode == "batch":
+        return True
+    return mode == "adaptive" and claimed >= min_orders
+
+
 def _sync_batch(
     runtime: Runtime, ctx: SyncContext, claims: list[ClaimedOrder], report: DrainReport
 ) -> None:
-    """Sync one claimed batch: e-mails looked up together, each customer's orders in turn."""
+    """Sync one claimed batch: with Collections when it is large enough, else order by order."""
     planned = [(claim, _plan(claim)) for claim in claims]
+    settings = runtime.settings
+    if uses_collections(settings.drain_mode, len(claims), settings.drain_batch_min_orders):
+        planned = _sync_collections(runtime, ctx, planned, report)
+    if planned:
+        _sync_per_order(runtime, ctx, planned, report)
+
+
+def _sync_collections(
+    runtime: Runtime, ctx: SyncContext, planned: list[Planned], report: DrainReport
+) -> list[Planned]:
+    """Write the batch's order payloads with Collections and settle them; returns what the
+    per-order path does instead (deletes, orders to fetch first, and what the batch hands
+    back: see ``tasks.batch_drain``)."""
+    batchable = {
+        claim.order_id: (claim, plan)
+        for claim, plan in planned
+        if isinstance(plan, SyncPlan) and plan.kind == "sync" and plan.order is not None
+    }
+    if not batchable or report.halted_by is not None:
+        return planned
+    orders = [plan.order for _, plan in batchable.values() if plan.order is not None]
+    result = write_batch(ctx, orders, runtime.settings)
+    report.batch_calls += result.calls
+    settled = [
+        (claim, _label(claim, plan), result.outcomes[order_id])
+        for order_id, (claim, plan) in batchable.items()
+        if order_id in result.outcomes
+    ]
+    _settle_many(runtime, settled, report)
+    handed_back = set(result.per_order)
+    return [
+        (claim, plan)
+        for claim, plan in planned
+        if claim.order_id not in batchable or claim.order_id in handed_back
+    ]
+
+
+def _sync_per_order(
+    runtime: Runtime, ctx: SyncContext, planned: list[Planned], report: DrainReport
+) -> None:
+    """One Prefect task and one composite call per order; e-mails looked up together, each
+    customer's orders in turn."""
     batch_ctx = _with_hints(planned, ctx)
     step = with_retries(sync_claimed_order, runtime.settings)
     runner = ThreadPoolTaskRunner(max_workers=runtime.settings.salesforce_concurrency)
@@ -154,14 +234,18 @@ def _sync_batch(
         # Two orders of one customer never run at once: a new guest's Contact is created once.
         for wave in waves(planned, key=lambda item: _customer(item[1], ctx)):
             if report.halted_by is not None:  # Salesforce said stop: the rest stays pending
-                for claim, _ in wave:
-                    _hold(runtime, claim, report.halted_by, report)
+                _settle_many(
+                    runtime,
+                    [(claim, _label(claim, plan), report.halted_by) for claim, plan in wave],
+                    report,
+                )
                 continue
             pending = [
-                (claim, _submit(runner, step, plan, batch_ctx, runtime)) for claim, plan in wave
+                (claim, plan, _submit(runner, step, plan, batch_ctx, runtime))
+                for claim, plan in wave
             ]
-            for claim, submitted in pending:
-                _settle(runtime, claim, submitted, report)
+            for claim, plan, submitted in pending:
+                _settle_many(runtime, [(claim, _label(claim, plan), _result(submitted))], report)
 
 
 def _plan(claim: ClaimedOrder) -> SyncPlan | SyncError:
@@ -198,8 +282,7 @@ def _context_or_hold(
         return runtime.sync_context()
     except SyncError as exc:
         if stops_run(exc):
-            for claim in claims:
-                _hold(runtime, claim, exc, report)
+            _settle_many(runtime, [(c, _order_label(c), exc) for c in claims], report)
             return None
         wait = timedelta(seconds=runtime.settings.inbox_backoff_seconds[0])
         for claim in claims:
@@ -231,86 +314,116 @@ def _deleted(runtime: Runtime, plan: SyncPlan) -> SyncError | None:
     return None
 
 
-def _settle(
-    runtime: Runtime,
-    claim: ClaimedOrder,
-    submitted: PrefectFuture | SyncError | None,
-    report: DrainReport,
-) -> None:
-    store = runtime.store
-    ids = claim.webhook_ids
+def _result(submitted: PrefectFuture | SyncError | None) -> Settled:
+    """A submitted order's outcome: what its task returned, or the error it raised."""
+    if not isinstance(submitted, PrefectFuture):
+        return submitted
     try:
-        outcome = submitted.result() if isinstance(submitted, PrefectFuture) else submitted
-        if isinstance(outcome, SyncError):
-            raise outcome
-    except (AuthError, BudgetExhausted, RateLimited) as exc:
-        _hold(runtime, claim, exc, report)
-        return
+        return submitted.result()
     except SyncError as exc:
-        _failed(runtime, claim, exc, report)
-        return
-    action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
-    if isinstance(outcome, SyncOutcome) and outcome.field_warnings:
-        store.record_field_warnings(outcome.field_warnings, path="webhook", run_id=report.run_id)
-        report.note(outcome.field_warnings)
-    store.complete(ids)
-    if action in {"created", "updated", "recreated"}:
-        report.letters_resolved += store.resolve_dead_letters(claim.order_id, "synced")
-    report.outcomes[action] += 1
+        return exc
 
 
-def _hold(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:
-    """Leave an order pending: after a refused login or the API reserve, and for as long as
-    Retry-After says when rate limited. A refused login and Salesforce's request limit stop
-    the run and fail it."""
-    if isinstance(exc, RateLimited):
-        wait = timedelta(seconds=exc.retry_after) if exc.retry_after else HOLD_WHEN_RATE_LIMITED
-        report.outcomes["rate_limited"] += 1
-    else:
-        wait = HOLD_AFTER_AUTH
-        report.outcomes["held"] += 1
-    # A hold, not a failed attempt: nothing was wrong with this order.
-    runtime.store.hold(claim.webhook_ids, until=utcnow() + wait, reason=str(exc))
-    if isinstance(exc, RateLimited) and not exc.stop_run:
-        return  # one throttled call (Shopify's): the drain goes on
-    if report.stopped_because is None:
-        report.stopped_because = f"{exc.code}: {exc.message}"
-    if stops_run(exc) and report.halted_by is None:
-        report.halted_by = exc
-
-
-def stops_run(exc: SyncError) -> bool:
-    """A refused login, or a rate limit of the whole org: stop at once, fail the run."""
-    return isinstance(exc, AuthError) or (isinstance(exc, RateLimited) and exc.stop_run)
-
-
-def _failed(runtime: Runtime, claim: ClaimedOrder, exc: SyncError, report: DrainReport) -> None:
+def _settle_many(
+    runtime: Runtime, items: list[tuple[ClaimedOrder, str, Settled]], report: DrainReport
+) -> None:
+    """Settle orders (``(claim, label, outcome or error)``) as ``dispose()`` decides: the done
+    ones completed, their field warnings recorded and their dead letters resolved together."""
     store = runtime.store
-    ids = claim.webhook_ids
-    attempts = max(d.attempts for d in claim.deliveries)
-    backoff = runtime.settings.inbox_backoff_seconds
-    retry_at = (
-        next_attempt(attempts, utcnow(), backoff) if isinstance(exc, RetryableError) else None
-    )
-    if retry_at is not None:
-        store.retry_later(ids, at=retry_at, error=str(exc))
-        report.outcomes["retry_later"] += 1
+    policy = BackoffPolicy(retry_seconds=tuple(runtime.settings.inbox_backoff_seconds))
+    now = utcnow()
+    done: list[str] = []
+    synced: list[str] = []
+    warnings: list[FieldWarning] = []
+    for claim, label, outcome in items:
+        error = outcome if isinstance(outcome, SyncError) else None
+        attempts = max(d.attempts for d in claim.deliveries)
+        decision = dispose(error, attempts, now, policy)
+        if decision.kind != "done":
+            _undone(runtime, claim, label, decision, report)
+            continue
+        action = outcome.action if isinstance(outcome, SyncOutcome) else "deleted"
+        if isinstance(outcome, SyncOutcome) and outcome.field_warnings:
+            warnings.extend(outcome.field_warnings)
+            report.note(outcome.field_warnings)
+        done.extend(claim.webhook_ids)
+        if action in SYNCED:
+            synced.append(claim.order_id)
+        report.outcomes[action] += 1
+        report.order_note(label, action, outcome.reason if isinstance(outcome, SyncOutcome) else "")
+    if warnings:
+        store.record_field_warnings(warnings, path="webhook", run_id=report.run_id)
+    if done:
+        store.complete(done)
+    report.letters_resolved += _resolve_letters(store, synced)
+
+
+def _resolve_letters(store: StateStore, order_ids: list[str]) -> int:
+    """Resolve the open dead letters of orders that synced (one query for many orders)."""
+    if len(order_ids) > 1:
+        open_letters = {letter.order_id for letter in store.dead_letters()}
+        order_ids = [o for o in order_ids if o in open_letters]
+    return sum(store.resolve_dead_letters(o, "synced") for o in order_ids)
+
+
+def _undone(
+    runtime: Runtime, claim: ClaimedOrder, label: str, decision: Disposition, report: DrainReport
+) -> None:
+    """An order that did not sync: held, tried again later, or dead-lettered."""
+    error = decision.error
+    assert error is not None
+    if decision.kind == "hold":
+        _hold(runtime, claim, label, decision, report)
         return
-    runtime.note_failure(exc)
-    newest = claim.deliveries[-1].body
+    store = runtime.store
+    if decision.kind == "retry":
+        store.retry_later(claim.webhook_ids, at=decision.at or utcnow(), error=decision.reason)
+        report.outcomes["retry_later"] += 1
+        report.order_note(label, "retry_later", decision.reason)
+        return
+    runtime.note_failure(error)
     park_order(
         store,
         claim.order_id,
-        _order_label(claim),
-        exc,
+        label,
+        error,
         source="webhook",
-        payload=newest,
+        payload=claim.deliveries[-1].body,
         return_state=True,
     )
-    store.dead(ids, str(exc))
+    store.dead(claim.webhook_ids, decision.reason)
     report.outcomes["dead_letter"] += 1
-    report.errors[exc.code or type(exc).__name__] += 1
-    report.dead_lettered.append(OrderNote(_order_label(claim), str(exc)))
+    report.errors[error.code or type(error).__name__] += 1
+    report.dead_lettered.append(OrderNote(label, decision.reason))
+    report.order_note(label, "dead_letter", decision.reason)
+
+
+def _hold(
+    runtime: Runtime, claim: ClaimedOrder, label: str, decision: Disposition, report: DrainReport
+) -> None:
+    """Leave an order pending, without counting an attempt: after a refused login or the API
+    reserve, and for as long as Retry-After says when rate limited. A refused login and
+    Salesforce's request limit stop the run and fail it."""
+    exc = decision.error
+    assert exc is not None
+    kind = "rate_limited" if isinstance(exc, RateLimited) else "held"
+    report.outcomes[kind] += 1
+    report.order_note(label, kind, decision.reason)
+    # A hold, not a failed attempt: nothing was wrong with this order.
+    runtime.store.hold(claim.webhook_ids, until=decision.at or utcnow(), reason=decision.reason)
+    if not decision.stop_run:
+        return  # one throttled call (Shopify's): the drain goes on
+    if report.stopped_because is None:
+        report.stopped_because = f"{exc.code}: {exc.message}"
+    if report.halted_by is None:
+        report.halted_by = exc
+
+
+def _label(claim: ClaimedOrder, plan: SyncPlan | SyncError) -> str:
+    """``#1001`` from the parsed payload when there is one, else from the newest payload."""
+    if isinstance(plan, SyncPlan) and plan.order is not None and plan.order.name:
+        return plan.order.name
+    return _order_label(claim)
 
 
 def _order_label(claim: ClaimedOrder) -> str:

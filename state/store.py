@@ -13,7 +13,7 @@ import socket
 import sqlite3
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -718,6 +718,34 @@ class StateStore:
                 }
                 for order_id in chunk:
                     _apply_sync(s, rows.get(order_id), pending[order_id], now)
+
+    def record_batch(
+        self,
+        records: Iterable[SyncRecord],
+        customers: Mapping[str, tuple[str | None, str | None]],
+    ) -> None:
+        """Record a drained batch in one transaction: its orders' syncs in the ledger and its
+        customers' (Account id, Contact id) in the customer cache."""
+        pending = {r.order_id: r for r in records}
+        ids = list(pending)
+        now = utcnow()
+        with self._tx() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = {
+                    row.order_id: row
+                    for row in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(chunk)))
+                }
+                for order_id in chunk:
+                    _apply_sync(s, rows.get(order_id), pending[order_id], now)
+            for key, (account_id, contact_id) in customers.items():
+                row = s.get(CustomerEntry, key)
+                if row is None:
+                    row = CustomerEntry(customer_key=key)
+                    s.add(row)
+                row.account_id = account_id or row.account_id
+                row.contact_id = contact_id or row.contact_id
+                row.synced_at = now
 
     def flag_deleted(self, order_id: str, at: datetime) -> bool:
         """Note that Shopify deleted an order we synced; False when the ledger does not know it."""

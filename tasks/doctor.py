@@ -210,8 +210,14 @@ DUPLICATE_RULES_SOQL = (
 def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
     """Active duplicate rules on the three objects: they can reject the sync's saves."""
     if not rules:
-        return [Check("Duplicate rules", True, "none active on Account, Contact, Opportunity",
-                      severity="info")]
+        return [
+            Check(
+                "Duplicate rules",
+                True,
+                "none active on Account, Contact, Opportunity",
+                severity="info",
+            )
+        ]
     names = ", ".join(f"{r.get('SobjectType')}: {r.get('DeveloperName')}" for r in rules)
     if allow_save:
         detail = (

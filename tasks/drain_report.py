@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 ARTIFACT_KEY = "shopsync-drain"
+MAX_ORDER_ROWS = 200  # a 2,000-order drain lists its problems and the first of the rest
+DONE = frozenset({"created", "updated", "recreated", "unchanged", "stale", "skipped", "deleted"})
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,10 @@ def drain_markdown(
     outcomes: Mapping[str, int],
     held: str | None,
     dead_lettered: Sequence[OrderNote],
+    orders: Sequence[OrderNote] = (),
 ) -> str:
-    """The report: the run's one-line verdict, counts, hold and dead letters with reasons."""
+    """The report: the run's one-line verdict, counts, hold, dead letters with reasons, and
+    what happened to each order (:func:`order_rows`)."""
     lines = [f"# Drain: {verdict}", ""]
     if outcomes:
         lines += ["| outcome | orders |", "|---|---|"]
@@ -45,7 +49,21 @@ def drain_markdown(
             "Each is in the `shopsync-dead-letters` table with what to do; after fixing the "
             "cause, run `replay-dead-letters/manual` with the order names.",
         ]
+    if orders:
+        lines += ["", "## Orders", "", "| order | outcome |", "|---|---|", *order_rows(orders)]
     return "\n".join(lines)
+
+
+def order_rows(orders: Sequence[OrderNote], limit: int = MAX_ORDER_ROWS) -> list[str]:
+    """One table row per order, those that did not sync first; past ``limit`` rows, one line
+    says how many more there are."""
+    problems = [n for n in orders if n.detail.split(":")[0] not in DONE]
+    rest = [n for n in orders if n.detail.split(":")[0] in DONE]
+    shown = (problems + rest)[:limit]
+    rows = [f"| {note.order} | {_cell(note.detail)} |" for note in shown]
+    if len(orders) > len(shown):
+        rows.append(f"| … | {len(orders) - len(shown)} more orders, counted above |")
+    return rows
 
 
 def publish_drain_report(markdown: str, verdict: str) -> None:

@@ -66,8 +66,10 @@ def load_org_schema(
     record_types = data.get(PERSON_RECORD_TYPES) or []
     chosen = choose_person_record_type(record_types, person_record_type)
     if chosen is None:
-        raise ConfigError(person_record_type_problem(record_types, person_record_type),
-                          code="PERSON_RECORD_TYPE_MISSING")
+        raise ConfigError(
+            person_record_type_problem(record_types, person_record_type),
+            code="PERSON_RECORD_TYPE_MISSING",
+        )
     return replace(org, person_record_type_id=chosen)
 
 

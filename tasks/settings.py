@@ -256,6 +256,21 @@ class Settings(BaseSettings):
             "with several workers on a PostgreSQL state store."
         ),
     )
+    drain_mode: Literal["adaptive", "per_order", "batch"] = Field(
+        "adaptive",
+        validation_alias=_env("SHOPSYNC_DRAIN_MODE"),
+        description=(
+            "How the drain writes a claimed batch: per_order (one /composite call per order), "
+            "batch (sObject Collections: one call per object and 200 records), or adaptive "
+            "(Collections once a claimed batch has SHOPSYNC_DRAIN_BATCH_MIN_ORDERS orders)."
+        ),
+    )
+    drain_batch_min_orders: int = Field(
+        8,
+        ge=1,
+        validation_alias=_env("SHOPSYNC_DRAIN_BATCH_MIN_ORDERS"),
+        description="Claimed orders at or above which the adaptive drain uses Collections.",
+    )
     inbox_backoff_seconds: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0],
         validation_alias=_env("SHOPSYNC_INBOX_BACKOFF_SECONDS"),

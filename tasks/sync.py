@@ -155,11 +155,11 @@ def _write_against(
     try:
         return ctx.gateway.write_order(plan_write(records, ctx, opportunity_exists=exists)), False
     except SyncError as exc:
-        if exists and _opportunity_was_deleted(exc, records):
+        if exists and opportunity_was_deleted(exc, records):
             # A user deleted it: an update body cannot create it (StageName and CloseDate are
             # missing), so recreate it whole.
             return ctx.gateway.write_order(plan_write(records, ctx, opportunity_exists=False)), True
-        if exists or not _opportunity_already_existed(exc):
+        if exists or not opportunity_already_existed(exc):
             raise
     # Salesforce has it after all (an earlier run, a reconcile repair, another integration):
     # write again without the create-only fields.
@@ -196,7 +196,7 @@ def _opportunity_ids(order_keys: list[str], ctx: SyncContext) -> dict[str, str |
     return found
 
 
-def _opportunity_already_existed(exc: SyncError) -> bool:
+def opportunity_already_existed(exc: SyncError) -> bool:
     return (
         exc.stage == "opportunity"
         and exc.code == "INVALID_FIELD_FOR_INSERT_UPDATE"
@@ -204,7 +204,7 @@ def _opportunity_already_existed(exc: SyncError) -> bool:
     )
 
 
-def _opportunity_was_deleted(exc: SyncError, records: SalesforceRecords) -> bool:
+def opportunity_was_deleted(exc: SyncError, records: SalesforceRecords) -> bool:
     """An update-only body created a record: the fields it lacked are the create-only ones."""
     return (
         exc.stage == "opportunity"

@@ -31,6 +31,17 @@ class SalesforceGateway(Protocol):
         self, emails: Sequence[str], key_field: str
     ) -> dict[str, list[dict[str, Any]]]: ...
 
+    def query_many(self, soqls: Sequence[str]) -> list[list[dict[str, Any]]]: ...
+
+    def find_contacts_and_records(
+        self,
+        emails: Sequence[str],
+        contact_key_field: str,
+        sobject: str,
+        key_field: str,
+        keys: Sequence[str],
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str | None]]: ...
+
     def records_by_keys(
         self, sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
     ) -> list[dict[str, Any]]: ...

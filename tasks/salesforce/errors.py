@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -115,6 +116,24 @@ def classify(status: int, body: Any, *, retry_after: float | None = None) -> Syn
     return error
 
 
+def classify_record(errors: Iterable[RecordError], *, stage: str | None = None) -> SyncError:
+    """Classify one record's failure in a sObject Collections (or Bulk) result.
+
+    Collections answer HTTP 200 with ``success: false`` and the record's ``errors``
+    (``statusCode``, ``message``, ``fields``); the codes mean what they mean anywhere else
+    (a lock is transient, a validation rule permanent, ``ENTITY_IS_DELETED`` a stale reference).
+    The error keeps every error Salesforce reported for the record, each tagged with ``stage``.
+    """
+    found = list(errors) or [
+        RecordError("UNKNOWN_ERROR", "Salesforce reported a failure without a reason")
+    ]
+    found = [replace(e, stage=stage or e.stage) for e in found]
+    error = _classify(400, [e.as_dict() for e in found], found, None)
+    error.errors = found
+    error.stage = stage
+    return error
+
+
 def _classify(
     status: int, body: Any, errors: list[RecordError], retry_after: float | None
 ) -> SyncError:
@@ -126,9 +145,7 @@ def _classify(
         return AuthError(message or "Salesforce rejected the session", code=code or "HTTP_401")
     if code in RATE_LIMIT_CODES or status == 429:
         # The org's limit, not this order's: the run stops at once (DESIGN §3).
-        return RateLimited(
-            message, retry_after=retry_after, code=code or "HTTP_429", stop_run=True
-        )
+        return RateLimited(message, retry_after=retry_after, code=code or "HTTP_429", stop_run=True)
     if code in TRANSIENT_CODES or status >= 500:
         return RetryableError(message, code=code or f"HTTP_{status}", fields=fields)
     if code in STALE_REFERENCE_CODES:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import quote_plus, urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,13 +31,19 @@ from tasks.salesforce.composite import (
     dumps,
     parse_composite,
 )
-from tasks.salesforce.errors import classify_exception, record_errors, retry_after_seconds
+from tasks.salesforce.errors import (
+    classify,
+    classify_exception,
+    record_errors,
+    retry_after_seconds,
+)
 from tasks.settings import Settings
 
 T = TypeVar("T")
 COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call
 SOQL_IN_CHUNK = 300  # research §4: GET URLs cap at 16 KB; 300 quoted ids stay well inside
 DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"
+COMPOSITE_QUERIES = 5  # research §2: at most 5 of a composite's subrequests may be queries
 EMAIL_CHUNK = 100  # e-mails are longer than ids; 100 quoted ones stay well under 16 KB
 
 
@@ -257,34 +263,89 @@ class SimpleSalesforceGateway:
     ) -> dict[str, list[dict[str, Any]]]:
         """Contacts by lower-cased e-mail (every e-mail asked for is a key), 100 e-mails a query."""
         found: dict[str, list[dict[str, Any]]] = {email.lower(): [] for email in emails}
-        unique = list(found)
-        for start in range(0, len(unique), EMAIL_CHUNK):
-            soql = format_soql(
-                "SELECT Id, AccountId, Email, {:literal} FROM Contact WHERE Email IN {} "
-                "ORDER BY CreatedDate ASC",
-                key_field,
-                unique[start : start + EMAIL_CHUNK],
-            )
+        for soql in _email_queries(list(found), key_field):
             for contact in self.query(soql):
                 found.setdefault(str(contact.get("Email") or "").lower(), []).append(contact)
         return found
+
+    def find_contacts_and_records(
+        self,
+        emails: Sequence[str],
+        contact_key_field: str,
+        sobject: str,
+        key_field: str,
+        keys: Sequence[str],
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str | None]]:
+        """Two lookups of a whole batch in as few calls as can be: the Contacts with these
+        e-mails (as :meth:`find_contacts_by_emails`) and the Ids of the ``sobject`` records
+        whose external id is in ``keys`` (None: not in Salesforce); all their queries bundled
+        five to a ``/composite`` call."""
+        found: dict[str, list[dict[str, Any]]] = {email.lower(): [] for email in emails}
+        email_soqls = _email_queries(list(found), contact_key_field)
+        key_soqls = _key_queries(sobject, key_field, list(keys), ["Id"])
+        answers = self.query_many(email_soqls + key_soqls)
+        for rows in answers[: len(email_soqls)]:
+            for contact in rows:
+                found.setdefault(str(contact.get("Email") or "").lower(), []).append(contact)
+        ids: dict[str, str | None] = dict.fromkeys(keys)
+        for rows in answers[len(email_soqls) :]:
+            for row in rows:
+                ids[str(row.get(key_field))] = str(row["Id"])
+        return found, ids
 
     def records_by_keys(
         self, sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
     ) -> list[dict[str, Any]]:
         """Records whose external id is in ``keys``, in SOQL ``IN`` chunks of 300."""
-        select = ", ".join(dict.fromkeys([key_field, *fields]))
         found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), SOQL_IN_CHUNK):
-            chunk = list(keys[start : start + SOQL_IN_CHUNK])
-            # Field and object names come from our configuration; values go through format_soql.
-            soql = format_soql(
-                f"SELECT {select} FROM {sobject} WHERE {{:literal}} IN {{}}",  # noqa: S608
-                key_field,
-                chunk,
-            )
+        for soql in _key_queries(sobject, key_field, list(keys), fields):
             found.extend(self.query(soql))
         return found
+
+    def query_many(self, soqls: Sequence[str]) -> list[list[dict[str, Any]]]:
+        """Several SOQL queries, five per ``/composite`` call (research §2: up to 25
+        subrequests, at most 5 of them queries, count as ONE API call); each query's records,
+        in order, following ``nextRecordsUrl`` when a result is paged."""
+        answers: list[list[dict[str, Any]]] = []
+        base = f"/services/data/v{self.api_version}/query?q="
+        for start in range(0, len(soqls), COMPOSITE_QUERIES):
+            group = soqls[start : start + COMPOSITE_QUERIES]
+            body = {
+                "allOrNone": False,
+                "compositeRequest": [
+                    {"method": "GET", "url": base + quote_plus(soql), "referenceId": f"q{n}"}
+                    for n, soql in enumerate(group)
+                ],
+            }
+            response = self._call(
+                lambda sf, body=body: sf.restful(
+                    "composite",
+                    method="POST",
+                    data=dumps(body).encode(),
+                    headers={"Content-Type": "application/json; charset=UTF-8"},
+                )
+            )
+            subs = {
+                str(r.get("referenceId")): r for r in (response or {}).get("compositeResponse", [])
+            }
+            for n in range(len(group)):
+                answers.append(self._query_answer(subs.get(f"q{n}") or {}))
+        return answers
+
+    def _query_answer(self, sub: Mapping[str, Any]) -> list[dict[str, Any]]:
+        status = int(sub.get("httpStatusCode", 0))
+        body = sub.get("body")
+        if status >= 300 or not isinstance(body, Mapping):
+            error = classify(status or 500, body)
+            error.stage = "lookup"
+            raise error
+        rows = list(body.get("records") or [])
+        next_url = body.get("nextRecordsUrl")
+        while next_url:
+            page = self._call(lambda sf, url=next_url: sf.query_more(url, identifier_is_url=True))
+            rows.extend(page.get("records") or [])
+            next_url = None if page.get("done", True) else page.get("nextRecordsUrl")
+        return rows
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -419,6 +480,35 @@ class SimpleSalesforceGateway:
 
 
 _API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+
+
+def _email_queries(emails: Sequence[str], key_field: str) -> list[str]:
+    """SOQL for the Contacts with these e-mails, oldest first, 100 e-mails a query."""
+    return [
+        format_soql(
+            "SELECT Id, AccountId, Email, {:literal} FROM Contact WHERE Email IN {} "
+            "ORDER BY CreatedDate ASC",
+            key_field,
+            list(emails[start : start + EMAIL_CHUNK]),
+        )
+        for start in range(0, len(emails), EMAIL_CHUNK)
+    ]
+
+
+def _key_queries(
+    sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+) -> list[str]:
+    """SOQL for the records whose external id is in ``keys``, 300 keys a query."""
+    select = ", ".join(dict.fromkeys([key_field, *fields]))
+    # Field and object names come from our configuration; values go through format_soql.
+    return [
+        format_soql(
+            f"SELECT {select} FROM {sobject} WHERE {{:literal}} IN {{}}",  # noqa: S608
+            key_field,
+            list(keys[start : start + SOQL_IN_CHUNK]),
+        )
+        for start in range(0, len(keys), SOQL_IN_CHUNK)
+    ]
 
 
 def parse_limit_info(header: str | None) -> ApiUsage | None:

@@ -18,7 +18,7 @@ from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
 from state import Delivery, StateStore
 from state.models import utcnow
-from tasks.settings import Settings
+from tasks.settings import Settings, get_settings
 from tests.integration.conftest import SHOP
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -29,6 +29,14 @@ def store(product: Settings) -> Iterator[StateStore]:
     s = StateStore.open(product.state_url)
     yield s
     s.close()
+
+
+@pytest.fixture(params=["per_order", "batch"])
+def drain_mode(request: pytest.FixtureRequest, product: Settings, monkeypatch) -> str:
+    """The drain's path (issue 16): one composite call per order, or sObject Collections."""
+    monkeypatch.setenv("SHOPSYNC_DRAIN_MODE", request.param)
+    get_settings.cache_clear()
+    return request.param
 
 
 def deliver(store: StateStore, webhook_id: str, topic: str, body: dict[str, Any]) -> None:
@@ -85,7 +93,7 @@ def clear(salesforce) -> None:
 
 
 def test_eight_holds_then_a_transient_error_is_retried_not_dead_lettered(
-    store: StateStore, shopify, salesforce
+    drain_mode: str, store: StateStore, shopify, salesforce
 ) -> None:
     deliver(store, "w-1", "orders/create", order_payload(shopify, 0))
     holds = [hold_on_budget] * 3 + [hold_on_rate_limit] * 3 + [hold_on_auth] * 2
@@ -134,7 +142,7 @@ def live_order_indexes(shopify, count: int) -> list[int]:
 
 
 def test_a_refund_with_its_newer_order_update_in_the_claim_fetches_nothing(
-    store: StateStore, shopify, salesforce
+    drain_mode: str, store: StateStore, shopify, salesforce
 ) -> None:
     first, second = live_order_indexes(shopify, 2)
     refund_body, updated_body = refund(shopify, first, "5.00")
@@ -181,7 +189,7 @@ def customer_order_index(shopify) -> int:
 
 
 def test_cut_and_dropped_fields_are_recorded_per_order_counted_listed_and_published(
-    store: StateStore, shopify, salesforce, product: Settings, monkeypatch
+    drain_mode: str, store: StateStore, shopify, salesforce, product: Settings, monkeypatch
 ) -> None:
     shop = shopify.shop
     order_id = shop.generator.order_id(customer_order_index(shopify))

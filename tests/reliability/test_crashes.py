@@ -20,7 +20,7 @@ import pytest
 
 from sandbox.server import free_port
 from state import StateStore
-from tasks.settings import Settings
+from tasks.settings import Settings, get_settings
 from tests.reliability.support import (
     DrainLog,
     Receiver,
@@ -56,9 +56,17 @@ def acknowledged(shop: Any) -> int:
     return len({d["webhook_id"] for d in shop.webhooks.deliveries() if d["ok"]})
 
 
+@pytest.mark.parametrize("drain_mode", ["per_order", "batch"])
 def test_a_receiver_killed_under_load_loses_nothing_once_restarted(
-    receiver_process: Receiver, store: StateStore, salesforce: Any, shopify: Any
+    drain_mode: str,
+    receiver_process: Receiver,
+    store: StateStore,
+    salesforce: Any,
+    shopify: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("SHOPSYNC_DRAIN_MODE", drain_mode)  # the drain that syncs the backlog
+    get_settings.cache_clear()
     shop = shopify.shop
     receiver_process.start()
     # 40 orders at 25/s. A slower retry schedule than the other tests: 8 retries over ~29 s
@@ -98,7 +106,7 @@ def test_a_receiver_killed_under_load_loses_nothing_once_restarted(
     assert_complete(store, salesforce, shop, expected)
     assert httpx.get(f"{receiver_process.url}/healthz").json()["status"] == "ok"
     record(
-        "receiver SIGKILL under load",
+        "receiver SIGKILL under load" + (" (batch)" if drain_mode == "batch" else ""),
         orders=ORDERS,
         acknowledged_before_kill=killed_at,
         refused_attempts=len(refused),

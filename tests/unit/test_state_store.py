@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from state import Delivery, FieldWarning, StateStore
+from state import Delivery, FieldWarning, StateStore, SyncRecord
 from state.db import create_state_engine, migrate
 
 
@@ -319,6 +319,21 @@ def test_concurrent_processes_never_claim_the_same_row(db_url: str) -> None:
 # -- ledger -------------------------------------------------------------------------------------
 
 
+def test_a_drained_batch_records_its_ledger_and_customers_in_one_go(store: StateStore) -> None:
+    store.remember_customer("7", account_id="001OLD", contact_id="003A")
+    store.record_batch(
+        [
+            SyncRecord("1001", at(5), "h1", "001A", "003A", "006A"),
+            SyncRecord("1002", at(6), "h2", "001B", None, "006B"),
+        ],
+        {"7": ("001A", None), "shop_guest_x": ("001B", None)},
+    )
+    assert store.ledger_many(["1001", "1002"]).keys() == {"1001", "1002"}
+    assert store.ledger("1002").opportunity_id == "006B"
+    assert store.customer("7") == ("001A", "003A")  # a known Contact is not forgotten
+    assert store.customer("shop_guest_x") == ("001B", None)
+
+
 def test_ledger_records_and_never_goes_back_in_time(store: StateStore) -> None:
     store.record_sync(
         "1001",
@@ -458,7 +473,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from state import Delivery, FieldWarning, StateStore
+    from state import Delivery, FieldWarning, StateStore, SyncRecord
     store = StateStore.open(sys.argv[1])
     n = 0
     while True:
