@@ -105,6 +105,10 @@ def one_round(
         "drain_cpu_ms_per_order": round(drain_cpu * 1000 / synced, 2) if synced else None,
         "serve_cpu_ms_per_order": round(serve_cpu * 1000 / synced, 2) if synced else None,
         "drain_runs": run_states(runs),
+        "first_run_created_s": round(runs[0]["created"] - began, 2) if runs else None,
+        "first_run_started_s": round(runs[0]["started"] - began, 2)
+        if runs and runs[0]["started"]
+        else None,
     }
 
 

@@ -229,8 +229,8 @@ def drain_runs(prefect_api: str, since: float) -> list[dict[str, Any]]:
     runs = []
     for run in response.json():
         created = ts(run.get("created"))
-        if created is None or created < since:
-            continue
+        if created is None or created < since or run.get("state_type") == "SCHEDULED":
+            continue  # SCHEDULED: the hourly safety net's future runs, created at serve's start
         runs.append(
             {
                 "state": run.get("state_type"),
