@@ -24,7 +24,7 @@ from sqlalchemy import Dialect, Engine, and_, case, delete, func, or_, select, t
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from state.db import create_state_engine, migrate, sqlite_url
+from state.db import READ_ONLY, create_state_engine, migrate, sqlite_url
 from state.models import (
     Cursor,
     CustomerEntry,
@@ -650,10 +650,12 @@ class StateStore:
         Work is a pending delivery whose time has come, or a claim whose lease ran out (its drain
         died): the first of those times, if any, and the count of claims under a live lease.
         """
-        # Two index-friendly reads (ix_inbox_status_next_attempt): the receiver's nudger asks
-        # this several times a second during a burst, with thousands of rows pending.
+        # Two index-friendly reads (ix_inbox_status_next_attempt) in one read-only snapshot: the
+        # receiver's nudger asks this several times a second during a burst, with thousands of
+        # rows pending, and must not take the write lock the receiver's commits need.
         claimed = InboxItem.status == "claimed"
-        with self._tx() as s:
+        with self.engine.connect() as connection:
+            s = connection.execution_options(**{READ_ONLY: True})
             first_pending = s.execute(
                 select(func.min(InboxItem.next_attempt_at)).where(InboxItem.status == "pending")
             ).scalar()
