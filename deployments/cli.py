@@ -434,7 +434,14 @@ def drain_command(
     max_seconds: Annotated[
         float, typer.Option(help="Stop claiming new work after this long.")
     ] = 240.0,
-    batch_size: Annotated[int, typer.Option(help="Orders claimed at a time.")] = 50,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Orders claimed at a time (default: 800 when SHOPSYNC_DRAIN_MODE may use "
+            "sObject Collections, 50 with per_order).",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Drain the webhook inbox once, in the foreground (for cron, and for debugging)."""
     settings = _settings("shopify", "salesforce")

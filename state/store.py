@@ -740,8 +740,15 @@ class StateStore:
                 }
                 for order_id in chunk:
                     _apply_sync(s, rows.get(order_id), pending[order_id], now)
+            keys = list(customers)
+            known: dict[str, CustomerEntry] = {}
+            for start in range(0, len(keys), 500):
+                query = select(CustomerEntry).where(
+                    CustomerEntry.customer_key.in_(keys[start : start + 500])
+                )
+                known.update((row.customer_key, row) for row in s.scalars(query))
             for key, (account_id, contact_id) in customers.items():
-                row = s.get(CustomerEntry, key)
+                row = known.get(key)
                 if row is None:
                     row = CustomerEntry(customer_key=key)
                     s.add(row)
@@ -765,6 +772,18 @@ class StateStore:
         with self._tx() as s:
             row = s.get(CustomerEntry, customer_key)
             return None if row is None else (row.account_id, row.contact_id)
+
+    def customers(self, keys: Iterable[str]) -> dict[str, tuple[str | None, str | None] | None]:
+        """:meth:`customer` for many customers in one transaction (None: not known)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, tuple[str | None, str | None] | None] = dict.fromkeys(wanted)
+        with self._tx() as s:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = select(CustomerEntry).where(CustomerEntry.customer_key.in_(chunk))
+                for row in s.scalars(query):
+                    found[row.customer_key] = (row.account_id, row.contact_id)
+        return found
 
     def remember_customer(
         self, customer_key: str, *, account_id: str | None, contact_id: str | None

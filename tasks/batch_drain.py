@@ -55,7 +55,7 @@ from tasks.sync import (
     SyncOutcome,
     opportunity_already_existed,
     opportunity_was_deleted,
-    plan_write,
+    plan_write_for,
 )
 
 Result = SyncOutcome | SyncError
@@ -200,8 +200,7 @@ class _Batch:
 
     def _plan(self, prepared: list[PreparedOrder]) -> list[PlannedOrder]:
         """Each order's write, decided by the per-order rules over the batch's lookups."""
-        store = self.ctx.store
-        cached = {p.customer: store.customer(p.customer) for p in prepared}
+        cached = self.ctx.store.customers(p.customer for p in prepared)
         emails, keys = lookups_needed(prepared, cached)
         ctx = self.ctx
         if emails or keys:
@@ -219,7 +218,9 @@ class _Batch:
         for item in prepared:
             exists = _exists(item, ctx)
             try:
-                write = plan_write(item.records, ctx, opportunity_exists=exists)
+                write = plan_write_for(
+                    item.records, ctx, cached[item.customer], opportunity_exists=exists
+                )
             except SyncError as exc:
                 self.result.outcomes[item.order_id] = exc
                 continue

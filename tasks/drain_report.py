@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 ARTIFACT_KEY = "shopsync-drain"
-MAX_ORDER_ROWS = 200  # a 2,000-order drain lists its problems and the first of the rest
+MAX_ORDER_ROWS = 200  # orders that did not sync, listed one per row with the reason
+MAX_NAMES_CHARS = 4000  # the names of the synced orders, per outcome, as ranges
 DONE = frozenset({"created", "updated", "recreated", "unchanged", "stale", "skipped", "deleted"})
 
 
@@ -55,15 +56,45 @@ def drain_markdown(
 
 
 def order_rows(orders: Sequence[OrderNote], limit: int = MAX_ORDER_ROWS) -> list[str]:
-    """One table row per order, those that did not sync first; past ``limit`` rows, one line
-    says how many more there are."""
-    problems = [n for n in orders if n.detail.split(":")[0] not in DONE]
-    rest = [n for n in orders if n.detail.split(":")[0] in DONE]
-    shown = (problems + rest)[:limit]
-    rows = [f"| {note.order} | {_cell(note.detail)} |" for note in shown]
-    if len(orders) > len(shown):
-        rows.append(f"| … | {len(orders) - len(shown)} more orders, counted above |")
+    """Table rows for what happened to each order: every order that did not sync on a row of
+    its own with the reason (up to ``limit``), then one row per outcome of the others with
+    their names, runs of consecutive numbers written as ranges (``#1001–#1800``)."""
+    problems = [n for n in orders if _action(n) not in DONE]
+    rows = [f"| {note.order} | {_cell(note.detail)} |" for note in problems[:limit]]
+    if len(problems) > limit:
+        rows.append(f"| … | {len(problems) - limit} more, counted above |")
+    done: dict[str, list[str]] = {}
+    for note in orders:
+        if _action(note) in DONE:
+            done.setdefault(_action(note), []).append(note.order)
+    for action, names in done.items():
+        rows.append(f"| {_cell(_ranges(names))} | {action} ({len(names)}) |")
     return rows
+
+
+def _action(note: OrderNote) -> str:
+    return note.detail.split(":")[0]
+
+
+def _ranges(names: Sequence[str], max_chars: int = MAX_NAMES_CHARS) -> str:
+    """``#1001–#1003, #1007, 5551234`` (numbers in order, consecutive ones as a range)."""
+    numbers = sorted({int(n[1:]) for n in names if n.startswith("#") and n[1:].isdigit()})
+    others = sorted({n for n in names if not (n.startswith("#") and n[1:].isdigit())})
+    parts: list[str] = []
+    start = previous = None
+    for number in [*numbers, None]:
+        if number is not None and previous is not None and number == previous + 1:
+            previous = number
+            continue
+        if start is not None:
+            parts.append(f"#{start}" if start == previous else f"#{start}–#{previous}")
+        start = previous = number
+    parts += others
+    text = ", ".join(parts)
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars].rsplit(", ", 1)[0]
+    return f"{cut}, … ({len(parts) - len(cut.split(', '))} more runs)"
 
 
 def publish_drain_report(markdown: str, verdict: str) -> None:

@@ -217,13 +217,25 @@ def plan_write(
     records: SalesforceRecords, ctx: SyncContext, *, opportunity_exists: bool
 ) -> OrderWrite:
     """How to write this order: full bodies on create, owned fields on update."""
+    cached = ctx.store.customer(customer_key(records))
+    return plan_write_for(records, ctx, cached, opportunity_exists=opportunity_exists)
+
+
+def plan_write_for(
+    records: SalesforceRecords,
+    ctx: SyncContext,
+    cached: tuple[str | None, str | None] | None,
+    *,
+    opportunity_exists: bool,
+) -> OrderWrite:
+    """:func:`plan_write` with the customer cache's entry already read (``cached``: the
+    customer's (Account id, Contact id), None when unknown), as a batch reads it for all."""
     mapping = ctx.mapping
     opportunity = (
         update_body(OPPORTUNITY, records.opportunity, mapping, cancelled=records.cancelled)
         if opportunity_exists
         else dict(records.opportunity)
     )
-    cached = ctx.store.customer(customer_key(records))
     write = OrderWrite(
         account_field=mapping.key_field(ACCOUNT),
         account_key=records.account_key,

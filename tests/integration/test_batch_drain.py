@@ -162,7 +162,7 @@ def test_a_600_order_backlog_syncs_once_each_or_is_dead_lettered_with_its_reason
     report = drain_artifact(state.state_details.flow_run_id)
     rejected_name = shop.rest(shop.store.get(rejected[0]))["name"]
     assert f"| {rejected_name} | dead_letter: FIELD_CUSTOM_VALIDATION_EXCEPTION" in report
-    assert "more orders, counted above" in report  # 600 rows are cut to the first 200
+    assert f"| created ({600 - 5}) |" in report  # the synced orders' names, as ranges
 
     # A Salesforce user moves a deal along; Shopify updates the order, and older payloads of
     # twenty orders arrive late; the locks are gone.
@@ -289,3 +289,31 @@ def test_a_late_older_payload_changes_nothing_and_a_users_stage_survives(
     assert amount(after[str(target)]) == Decimal(new["current_total_price"])
     assert after[str(target)]["StageName"] == "Qualification"
     assert amount(after[str(newer["id"])]) == Decimal(newer["current_total_price"])
+
+
+def test_an_account_a_user_deleted_is_handed_to_the_per_order_recovery(
+    store: StateStore, shopify, salesforce, runtime: Runtime, monkeypatch
+) -> None:
+    use_mode(monkeypatch, "batch")
+    shop = shopify.shop
+    payloads = [shop.rest(shop.store.get(shop.generator.order_id(i))) for i in range(10)]
+    target = live_single_customer_orders(payloads)[0]
+    for n, body in enumerate(payloads):
+        deliver(store, f"w-{n}", "orders/create", body)
+    assert drain(batch_size=50)[1]["outcomes"] == {"created": 10}
+    account_key = f"shop_cust_{target['customer']['id']}"
+    [account] = [
+        r for r in salesforce.records("Account") if r.get(KEY_FIELDS["Account"]) == account_key
+    ]
+    runtime.salesforce.delete("Account", account["Id"])  # the cached Id is now in the recycle bin
+    updated = shop.rest(shop.update_order(target["id"], {"total_price": "31.00"}))
+    deliver(store, "u-1", "orders/updated", updated)
+    outcomes = drain(batch_size=50)[1]["outcomes"]
+    assert set(outcomes) <= {"updated", "recreated"}, outcomes
+    assert sum(outcomes.values()) == 1
+    assert store.dead_letters() == []
+    assert duplicates(salesforce) == {}
+    opportunity = opportunity_by_order(salesforce)[str(target["id"])]
+    assert amount(opportunity) == Decimal(updated["current_total_price"])
+    live = [r for r in salesforce.records("Account") if r.get(KEY_FIELDS["Account"]) == account_key]
+    assert [opportunity["AccountId"]] == [r["Id"] for r in live]

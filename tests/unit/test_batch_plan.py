@@ -288,11 +288,14 @@ def test_the_claim_is_one_call_per_concurrent_request_unless_asked() -> None:
     assert claim_size(10, "batch", 4) == 10
 
 
-def test_the_report_lists_orders_problems_first_and_cuts_a_long_list() -> None:
-    notes = [OrderNote(f"#{n}", "created") for n in range(300)]
-    notes.append(OrderNote("#1301", "dead_letter: FIELD_CUSTOM_VALIDATION_EXCEPTION: no"))
-    rows = order_rows(notes, limit=5)
+def test_the_report_lists_each_problem_and_the_synced_orders_as_ranges() -> None:
+    notes = [OrderNote(f"#{n}", "created") for n in range(1001, 1301)]
+    notes += [OrderNote("#1302", "created"), OrderNote("5551234", "created")]
+    notes += [OrderNote("#1301", "dead_letter: FIELD_CUSTOM_VALIDATION_EXCEPTION: no")]
+    notes += [OrderNote(f"#{n}", "retry_later: UNABLE_TO_LOCK_ROW: busy") for n in (1, 2, 3)]
+    rows = order_rows(notes, limit=3)
     assert rows[0] == "| #1301 | dead_letter: FIELD_CUSTOM_VALIDATION_EXCEPTION: no |"
-    assert rows[-1] == "| … | 296 more orders, counted above |"
+    assert rows[3] == "| … | 1 more, counted above |"
+    assert rows[4] == "| #1001–#1300, #1302, 5551234 | created (302) |"
     report = drain_markdown("ok", {"created": 1}, None, [], [OrderNote("#1", "created")])
-    assert report.endswith("## Orders\n\n| order | outcome |\n|---|---|\n| #1 | created |")
+    assert report.endswith("## Orders\n\n| order | outcome |\n|---|---|\n| #1 | created (1) |")

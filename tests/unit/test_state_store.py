@@ -332,6 +332,7 @@ def test_a_drained_batch_records_its_ledger_and_customers_in_one_go(store: State
     assert store.ledger("1002").opportunity_id == "006B"
     assert store.customer("7") == ("001A", "003A")  # a known Contact is not forgotten
     assert store.customer("shop_guest_x") == ("001B", None)
+    assert store.customers(["7", "404", "7"]) == {"7": ("001A", "003A"), "404": None}
 
 
 def test_ledger_records_and_never_goes_back_in_time(store: StateStore) -> None:
@@ -555,11 +556,14 @@ def test_the_receivers_sqlite_insert_stores_what_the_orm_stores(
     from state.store import _inbox_values
 
     fast = replace(
-        delivery("fast"), event_id="e1", api_version="2026-10",
+        delivery("fast"),
+        event_id="e1",
+        api_version="2026-10",
         triggered_at=datetime(2026, 11, 28, 10, 0, 0, 123000, tzinfo=UTC),
     )
     assert store.add_deliveries([(fast, False), (replace(fast, webhook_id="fast-2"), True)]) == [
-        "stored", "ignored",
+        "stored",
+        "ignored",
     ]
     orm_row = _inbox_values(replace(fast, webhook_id="orm"), False, datetime.now(UTC))
     assert store._add_portably(orm_row) == "stored"
