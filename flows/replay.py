@@ -9,9 +9,11 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.outcome import RunOutcome, final_state
+from state.models import utcnow
 from tasks.artifacts import current_flow_run_id
 from tasks.dead_letter_board import choose, order_name, publish_board
-from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
+from tasks.disposition import AFTER_TASK_RETRIES, dispose
+from tasks.errors import SyncError
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
 from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
@@ -46,10 +48,10 @@ def replay_dead_letters(orders: list[str] | None = None) -> Any:
             try:
                 order = fetch(runtime.shopify, letter.order_id)
                 outcome = sync(order, ctx)
-            except (AuthError, BudgetExhausted, RateLimited) as exc:
-                held = str(exc)  # the rest stay dead-lettered, untouched; replay again later
-                break
             except SyncError as exc:
+                if dispose(exc, 1, utcnow(), AFTER_TASK_RETRIES).kind == "hold":
+                    held = str(exc)  # the rest stay dead-lettered, untouched; replay again later
+                    break
                 runtime.note_failure(exc)
                 park_order(
                     runtime.store,

@@ -6,9 +6,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from state.models import utcnow
 from tasks.artifacts import current_flow_run_id
 from tasks.dead_letter_board import publish_board
-from tasks.errors import AuthError, BudgetExhausted, RateLimited, SyncError
+from tasks.disposition import AFTER_TASK_RETRIES, dispose
+from tasks.errors import SyncError
 from tasks.orders import ORDER_NAME, order_reference
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
@@ -39,9 +41,9 @@ def sync_order(order_id: str) -> dict[str, Any]:
         runtime.store.record_field_warnings(
             outcome.field_warnings, path="manual", run_id=current_flow_run_id()
         )
-    except (AuthError, BudgetExhausted, RateLimited):
-        raise  # nothing is lost: the order can be synced again once this clears
     except SyncError as exc:
+        if dispose(exc, 1, utcnow(), AFTER_TASK_RETRIES).kind == "hold":
+            raise  # nothing is lost: the order can be synced again once this clears
         runtime.note_failure(exc)
         park_order(
             runtime.store, order_id, label, exc, source="manual", payload=None, return_state=True

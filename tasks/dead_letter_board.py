@@ -15,22 +15,24 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from state import DeadLetterRecord, StateStore
+from tasks.salesforce.errors import cause_of
 
 ARTIFACT_KEY = "shopsync-dead-letters"
 REPLAY = "run replay-dead-letters/manual with {ref} (or `shopsync dlq replay {ref}`)"
 
-# What an operator does about a failure, by error code (anything else: fix the cause, replay).
+# What an operator does about a failure, by its cause (``tasks.salesforce.errors.cause_of``)
+# or our own error code (anything else: fix the cause, replay).
 ADVICE = {
-    "FIELD_CUSTOM_VALIDATION_EXCEPTION": "a Salesforce validation rule rejected it: fix the "
-    "order in Shopify or the rule in Salesforce, then {replay}",
-    "REQUIRED_FIELD_MISSING": "Salesforce requires a field the mapping leaves empty: fill it in "
-    "Shopify or map it (SHOPSYNC_MAPPING), then {replay}",
-    "INVALID_FIELD": "the field mapping names a field the org lacks: run `shopsync doctor`, fix "
+    "validation_rule": "a Salesforce validation rule rejected it: fix the order in Shopify or the "
+    "rule in Salesforce, then {replay}",
+    "required_field": "Salesforce requires a field the mapping leaves empty: fill it in Shopify "
+    "or map it (SHOPSYNC_MAPPING), then {replay}",
+    "unknown_field": "the field mapping names a field the org lacks: run `shopsync doctor`, fix "
     "the mapping or the org, then {replay}",
-    "DUPLICATES_DETECTED": "a Salesforce duplicate rule blocked it: merge the duplicates or relax "
-    "the rule, then {replay}",
-    "STRING_TOO_LONG": "a value is longer than the Salesforce field: shorten it or widen the "
-    "field, then {replay}",
+    "duplicate_rule": "a Salesforce duplicate rule blocked it: merge the duplicates or relax the "
+    "rule, then {replay}",
+    "too_long": "a value is longer than the Salesforce field: shorten it or widen the field, "
+    "then {replay}",
     "ORDER_NOT_FOUND": "Shopify no longer has the order (deleted, or older than 60 days without "
     "read_all_orders): close it with `shopsync dlq resolve {id}`",
     "INVALID_ORDER": "the order cannot be mapped (see the message): fix it in Shopify, then "
@@ -57,9 +59,8 @@ def order_name(letter: DeadLetterRecord) -> str | None:
 def advice(letter: DeadLetterRecord) -> str:
     """The next step for one dead letter."""
     ref = order_name(letter) or letter.order_id
-    template = ADVICE.get(
-        letter.error_code or "", "fix the cause named in the error, then {replay}"
-    )
+    key = cause_of(letter.error_code) or letter.error_code or ""
+    template = ADVICE.get(key, "fix the cause named in the error, then {replay}")
     return template.format(replay=REPLAY.format(ref=f"'{ref}'"), id=letter.id)
 
 

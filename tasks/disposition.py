@@ -20,6 +20,7 @@ Kind = Literal["done", "retry", "hold", "dead_letter"]
 
 HOLD_AFTER_AUTH = timedelta(minutes=5)
 HOLD_WHEN_RATE_LIMITED = timedelta(seconds=60)  # when the remote system sends no Retry-After
+NIGHT = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,18 @@ class BackoffPolicy:
     retry_seconds: Sequence[float] = (30, 120, 600, 1800, 3600, 7200, 14400)
     hold_after_auth: timedelta = HOLD_AFTER_AUTH
     hold_when_rate_limited: timedelta = HOLD_WHEN_RATE_LIMITED
+
+    @classmethod
+    def nightly(cls, max_failed_nights: int) -> BackoffPolicy:
+        """Reconcile's repair: a transient failure is tried again by the next nightly run, and
+        dead-lettered once it failed on ``max_failed_nights`` nightly runs
+        (``SHOPSYNC_RECONCILE_MAX_FAILED_NIGHTS``)."""
+        return cls(retry_seconds=(NIGHT.total_seconds(),) * max(0, max_failed_nights - 1))
+
+
+# A flow with nobody to try again later (sync-order, replay): Prefect's task retries were the
+# retries, so a transient failure that outlived them is dead-lettered (and can be replayed).
+AFTER_TASK_RETRIES = BackoffPolicy(retry_seconds=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +81,8 @@ def dispose(
 
     Args:
         error: The classified failure, or None when the order synced.
-        attempts: Failed attempts so far, this one included.
+        attempts: Failed attempts so far, this one included (0: a run that does not count its
+            failures, such as a manual reconcile: a transient failure is left for later).
         now: The time of the decision (timezone-aware UTC).
         policy: The backoff and hold durations.
     """
@@ -83,10 +97,34 @@ def dispose(
         return Disposition("hold", now + wait, stop_run=error.stop_run, error=error)
     if isinstance(error, (AuthError, BudgetExhausted)):
         return Disposition("hold", now + policy.hold_after_auth, stop_run=True, error=error)
-    if isinstance(error, RetryableError) and attempts <= len(policy.retry_seconds):
-        wait = timedelta(seconds=policy.retry_seconds[max(0, attempts - 1)])
-        return Disposition("retry", now + wait, error=error)
+    if is_transient(error) and attempts <= len(policy.retry_seconds):
+        return Disposition("retry", now + _wait(policy, attempts), error=error)
     return Disposition("dead_letter", error=error)
+
+
+def _wait(policy: BackoffPolicy, attempts: int) -> timedelta:
+    waits = policy.retry_seconds
+    if not waits:
+        return timedelta(0)
+    return timedelta(seconds=waits[min(max(attempts, 1), len(waits)) - 1])
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failed attempt that may succeed later (5xx, locked rows, timeouts): it counts as an
+    attempt and is retried while the policy has waits left. A rate limit is not one: it holds."""
+    return isinstance(error, RetryableError) and not isinstance(error, RateLimited)
+
+
+def retry_in_task(error: BaseException) -> bool:
+    """Whether Prefect's task retries (seconds apart) should try again at once.
+
+    A transient failure, or a rate limit that only slows this call (Shopify's); never a
+    permanent or auth failure, nor a rate limit that stops the run (Salesforce's: the order is
+    held for its Retry-After instead of probing the limit again in a few seconds).
+    """
+    if isinstance(error, RateLimited):
+        return not error.stop_run
+    return is_transient(error)
 
 
 def stops_run(error: SyncError) -> bool:

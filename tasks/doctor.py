@@ -13,10 +13,10 @@ from typing import Any
 from tasks.errors import AuthError, SyncError
 from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig, OrgSchema
 from tasks.org import (
-    PERSON_RECORD_TYPES_SOQL,
     choose_person_record_type,
     person_record_type_problem,
 )
+from tasks.salesforce import queries
 from tasks.topics import REGISTERED_TOPICS
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
@@ -151,6 +151,33 @@ def stage_checks(opportunity: Mapping[str, Any], mapping: MappingConfig) -> list
     return checks
 
 
+def added_field_checks(
+    describes: Mapping[str, Mapping[str, Any]], mapping: MappingConfig
+) -> list[Check]:
+    """Each field added by configuration (``SHOPSYNC_MAPPING__<OBJECT>_FIELDS``) exists in the
+    org and the integration user may write it (on update too, when it is owned)."""
+    checks = []
+    for sobject in (ACCOUNT, CONTACT, OPPORTUNITY):
+        fields = {f.get("name"): f for f in describes.get(sobject, {}).get("fields", [])}
+        owned = mapping.owned(sobject)
+        for name, source in mapping.extra_fields(sobject).items():
+            label = f"{sobject}.{name}"
+            field = fields.get(name)
+            if field is None:
+                problem = "field is missing (or the integration user cannot see it)"
+                fix = f"Create {label}, or give the integration user field-level access to it."
+            elif not field.get("createable", True) or (
+                name in owned and not field.get("updateable", True)
+            ):
+                problem = "the integration user cannot write it"
+                fix = f"Grant the integration user edit access to {label} (field-level security)."
+            else:
+                checks.append(Check(label, True, f"mapped from {source}"))
+                continue
+            checks.append(Check(label, False, f"{problem}; it is never written", fix))
+    return checks
+
+
 def org_feature_checks(describes: Mapping[str, Mapping[str, Any]]) -> list[Check]:
     """Person Accounts and multi-currency, detected (informational)."""
     account = {f.get("name") for f in describes.get(ACCOUNT, {}).get("fields", [])}
@@ -200,13 +227,6 @@ def person_account_checks(
     return [Check("Person Account record type", True, f"{name} ({chosen}), {how}")]
 
 
-DUPLICATE_RULES_SOQL = (
-    "SELECT DeveloperName, MasterLabel, SobjectType FROM DuplicateRule "
-    "WHERE IsActive = true AND SobjectType IN ('Account', 'Contact', 'Opportunity') "
-    "ORDER BY SobjectType, DeveloperName"
-)
-
-
 def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
     """Active duplicate rules on the three objects: they can reject the sync's saves."""
     if not rules:
@@ -242,7 +262,7 @@ def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) 
 
 def _duplicate_rules(salesforce: Any, allow_save: bool) -> list[Check]:
     try:
-        rules = salesforce.query(DUPLICATE_RULES_SOQL)
+        rules = salesforce.query(queries.ACTIVE_DUPLICATE_RULES)
     except SyncError as exc:  # DuplicateRule needs "View Setup and Configuration"
         return [
             Check(
@@ -361,12 +381,11 @@ def guarded(name: str, probe: Callable[[], list[Check]]) -> list[Check]:
 
 def fix_for(exc: SyncError, system: str) -> str:
     """The fix for a failed probe of ``system`` ("Salesforce" or "Shopify")."""
-    if isinstance(exc, AuthError) or exc.code in AUTH_CODES:
+    if isinstance(exc, AuthError):  # both adapters classify refused credentials as AuthError
         return CREDENTIAL_FIXES[system]
     return f"Check that {REACHABLE[system]} is reachable from this machine (shopsync config check)."
 
 
-AUTH_CODES = frozenset({"invalid_client", "invalid_grant", "invalid_client_id", "HTTP_401"})
 CREDENTIAL_FIXES = {
     "Salesforce": "Check the SALESFORCE_* credentials and SALESFORCE_LOGIN_URL "
     "(shopsync config check).",
@@ -397,9 +416,10 @@ def run_doctor(
         found = [Check("Salesforce login", True, "token obtained, describe readable")]
         found += external_id_checks(describes, mapping)
         found += stage_checks(describes[OPPORTUNITY], mapping)
+        found += added_field_checks(describes, mapping)
         found += org_feature_checks(describes)
         if OrgSchema.from_describe(describes).person_accounts:
-            record_types = salesforce.query(PERSON_RECORD_TYPES_SOQL)
+            record_types = salesforce.query(queries.PERSON_RECORD_TYPES)
             found += person_account_checks(record_types, mapping)
         return found + _duplicate_rules(salesforce, allow_save)
 

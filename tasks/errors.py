@@ -13,8 +13,8 @@ SyncError
 ```
 
 Each external system classifies its failures into this tree in exactly one place
-(``tasks.salesforce.classify`` and ``tasks.shopify.classify``); everything above that only asks
-``isinstance(exc, RetryableError)``.
+(``tasks.salesforce.errors`` and ``tasks.shopify``); what a flow then does with a failure
+(retry at T, hold, dead-letter) is decided in one place too: ``tasks.disposition.dispose``.
 """
 
 from __future__ import annotations
@@ -140,8 +140,3 @@ class RecordError:
         if self.stage:
             out["stage"] = self.stage
         return out
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Whether a failure is worth retrying later."""
-    return isinstance(exc, RetryableError)

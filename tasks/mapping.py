@@ -2,7 +2,9 @@
 
 ``map_order`` turns an order into three plain dicts (Account, Contact, Opportunity) plus the
 external-id keys to upsert them by. It knows nothing about HTTP: the Salesforce adapter decides
-how to send them (one ``/composite`` call, sObject Collections or Bulk API 2.0).
+how to send them (one ``/composite`` call, sObject Collections or Bulk API 2.0). *Which* fields
+each body has, where their values come from, which are owned and their standard lengths is
+declared once, in :mod:`tasks.mapping_table`; this module applies the rules below to it.
 
 Rules the adapter can rely on:
 
@@ -46,15 +48,30 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks.errors import ConfigError, InvalidOrder
-from tasks.orders import Address, Order
+from tasks.errors import ConfigError
+from tasks.mapping_table import (
+    ACCOUNT,
+    CONTACT,
+    OBJECTS,
+    OPPORTUNITY,
+    TABLES,
+    MappingInput,
+    build_body,
+    buyer_of,
+    default_ownership,
+    email_fields,
+    first,
+    guest_phone,
+    source_kind,
+    standard_lengths,
+)
+from tasks.orders import Order
 
 __all__ = [
     "ACCOUNT",
@@ -77,34 +94,15 @@ __all__ = [
     "update_body",
 ]
 
-ACCOUNT = "Account"
-CONTACT = "Contact"
-OPPORTUNITY = "Opportunity"
-
 NameSource = Literal["company", "full_name", "email"]
 AmountBasis = Literal["current_total_price", "total_price"]
 
 _TEMPLATE_KEYS = frozenset({"name", "customer_name", "order_number", "id", "email", "company"})
 
-STANDARD_FIELD_LENGTHS: Mapping[str, Mapping[str, int]] = {
-    ACCOUNT: {
-        "Name": 255,
-        "BillingStreet": 255,
-        "BillingCity": 40,
-        "BillingState": 80,
-        "BillingPostalCode": 20,
-        "BillingCountry": 80,
-        "Phone": 40,
-        "FirstName": 40,
-        "LastName": 80,
-        "PersonEmail": 80,
-    },
-    CONTACT: {"FirstName": 40, "LastName": 80, "Email": 80, "Phone": 40},
-    OPPORTUNITY: {"Name": 120, "StageName": 255},
-}
-"""Standard Salesforce field lengths (Object Reference v67), used when describe is not known."""
+STANDARD_FIELD_LENGTHS: Mapping[str, Mapping[str, int]] = standard_lengths()
+"""Standard Salesforce field lengths (Object Reference v67) from the mapping tables, used when
+describe is not known."""
 
-_EMAIL_FIELDS = frozenset({(CONTACT, "Email"), (ACCOUNT, "PersonEmail")})
 _STRING_TYPES = frozenset(
     {"string", "textarea", "email", "phone", "url", "picklist", "combobox", "encryptedstring"}
 )
@@ -113,6 +111,12 @@ _ALWAYS_CREATE_ONLY: Mapping[str, frozenset[str]] = {OPPORTUNITY: frozenset({"Co
 """Create-only in Salesforce itself, whatever the config says (Opportunity.ContactId, API 46+)."""
 _MIN_PHONE_DIGITS = 6
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
+_EXTRA_SETTING = {
+    ACCOUNT: "SHOPSYNC_MAPPING__ACCOUNT_FIELDS",
+    CONTACT: "SHOPSYNC_MAPPING__CONTACT_FIELDS",
+    OPPORTUNITY: "SHOPSYNC_MAPPING__OPPORTUNITY_FIELDS",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,31 +129,11 @@ def _default_name_sources() -> list[NameSource]:
 
 
 def _default_owned() -> dict[str, list[str]]:
-    return {
-        ACCOUNT: [
-            "Name",
-            "BillingStreet",
-            "BillingCity",
-            "BillingState",
-            "BillingPostalCode",
-            "BillingCountry",
-            "Phone",
-            "FirstName",
-            "LastName",
-            "PersonEmail",
-            "CurrencyIsoCode",
-        ],
-        CONTACT: ["FirstName", "LastName", "Email", "Phone", "CurrencyIsoCode"],
-        OPPORTUNITY: ["Name", "Amount", "CurrencyIsoCode"],
-    }
+    return default_ownership()[0]
 
 
 def _default_create_only() -> dict[str, list[str]]:
-    return {
-        ACCOUNT: ["OwnerId"],
-        CONTACT: ["OwnerId", "AccountId"],
-        OPPORTUNITY: ["StageName", "CloseDate", "OwnerId", "ContactId"],
-    }
+    return default_ownership()[1]
 
 
 class MappingConfig(BaseModel):
@@ -234,6 +218,22 @@ class MappingConfig(BaseModel):
         default_factory=_default_create_only,
         description="Per object, fields sent only on create; Salesforce users own them after.",
     )
+    account_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Account fields to add to the mapping: Salesforce field → source (a named source "
+            "such as amount, or order.<attribute> / buyer.<attribute>); owned unless listed in "
+            "create_only_fields."
+        ),
+    )
+    contact_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Contact fields to add to the mapping (as account_fields).",
+    )
+    opportunity_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Opportunity fields to add to the mapping (as account_fields).",
+    )
 
     @field_validator("opportunity_name_template")
     @classmethod
@@ -247,12 +247,50 @@ class MappingConfig(BaseModel):
         return template
 
     @model_validator(mode="after")
+    def _added_fields_valid(self) -> MappingConfig:
+        for sobject in OBJECTS:
+            mapped = {rule.field for rule in TABLES[sobject]}
+            for name, source in self.extra_fields(sobject).items():
+                where = f"{_EXTRA_SETTING[sobject]}: {name}"
+                if not _API_NAME.fullmatch(name):
+                    raise ValueError(f"{where}: not a Salesforce field API name")
+                if name in mapped or name == self.key_field(sobject):
+                    raise ValueError(
+                        f"{where} is already mapped; change its ownership with "
+                        "owned_fields / create_only_fields instead"
+                    )
+                try:
+                    source_kind(source)
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _owned_and_create_only_disjoint(self) -> MappingConfig:
         for sobject, fields in self.create_only_fields.items():
             both = set(fields) & set(self.owned_fields.get(sobject, []))
             if both:
                 raise ValueError(f"{sobject} fields both owned and create-only: {sorted(both)}")
         return self
+
+    def extra_fields(self, sobject: str) -> dict[str, str]:
+        """The fields added to one object by configuration: Salesforce field → source."""
+        return {
+            ACCOUNT: self.account_fields,
+            CONTACT: self.contact_fields,
+            OPPORTUNITY: self.opportunity_fields,
+        }[sobject]
+
+    def create_only(self, sobject: str) -> set[str]:
+        """Fields of one object sent only on create (configured, plus Salesforce's own)."""
+        names = set(self.create_only_fields.get(sobject, []))
+        return names | _ALWAYS_CREATE_ONLY.get(sobject, frozenset())
+
+    def owned(self, sobject: str) -> set[str]:
+        """Fields of one object Shopify owns: the configured list plus the added fields, minus
+        the create-only ones (external ids aside)."""
+        names = set(self.owned_fields.get(sobject, [])) | set(self.extra_fields(sobject))
+        return names - self.create_only(sobject)
 
     @property
     def person_contact_external_id_field(self) -> str:
@@ -275,7 +313,7 @@ class MappingConfig(BaseModel):
 
 
 def _standard_lengths() -> dict[str, dict[str, int]]:
-    return {sobject: dict(fields) for sobject, fields in STANDARD_FIELD_LENGTHS.items()}
+    return standard_lengths()
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,7 +438,7 @@ def guest_account_key(order: Order, config: MappingConfig) -> str:
     email = normalise_email(_guest_email(order))
     if email is not None:
         return config.guest_account_key_prefix + _digest(email)
-    digits = re.sub(r"[^0-9]", "", _guest_phone(order) or "")
+    digits = re.sub(r"[^0-9]", "", guest_phone(order) or "")
     if len(digits) >= _MIN_PHONE_DIGITS:
         return f"{config.guest_account_key_prefix}tel_{_digest(digits)}"
     return f"{config.guest_account_key_prefix}order_{order.id}"
@@ -417,219 +455,19 @@ def skip_reason(order: Order, config: MappingConfig) -> str | None:
     return None
 
 
-def _first(*values: str | None) -> str | None:
-    return next((v for v in values if v), None)
-
-
-def _join(*parts: str | None, sep: str = " ") -> str | None:
-    text = sep.join(p for p in parts if p)
-    return text or None
-
-
 def _guest_email(order: Order) -> str | None:
-    return _first(order.email, order.customer.email if order.customer else None)
-
-
-def _guest_phone(order: Order) -> str | None:
-    billing = order.billing_address
-    return _first(order.phone, billing.phone if billing else None)
-
-
-@dataclass(frozen=True, slots=True)
-class _Person:
-    """The buyer as the mapping sees them, whichever source each part came from."""
-
-    first_name: str | None
-    last_name: str | None
-    email: str | None
-    phone: str | None
-    address: Address | None
-
-    @property
-    def full_name(self) -> str | None:
-        return _join(self.first_name, self.last_name)
-
-    @property
-    def required_last_name(self) -> str:
-        local = self.email.split("@", 1)[0].strip() if self.email else ""
-        return self.last_name or local or "Unknown"
-
-
-def _name_pair(*sources: Address | None) -> tuple[str | None, str | None]:
-    for source in sources:
-        if source is not None and (source.first_name or source.last_name):
-            return source.first_name, source.last_name
-    return None, None
-
-
-def _buyer(order: Order) -> _Person:
-    """Who bought: the customer record first, the order's own contact data as fallback.
-
-    Whose data goes where (README, "Mapping: what goes where"): the Account and Contact describe the
-    *customer*. An order's billing address, and the phone on it, may be someone else's (a gift,
-    a company card), so it is used only when it is the customer's: the customer has no default
-    address and the billing name is the customer's name. A guest has no customer record: the
-    billing address is the only identity there is, so it is taken as theirs.
-    """
-    billing = order.billing_address
-    customer = order.customer
-    if customer is None:
-        first, last = _name_pair(billing)
-        return _Person(first, last, order.email, _guest_phone(order), billing)
-    if customer.first_name or customer.last_name:
-        first, last = customer.first_name, customer.last_name
-    else:
-        first, last = _name_pair(customer.default_address)
-    address = customer.default_address or _if_named(billing, first, last)
-    return _Person(
-        first_name=first,
-        last_name=last,
-        email=_first(customer.email, order.email),
-        phone=_first(customer.phone, address.phone if address else None, order.phone),
-        address=address,
-    )
-
-
-def _if_named(address: Address | None, first: str | None, last: str | None) -> Address | None:
-    """``address`` when the name on it is this person's (case and spacing aside), else None."""
-    own = _folded_name(first, last)
-    if address is None or not own:
-        return None
-    return address if _folded_name(address.first_name, address.last_name) == own else None
-
-
-def _folded_name(first: str | None, last: str | None) -> str:
-    return " ".join(f"{first or ''} {last or ''}".casefold().split())
-
-
-def _account_name(order: Order, buyer: _Person, config: MappingConfig) -> str:
-    candidates: dict[str, str | None] = {
-        "company": buyer.address.company if buyer.address else None,
-        "full_name": buyer.full_name,
-        "email": buyer.email,
-    }
-    for source in config.account_name_sources:
-        value = candidates[source]
-        if value:
-            return value
-    if order.customer is not None:
-        return f"Shopify customer {order.customer.id}"
-    return f"Shopify guest {order.name or order.id}"
-
-
-def _billing(address: Address | None) -> dict[str, Any]:
-    if address is None:
-        return {}
-    return {
-        "BillingStreet": _join(address.address1, address.address2, sep="\n"),
-        "BillingCity": address.city,
-        "BillingState": address.province,
-        "BillingPostalCode": address.zip,
-        "BillingCountry": address.country,
-    }
-
-
-def _close_date(order: Order, config: MappingConfig, shop_timezone: str) -> date:
-    try:
-        zone = ZoneInfo(shop_timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"unknown shop timezone {shop_timezone!r}", code="BAD_SHOP_TIMEZONE"
-        ) from exc
-    try:
-        local_day = order.created_at.astimezone(zone).date()
-        return local_day + timedelta(days=config.close_date_offset_days)
-    except OverflowError:
-        raise InvalidOrder(
-            f"order {order.id}: created_at {order.created_at.isoformat()} gives no valid CloseDate",
-            code="BAD_CLOSE_DATE",
-        ) from None
-
-
-def _opportunity_name(order: Order, buyer: _Person, config: MappingConfig) -> str:
-    values = {
-        "name": order.name or (f"#{order.order_number}" if order.order_number else order.id),
-        "customer_name": buyer.full_name or buyer.email or _anonymous(order),
-        "order_number": "" if order.order_number is None else str(order.order_number),
-        "id": order.id,
-        "email": buyer.email or "",
-        "company": (buyer.address.company if buyer.address else None) or "",
-    }
-    text = config.opportunity_name_template.format(**values).strip()
-    return text or f"Shopify Order {order.id}"
-
-
-def _anonymous(order: Order) -> str:
-    """How a buyer without name or e-mail is called: by customer id, else a guest."""
-    return f"customer {order.customer.id}" if order.customer is not None else "guest"
-
-
-def _amount(order: Order, config: MappingConfig) -> Decimal:
-    if config.amount_basis == "total_price":
-        return order.total_price
-    return order.current_total_price
-
-
-# --------------------------------------------------------------------------------------------
-# Record assembly
-# --------------------------------------------------------------------------------------------
-
-
-def _account_body(
-    order: Order, buyer: _Person, config: MappingConfig, org: OrgSchema
-) -> dict[str, Any]:
-    body: dict[str, Any]
-    if org.person_accounts:
-        # Without the person record type Salesforce takes the Account for a business account
-        # and refuses the person fields ("Business Account may not use Person Account field").
-        body = {
-            "RecordTypeId": org.person_record_type_id,
-            "FirstName": buyer.first_name,
-            "LastName": buyer.required_last_name,
-            "PersonEmail": buyer.email,
-        }
-        if order.customer is not None:
-            body[config.person_contact_external_id_field] = order.customer.id
-    else:
-        body = {"Name": _account_name(order, buyer, config)}
-    body.update(_billing(buyer.address))
-    body["Phone"] = _first(buyer.address.phone if buyer.address else None, buyer.phone)
-    return body
-
-
-def _contact_body(order: Order, buyer: _Person, config: MappingConfig) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "FirstName": buyer.first_name,
-        "LastName": buyer.required_last_name,
-        "Email": buyer.email,
-        "Phone": buyer.phone,
-    }
-    if order.customer is not None:
-        body[config.contact_external_id_field] = order.customer.id
-    return body
-
-
-def _opportunity_body(
-    order: Order, buyer: _Person, config: MappingConfig, org: OrgSchema, shop_timezone: str
-) -> dict[str, Any]:
-    stage = config.stage_when_cancelled if order.is_cancelled else config.stage_on_create
-    body: dict[str, Any] = {
-        "Name": _opportunity_name(order, buyer, config),
-        "StageName": stage,
-        "CloseDate": _close_date(order, config, shop_timezone).isoformat(),
-        "Amount": _amount(order, config),
-    }
-    if org.multi_currency:
-        body["CurrencyIsoCode"] = order.currency
-    return body
+    return first(order.email, order.customer.email if order.customer else None)
 
 
 class _Fitter:
     """Cleans, length-checks and filters one record body, collecting what it had to change."""
 
-    def __init__(self, org: OrgSchema, keys: frozenset[tuple[str, str]]) -> None:
+    def __init__(
+        self, org: OrgSchema, keys: frozenset[tuple[str, str]], emails: frozenset[tuple[str, str]]
+    ) -> None:
         self.org = org
         self.keys = keys  # (sobject, field) of external ids: never cut, never dropped
+        self.emails = emails  # (sobject, field) holding an e-mail: checked, never cut
         self.truncations: list[Truncation] = []
         self.dropped: list[str] = []
 
@@ -654,7 +492,7 @@ class _Fitter:
         return out
 
     def _fit_value(self, sobject: str, name: str, value: Any) -> Any:
-        if (sobject, name) in _EMAIL_FIELDS and not _EMAIL.fullmatch(str(value)):
+        if (sobject, name) in self.emails and not _EMAIL.fullmatch(str(value)):
             self.dropped.append(f"{sobject}.{name}")  # not an address: Salesforce would reject it
             return None
         limit = self.org.length(sobject, name)
@@ -666,7 +504,7 @@ class _Fitter:
                 code="EXTERNAL_ID_TOO_SHORT",
                 fields=[name],
             )
-        omit = (sobject, name) in _EMAIL_FIELDS
+        omit = (sobject, name) in self.emails
         cut = "" if omit else _cut(value, limit)
         self.truncations.append(Truncation(sobject, name, _sf_length(value), limit, not cut))
         return cut or None
@@ -699,29 +537,28 @@ def map_order(
 ) -> SalesforceRecords:
     """Map one order to Account, Contact and Opportunity bodies (see the module docstring).
 
-    ``shop_timezone`` is the shop's IANA timezone (``Shop.ianaTimezone``); it only decides the
-    calendar day of ``CloseDate``. Raises :class:`~tasks.errors.ConfigError` for an unknown
-    timezone or an external-id field the org lacks or that is too short for its key, and
-    :class:`~tasks.errors.InvalidOrder` when the CloseDate would fall outside the calendar.
+    The bodies are built from the mapping tables (:mod:`tasks.mapping_table`, plus the fields
+    added by configuration), then cleaned, length-checked and filtered by the org. The external
+    ids are added here. ``shop_timezone`` is the shop's IANA timezone (``Shop.ianaTimezone``); it
+    only decides the calendar day of ``CloseDate``. Raises :class:`~tasks.errors.ConfigError` for
+    an unknown timezone or an external-id field the org lacks or that is too short for its key,
+    and :class:`~tasks.errors.InvalidOrder` when the CloseDate would fall outside the calendar.
     """
-    buyer = _buyer(order)
+    src = MappingInput(order, buyer_of(order), config, org, shop_timezone)
     account_key = (
         f"{config.account_key_prefix}{order.customer.id}"
         if order.customer is not None
         else guest_account_key(order, config)
     )
-    fitter = _Fitter(org, _key_fields(config))
-    account = fitter.fit(
-        ACCOUNT,
-        {**_account_body(order, buyer, config, org), config.account_external_id_field: account_key},
-    )
-    contact, contact_key, lookup = _contact(order, buyer, config, org, fitter)
+    fitter = _Fitter(org, _key_fields(config), email_fields(config, org))
+    account = build_body(ACCOUNT, src)
+    if org.person_accounts and order.customer is not None:
+        account[config.person_contact_external_id_field] = order.customer.id
+    account = fitter.fit(ACCOUNT, {**account, config.account_external_id_field: account_key})
+    contact, contact_key, lookup = _contact(src, fitter)
     opportunity = fitter.fit(
         OPPORTUNITY,
-        {
-            **_opportunity_body(order, buyer, config, org, shop_timezone),
-            config.opportunity_external_id_field: order.id,
-        },
+        {**build_body(OPPORTUNITY, src), config.opportunity_external_id_field: order.id},
     )
     return SalesforceRecords(
         account=account,
@@ -738,22 +575,26 @@ def map_order(
 
 
 def _key_fields(config: MappingConfig) -> frozenset[tuple[str, str]]:
-    keys = {(s, config.key_field(s)) for s in (ACCOUNT, CONTACT, OPPORTUNITY)}
+    keys = {(s, config.key_field(s)) for s in OBJECTS}
     keys.add((ACCOUNT, config.person_contact_external_id_field))
     return frozenset(keys)
 
 
 def _contact(
-    order: Order, buyer: _Person, config: MappingConfig, org: OrgSchema, fitter: _Fitter
+    src: MappingInput, fitter: _Fitter
 ) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """The Contact body, its key and its adoption e-mail (all ``None`` when none is written)."""
-    if org.person_accounts:
+    order, buyer, config = src.order, src.buyer, src.config
+    if src.org.person_accounts:
         return None, None, None
     if order.customer is None and normalise_email(buyer.email) is None:
         return None, None, None
     if not (buyer.full_name or normalise_email(buyer.email) or buyer.phone):
         return None, None, None  # nobody to name: protected customer data redacted (see above)
-    body = fitter.fit(CONTACT, _contact_body(order, buyer, config))
+    body = build_body(CONTACT, src)
+    if order.customer is not None:
+        body[config.contact_external_id_field] = order.customer.id
+    body = fitter.fit(CONTACT, body)
     key = order.customer.id if order.customer is not None else None
     lookup = normalise_email(body.get("Email"))
     if key is None and lookup is None:  # guest whose e-mail did not fit: nothing to match on
@@ -767,7 +608,7 @@ def _contact(
 
 
 def _owned_names(sobject: str, config: MappingConfig, *, cancelled: bool) -> set[str]:
-    names = set(config.owned_fields.get(sobject, []))
+    names = config.owned(sobject)
     names.add(config.key_field(sobject))
     if sobject == ACCOUNT:
         names.add(config.person_contact_external_id_field)
@@ -785,8 +626,7 @@ def update_body(
     also Opportunity.StageName. Create-only fields (StageName, CloseDate, OwnerId, ContactId …)
     never pass.
     """
-    create_only = set(config.create_only_fields.get(sobject, []))
-    create_only |= _ALWAYS_CREATE_ONLY.get(sobject, frozenset())
+    create_only = config.create_only(sobject)
     owned = _owned_names(sobject, config, cancelled=cancelled)
     if cancelled and config.cancellation_updates_stage and sobject == OPPORTUNITY:
         create_only.discard("StageName")

@@ -47,6 +47,7 @@ def order_reference(text: str) -> str:
 
 
 __all__ = [
+    "MAPPABLE",
     "ORDER_FIELDS",
     "Address",
     "Customer",
@@ -96,6 +97,36 @@ ORDER_FIELDS: str = f"""
 
 Use it as ``fragment OrderFields on Order { <ORDER_FIELDS> }`` or inline it in a query's ``node``.
 Only standard Shopify Admin GraphQL field names are used.
+"""
+
+MAPPABLE: frozenset[str] = frozenset(
+    {
+        "id",
+        "gid",
+        "name",
+        "email",
+        "phone",
+        "created_at",
+        "cancelled_at",
+        "cancel_reason",
+        "financial_status",
+        "test",
+        "currency",
+        "presentment_currency",
+        "total_price",
+        "current_total_price",
+        "presentment_total_price",
+        "presentment_current_total_price",
+        "customer",
+        "billing_address",
+    }
+)
+"""The :class:`Order` attributes a mapped field may read (``order.<attribute>`` sources in
+``tasks.mapping_table``): those :data:`ORDER_FIELDS` fills and :meth:`Order.canonical` hashes.
+Left out: ``updated_at``/``processed_at`` (not hashed: Shopify bumps them for changes nobody
+maps) and ``order_number`` (webhooks carry it, the GraphQL selection does not). Adding a
+Shopify field for a mapping means: a model attribute, both parsers, :data:`ORDER_FIELDS`,
+:meth:`Order.canonical` and this set (``tests/unit/test_mapping_table.py`` checks they agree).
 """
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[\ud800-\udfff]")

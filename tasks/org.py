@@ -16,16 +16,13 @@ from typing import Any, Protocol
 
 from tasks.errors import ConfigError
 from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, OrgSchema
+from tasks.salesforce import queries
 
 DESCRIBED = (ACCOUNT, CONTACT, OPPORTUNITY)
 MAX_AGE_SECONDS = 24 * 3600
 
 
 PERSON_RECORD_TYPES = "PersonRecordTypes"  # cache key beside the describes
-PERSON_RECORD_TYPES_SOQL = (
-    "SELECT Id, DeveloperName, Name FROM RecordType "
-    "WHERE SobjectType = 'Account' AND IsPersonType = true AND IsActive = true"
-)
 DEFAULT_PERSON_RECORD_TYPE = "PersonAccount"  # the DeveloperName Salesforce creates
 
 
@@ -57,7 +54,7 @@ def load_org_schema(
         if org.person_accounts:
             data[PERSON_RECORD_TYPES] = [
                 {k: r.get(k) for k in ("Id", "DeveloperName", "Name")}
-                for r in gateway.query(PERSON_RECORD_TYPES_SOQL)
+                for r in gateway.query(queries.PERSON_RECORD_TYPES)
             ]
         _write_cache(cache, data)
     org = OrgSchema.from_describe({name: data[name] for name in DESCRIBED})

@@ -2,23 +2,33 @@
 the repair plan. No I/O here: the flow feeds mapped orders and Salesforce rows in, and sends the
 plan out.
 
+Which fields are compared is not written here: it is the mapping tables'
+(:func:`tasks.mapping_table.compared_rules`): every mapped field the configuration owns, for
+Account, Contact and Opportunity, including the fields added by configuration. Values are
+compared as :func:`tasks.mapping_table.comparable` text (money in cents, e-mails case-folded…).
+
 Frames are built column by column (one Python list per column, turned into a DataFrame once), so
 a 100,000-order window costs a few short strings per order, never a dict per row.
 
-Expected frame (one row per Shopify order, from :func:`tasks.mapping.map_order`), columns
-``order_id, order_name, account_key, name, amount, currency, stage`` where ``amount`` is the owned
-``Opportunity.Amount`` as fixed-point text rounded to cents and ``stage`` is only set when a
-cancellation may move ``StageName`` (``mapping.cancellation_updates_stage``).
+Expected frame (one row per Shopify order, from :func:`tasks.mapping.map_order`): columns
+``order_id, order_name, account_key, contact_key, stage, updated_at`` and one column
+``<Object>.<Field>`` per compared field. ``stage`` is only set when a cancellation may move
+``StageName`` (``mapping.cancellation_updates_stage``). The Account and Contact values of orders
+sharing a customer are those the webhook path leaves behind: per field, the newest order's
+value, or an older one's where the newest has none (absent means "leave alone").
 
-Actual frame (one row per Salesforce Opportunity), columns ``sf_id, order_id, name, amount,
-stage, close_date, currency, account_key``.
+Actual frames: Opportunities (columns ``sf_id, order_id, name, amount, stage, close_date,
+currency, account_key`` and ``Opportunity.<Field>``), and Accounts and Contacts read back by
+external id (columns ``key, sf_id`` and ``<Object>.<Field>``).
 
-Outcomes per order: ``in_sync``, ``missing`` (no Opportunity), ``drifted`` (an owned field
-differs; details ``Field: salesforce → shopify``) and ``duplicate`` (several Opportunities share
-the order id). Opportunities whose order is not in the window are orphan *candidates*: the flow
-asks Shopify whether it still has them, and :func:`confirm_orphans` keeps the ones it does not.
-Create-only fields (StageName after create, CloseDate, OwnerId, ContactId) are never drift,
-except StageName of a cancelled order when the mapping lets a cancellation move the stage.
+Outcomes per order: ``in_sync``, ``missing`` (no Opportunity), ``drifted`` (an owned field of
+its Opportunity, Account or Contact differs; details ``Field: salesforce → shopify``, Account and
+Contact fields prefixed ``Account.`` / ``Contact.``) and ``duplicate`` (several Opportunities
+share the order id). Opportunities whose order is not in the window are orphan *candidates*:
+the flow asks Shopify whether it still has them, and :func:`confirm_orphans` keeps the ones it
+does not. Create-only fields (StageName after create, CloseDate, OwnerId, ContactId) are never
+drift, except StageName of a cancelled order when the mapping lets a cancellation move the stage.
+A value Shopify does not have (blank) is never drift.
 """
 
 from __future__ import annotations
@@ -26,12 +36,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import pandas as pd
 
 from tasks.adoption import contact_to_adopt
+from tasks.disposition import is_transient
+from tasks.errors import PermanentError, RetryableError, SyncError
 from tasks.mapping import (
     ACCOUNT,
     CONTACT,
@@ -41,6 +52,7 @@ from tasks.mapping import (
     SalesforceRecords,
     update_body,
 )
+from tasks.mapping_table import FieldRule, comparable, compared_rules, money_text
 
 __all__ = [
     "ACTUAL_COLUMNS",
@@ -49,6 +61,7 @@ __all__ = [
     "ActualColumns",
     "DiffResult",
     "ExpectedColumns",
+    "RecordColumns",
     "RepairPlan",
     "confirm_orphans",
     "diff",
@@ -56,11 +69,12 @@ __all__ = [
     "opportunity_fields",
     "opportunity_update",
     "plan_repair",
+    "readback_fields",
     "still_due",
 ]
 
 STATUSES = ("in_sync", "missing", "drifted", "duplicate")
-EXPECTED_COLUMNS = ("order_id", "order_name", "account_key", "name", "amount", "currency", "stage")
+EXPECTED_COLUMNS = ("order_id", "order_name", "account_key", "contact_key", "stage", "updated_at")
 ACTUAL_COLUMNS = (
     "sf_id",
     "order_id",
@@ -71,38 +85,14 @@ ACTUAL_COLUMNS = (
     "currency",
     "account_key",
 )
-CENT = Decimal("0.01")
+RECORD_COLUMNS = ("key", "sf_id")
 ARROW = " → "
+RELATED = (ACCOUNT, CONTACT)  # read back by external id, beside the Opportunities
 
 
 # --------------------------------------------------------------------------------------------
 # Values
 # --------------------------------------------------------------------------------------------
-
-
-def money_text(value: Any) -> str | None:
-    """Money as fixed-point text rounded to cents (``"12.30"``); ``None`` for blank/invalid.
-
-    Accepts Decimal, int, str (Bulk CSV cells) and float (REST JSON numbers, via ``repr`` so that
-    ``59.9`` stays ``59.90``, not ``59.899999…``).
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, Decimal):
-            amount = value
-        elif isinstance(value, float):
-            amount = Decimal(repr(value))
-        else:
-            text = str(value).strip()
-            if not text:
-                return None
-            amount = Decimal(text)
-        if not amount.is_finite():
-            return None
-        return format(amount.quantize(CENT, rounding=ROUND_HALF_UP), "f")
-    except (InvalidOperation, ValueError):
-        return None
 
 
 def _text(value: Any) -> str | None:
@@ -112,11 +102,27 @@ def _text(value: Any) -> str | None:
     return text if text != "" else None
 
 
+def column(sobject: str, name: str) -> str:
+    """The frame column of one compared field."""
+    return f"{sobject}.{name}"
+
+
+def _org(org: OrgSchema | None, multi_currency: bool) -> OrgSchema:
+    return org if org is not None else OrgSchema(multi_currency=multi_currency)
+
+
+def readback_fields(sobject: str, config: MappingConfig, org: OrgSchema) -> list[str]:
+    """The fields reconcile reads back for one object (SOQL select list): its Id, its external
+    id and every compared field (the mapping tables' owned fields the org has)."""
+    names = ["Id", config.key_field(sobject)]
+    names += [rule.field for rule in compared_rules(sobject, config, org)]
+    return list(dict.fromkeys(names))
+
+
 def opportunity_fields(config: MappingConfig, org: OrgSchema) -> list[str]:
     """The Opportunity fields reconcile reads back (SOQL select list)."""
     fields = [
-        "Id",
-        config.opportunity_external_id_field,
+        *readback_fields(OPPORTUNITY, config, org),
         "Name",
         "Amount",
         "StageName",
@@ -125,7 +131,7 @@ def opportunity_fields(config: MappingConfig, org: OrgSchema) -> list[str]:
     ]
     if org.multi_currency:
         fields.append("CurrencyIsoCode")
-    return fields
+    return list(dict.fromkeys(fields))
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,42 +139,82 @@ def opportunity_fields(config: MappingConfig, org: OrgSchema) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
+def _value_columns(rules: Mapping[str, Sequence[FieldRule]]) -> list[str]:
+    return [column(s, r.field) for s, object_rules in rules.items() for r in object_rules]
+
+
 @dataclass
 class ExpectedColumns:
-    """Accumulates the expected frame one mapped order at a time."""
+    """Accumulates the expected frame one mapped order at a time.
+
+    ``org`` decides which fields are compared (``None``: the standard fields, with
+    ``CurrencyIsoCode`` when ``multi_currency``).
+    """
 
     config: MappingConfig
     multi_currency: bool = False
-    columns: dict[str, list[Any]] = field(
-        default_factory=lambda: {name: [] for name in EXPECTED_COLUMNS}
-    )
+    org: OrgSchema | None = None
+    rules: dict[str, list[FieldRule]] = field(init=False)
+    columns: dict[str, list[Any]] = field(init=False)
 
-    def add(self, order_name: str | None, records: SalesforceRecords) -> None:
-        """Add one order from its mapped records."""
-        opportunity = records.opportunity
+    def __post_init__(self) -> None:
+        org = _org(self.org, self.multi_currency)
+        self.rules = {s: compared_rules(s, self.config, org) for s in (OPPORTUNITY, *RELATED)}
+        names = [*EXPECTED_COLUMNS, *_value_columns(self.rules)]
+        self.columns = {name: [] for name in names}
+
+    def add(
+        self, order_name: str | None, records: SalesforceRecords, updated_at: Any = None
+    ) -> None:
+        """Add one order from its mapped records (``updated_at`` orders a customer's orders)."""
         stage = None
         if records.cancelled and self.config.cancellation_updates_stage:
             stage = self.config.stage_when_cancelled
-        currency = opportunity.get("CurrencyIsoCode") if self.multi_currency else None
+        contact_key = records.contact_key if records.contact is not None else None
         row = (
             records.order_key,
             order_name or records.order_key,
             records.account_key,
-            _text(opportunity.get("Name")),
-            money_text(opportunity.get("Amount")),
-            _text(currency),
+            contact_key,
             stage,
+            updated_at,
         )
         for name, value in zip(EXPECTED_COLUMNS, row, strict=True):
             self.columns[name].append(value)
+        bodies = {OPPORTUNITY: records.opportunity, ACCOUNT: records.account}
+        bodies[CONTACT] = records.contact or {}
+        for sobject, rules in self.rules.items():
+            body = bodies[sobject]
+            for rule in rules:
+                value = comparable(rule.kind, body.get(rule.field))
+                self.columns[column(sobject, rule.field)].append(value)
 
     def __len__(self) -> int:
         return len(self.columns["order_id"])
 
     def frame(self) -> pd.DataFrame:
         """The expected frame (the last row wins when an order was added twice)."""
-        frame = _frame(self.columns, EXPECTED_COLUMNS)
-        return frame.drop_duplicates("order_id", keep="last").reset_index(drop=True)
+        frame = _frame(self.columns, list(self.columns))
+        frame = frame.drop_duplicates("order_id", keep="last").reset_index(drop=True)
+        for sobject, key in ((ACCOUNT, "account_key"), (CONTACT, "contact_key")):
+            _customer_values(frame, key, [column(sobject, r.field) for r in self.rules[sobject]])
+        return frame
+
+
+def _customer_values(frame: pd.DataFrame, key: str, names: list[str]) -> None:
+    """Give every order of one customer the values the webhook path leaves behind: per field,
+    the newest order's, else the newest that has one."""
+    if not names or frame.empty:
+        return
+    shared = frame[key].notna() & frame[key].duplicated(keep=False)
+    if not shared.any():
+        return
+    rows = frame[shared]
+    newest_last = rows.assign(_at=pd.to_datetime(rows["updated_at"], utc=True, errors="coerce"))
+    newest_last = newest_last.sort_values("_at", kind="stable", na_position="first")
+    last = newest_last.groupby(key, sort=False)[names].last()
+    for name in names:
+        frame.loc[shared, name] = frame.loc[shared, key].map(last[name]).to_numpy()
 
 
 @dataclass
@@ -176,10 +222,16 @@ class ActualColumns:
     """Accumulates the actual frame from Salesforce rows (REST JSON or Bulk CSV dicts)."""
 
     config: MappingConfig
-    columns: dict[str, list[Any]] = field(
-        default_factory=lambda: {name: [] for name in ACTUAL_COLUMNS}
-    )
+    org: OrgSchema | None = None
+    rules: list[FieldRule] = field(init=False)
+    columns: dict[str, list[Any]] = field(init=False)
     _seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        org = _org(self.org, multi_currency=True)
+        self.rules = compared_rules(OPPORTUNITY, self.config, org)
+        names = [*ACTUAL_COLUMNS, *_value_columns({OPPORTUNITY: self.rules})]
+        self.columns = {name: [] for name in names}
 
     def add(self, row: Mapping[str, Any]) -> bool:
         """Add one Opportunity row; rows already added (same ``Id``) are skipped."""
@@ -205,6 +257,9 @@ class ActualColumns:
         )
         for name, value in zip(ACTUAL_COLUMNS, values, strict=True):
             self.columns[name].append(value)
+        for rule in self.rules:
+            value = comparable(rule.kind, row.get(rule.field))
+            self.columns[column(OPPORTUNITY, rule.field)].append(value)
         return True
 
     def extend(self, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -216,7 +271,49 @@ class ActualColumns:
 
     def frame(self) -> pd.DataFrame:
         """The actual frame."""
-        return _frame(self.columns, ACTUAL_COLUMNS)
+        return _frame(self.columns, list(self.columns))
+
+
+@dataclass
+class RecordColumns:
+    """Accumulates Accounts or Contacts read back by external id (REST or Bulk rows)."""
+
+    sobject: str
+    config: MappingConfig
+    org: OrgSchema | None = None
+    rules: list[FieldRule] = field(init=False)
+    columns: dict[str, list[Any]] = field(init=False)
+    _seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.rules = compared_rules(self.sobject, self.config, _org(self.org, False))
+        names = [*RECORD_COLUMNS, *_value_columns({self.sobject: self.rules})]
+        self.columns = {name: [] for name in names}
+
+    def add(self, row: Mapping[str, Any]) -> bool:
+        """Add one record; records already added (same ``Id``) or without a key are skipped."""
+        sf_id = _text(row.get("Id"))
+        key = _text(row.get(self.config.key_field(self.sobject)))
+        if sf_id is None or key is None or sf_id in self._seen:
+            return False
+        self._seen.add(sf_id)
+        self.columns["key"].append(key)
+        self.columns["sf_id"].append(sf_id)
+        for rule in self.rules:
+            value = comparable(rule.kind, row.get(rule.field))
+            self.columns[column(self.sobject, rule.field)].append(value)
+        return True
+
+    def extend(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Add many rows; returns how many were new."""
+        return sum(1 for row in rows if self.add(row))
+
+    def __len__(self) -> int:
+        return len(self.columns["sf_id"])
+
+    def frame(self) -> pd.DataFrame:
+        """One row per record."""
+        return _frame(self.columns, list(self.columns))
 
 
 def _frame(columns: Mapping[str, list[Any]], names: Sequence[str]) -> pd.DataFrame:
@@ -250,6 +347,17 @@ class DiffResult:
         """Order ids with this status."""
         return self.orders.loc[self.orders["status"] == status, "order_id"].tolist()
 
+    def drifted_records(self) -> dict[str, int]:
+        """Drifted records per object: Opportunities (orders with an Opportunity field or the
+        Account link drifted), and distinct Accounts and Contacts with a drifted field."""
+        drifted = self.orders[self.orders["status"] == "drifted"]
+        split = drifted["drift_fields"].str.split(",")
+        counts = {OPPORTUNITY: int(split.map(lambda f: any("." not in n for n in f)).sum())}
+        for sobject, key in ((ACCOUNT, "account_key"), (CONTACT, "contact_key")):
+            touched = split.map(lambda f, s=sobject: any(n.startswith(f"{s}.") for n in f))
+            counts[sobject] = int(drifted.loc[touched, key].nunique())
+        return counts
+
     def drift_fields(self) -> dict[str, list[str]]:
         """Drifted order id → the fields that differ."""
         drifted = self.orders[self.orders["status"] == "drifted"]
@@ -263,18 +371,26 @@ def _differs(left: pd.Series, right: pd.Series) -> pd.Series:
     return left.fillna("").astype(str) != right.fillna("").astype(str)
 
 
+Check = tuple[str, pd.Series, pd.Series, pd.Series]
+
+
 def diff(
     expected: pd.DataFrame,
     actual: pd.DataFrame,
     *,
     compare_currency: bool = False,
+    accounts: pd.DataFrame | None = None,
+    contacts: pd.DataFrame | None = None,
 ) -> DiffResult:
     """Compare what Salesforce should hold with what it holds.
 
-    Compared (owned) fields: ``Name``, ``Amount`` (cents), ``CurrencyIsoCode`` when
-    ``compare_currency``, the Account link (``Account``: the Account's external id) and
-    ``StageName`` only where the expected frame sets ``stage`` (a cancelled order whose
-    cancellation may move the stage). Nothing else is ever drift.
+    Compared: every ``Opportunity.<Field>`` column the expected and actual frames share
+    (``CurrencyIsoCode`` only with ``compare_currency``), the Account link (``Account``: the
+    Account's external id), ``StageName`` only where the expected frame sets ``stage`` (a
+    cancelled order whose cancellation may move the stage), and, for an order whose Opportunity
+    exists, every ``Account.<Field>`` / ``Contact.<Field>`` column against the record read back
+    by its key (``accounts`` / ``contacts``: :class:`RecordColumns` frames; ``None``: not
+    compared). A blank expected value is never drift; nothing else is ever drift.
     """
     wanted = set(expected["order_id"])
     in_window = actual["order_id"].isin(wanted)
@@ -288,33 +404,16 @@ def diff(
     orders = expected.set_index("order_id", drop=False)
     count = orders["order_id"].map(sizes).fillna(0).astype("int64")
     act = single.reindex(orders.index)
-
-    checks: list[tuple[str, pd.Series, pd.Series, pd.Series]] = [
-        ("Name", orders["name"], act["name"], pd.Series(True, index=orders.index)),
-        ("Amount", orders["amount"], act["amount"], pd.Series(True, index=orders.index)),
-        ("Account", orders["account_key"], act["account_key"], pd.Series(True, index=orders.index)),
-        ("StageName", orders["stage"], act["stage"], orders["stage"].notna()),
-    ]
-    if compare_currency:
-        checks.append(
-            ("CurrencyIsoCode", orders["currency"], act["currency"], orders["currency"].notna())
-        )
-
     present = count == 1
-    fields = pd.Series("", index=orders.index, dtype="object")
-    details = pd.Series("", index=orders.index, dtype="object")
-    for name, want, have, applies in checks:
-        mask = present & applies & _differs(want, have)
-        if not mask.any():
-            continue
-        sep = fields[mask].map(lambda s: "," if s else "")
-        fields[mask] = fields[mask] + sep + name
-        detail = [
-            f"{name}: {_show(h)}{ARROW}{_show(w)}"
-            for w, h in zip(want[mask], have[mask], strict=True)
-        ]
-        dsep = details[mask].map(lambda s: "; " if s else "")
-        details[mask] = details[mask] + dsep + pd.Series(detail, index=fields[mask].index)
+
+    checks = _opportunity_checks(orders, act, compare_currency)
+    for sobject, key, frame in (
+        (ACCOUNT, "account_key", accounts),
+        (CONTACT, "contact_key", contacts),
+    ):
+        if frame is not None:
+            checks += _record_checks(sobject, orders, orders[key], frame)
+    fields, details = _drift(checks, present)
 
     status = pd.Series("in_sync", index=orders.index, dtype="object")
     status[present & (fields != "")] = "drifted"
@@ -329,9 +428,70 @@ def diff(
             "drift": details.to_numpy(),
             "drift_fields": fields.to_numpy(),
             "salesforce_ids": orders["order_id"].map(ids).fillna("").to_numpy(),
+            "account_key": orders["account_key"].to_numpy(),
+            "contact_key": _optional(orders, "contact_key").to_numpy(),
         }
     )
     return DiffResult(orders=result, candidates=candidates)
+
+
+def _optional(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(None, index=frame.index, dtype="object")
+
+
+def _opportunity_checks(
+    orders: pd.DataFrame, act: pd.DataFrame, compare_currency: bool
+) -> list[Check]:
+    everywhere = pd.Series(True, index=orders.index)
+    prefix = f"{OPPORTUNITY}."
+    checks: list[Check] = []
+    for name in orders.columns:
+        if not name.startswith(prefix) or name not in act.columns:
+            continue
+        field_name = name[len(prefix) :]
+        if field_name == "CurrencyIsoCode" and not compare_currency:
+            continue
+        checks.append((field_name, orders[name], act[name], orders[name].notna()))
+    checks.append(("Account", orders["account_key"], act["account_key"], everywhere))
+    checks.append(("StageName", orders["stage"], act["stage"], orders["stage"].notna()))
+    return checks
+
+
+def _record_checks(
+    sobject: str, orders: pd.DataFrame, keys: pd.Series, records: pd.DataFrame
+) -> list[Check]:
+    """Checks of one related object: its compared columns against the record with the key."""
+    found = records.drop_duplicates("key", keep="first").set_index("key")
+    have = found.reindex(keys.to_numpy())
+    have.index = orders.index
+    exists = have["sf_id"].notna()
+    prefix = f"{sobject}."
+    return [
+        (name, orders[name], have[name], orders[name].notna() & exists)
+        for name in orders.columns
+        if name.startswith(prefix) and name in have.columns
+    ]
+
+
+def _drift(checks: list[Check], present: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Per order, the drifted field names (comma-separated) and their details."""
+    fields = pd.Series("", index=present.index, dtype="object")
+    details = pd.Series("", index=present.index, dtype="object")
+    for name, want, have, applies in checks:
+        mask = present & applies & _differs(want, have)
+        if not mask.any():
+            continue
+        sep = fields[mask].map(lambda s: "," if s else "")
+        fields[mask] = fields[mask] + sep + name
+        detail = [
+            f"{name}: {_show(h)}{ARROW}{_show(w)}"
+            for w, h in zip(want[mask], have[mask], strict=True)
+        ]
+        dsep = details[mask].map(lambda s: "; " if s else "")
+        details[mask] = details[mask] + dsep + pd.Series(detail, index=fields[mask].index)
+    return fields, details
 
 
 def _show(value: Any) -> str:
@@ -408,6 +568,10 @@ class RepairPlan:
         )
 
 
+def _touches(drift_fields: Sequence[str], sobject: str) -> bool:
+    return any(name.startswith(f"{sobject}.") for name in drift_fields)
+
+
 def _reference(sobject: str, key_field: str, key: str) -> dict[str, Any]:
     return {"attributes": {"type": sobject}, key_field: key}
 
@@ -440,25 +604,46 @@ class _Planner:
 
     def add(self, status: str, records: SalesforceRecords, drift_fields: Sequence[str]) -> None:
         order_id = records.order_key
-        account_ref = _reference(ACCOUNT, self.config.key_field(ACCOUNT), records.account_key)
         if status == "missing":
             body = dict(records.opportunity)
-            body["Account"] = account_ref
+            body["Account"] = _reference(
+                ACCOUNT, self.config.key_field(ACCOUNT), records.account_key
+            )
             self._contact(records, body)
+            self._account(records, dict(records.account))
             action = "create"
         elif status == "drifted":
-            body = opportunity_update(records, self.config, relink="Account" in drift_fields)
-            if "Account" not in drift_fields:
-                self.opportunities[order_id] = body
-                self.plan.actions[order_id] = "update"
-                return
+            relink = "Account" in drift_fields
+            body = opportunity_update(records, self.config, relink=relink)
+            if relink:
+                self._account(records, dict(records.account))
+            elif _touches(drift_fields, ACCOUNT):
+                owned = update_body(
+                    ACCOUNT, records.account, self.config, cancelled=records.cancelled
+                )
+                self._account(records, owned)
+            if _touches(drift_fields, CONTACT):
+                self._drifted_contact(records)
             action = "update"
         else:
             return
-        self.accounts[records.account_key] = dict(records.account)
-        self.plan.account_orders.setdefault(records.account_key, []).append(order_id)
         self.opportunities[order_id] = body
         self.plan.actions[order_id] = action
+
+    def _account(self, records: SalesforceRecords, body: dict[str, Any]) -> None:
+        """Plan an Account write (merged with one planned for an earlier order: later values
+        win, a field the later body lacks keeps the earlier value, as on the webhook path)."""
+        self.accounts.setdefault(records.account_key, {}).update(body)
+        self.plan.account_orders.setdefault(records.account_key, []).append(records.order_key)
+
+    def _drifted_contact(self, records: SalesforceRecords) -> None:
+        """Plan the owned fields of a drifted Contact, upserted by its key."""
+        key = records.contact_key
+        if records.contact is None or key is None:
+            return
+        body = update_body(CONTACT, records.contact, self.config)
+        self.contacts.setdefault(key, {}).update(body)
+        self.plan.contact_orders.setdefault(key, []).append(records.order_key)
 
     def _contact(self, records: SalesforceRecords, opportunity: dict[str, Any]) -> None:
         """Plan the Contact of a missing order and link the Opportunity to it (create only)."""
@@ -547,8 +732,10 @@ def plan_repair(
     with it, oldest first): a customer new to Salesforce adopts an unkeyed Contact with its
     e-mail instead of creating a twin; a guest is linked to the Contact with its e-mail, or gets
     a new one. ``drifted`` orders get the Opportunity's owned fields only (plus StageName for a
-    cancellation), and their Account when the link drifted; their Contact is never touched
-    (``ContactId`` is create-only). Later items win for a shared key (pass oldest update first).
+    cancellation); their Account whole when the link drifted, else its owned fields when an
+    ``Account.`` field drifted; their Contact's owned fields (upserted by key) when a
+    ``Contact.`` field drifted (the Opportunity's ``ContactId`` is create-only and never sent).
+    Later items win for a shared key (pass oldest update first).
     """
     planner = _Planner(config, contacts or {})
     for status, records, drift_fields in items:
@@ -620,7 +807,11 @@ def without_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class Failure:
     """One order whose repair failed: which record, Salesforce's first reason, and every error
-    Salesforce reported for that record (``errors``)."""
+    Salesforce reported for that record (``errors``).
+
+    ``error`` is the failure as Salesforce's classifier sees it, for ``tasks.disposition``;
+    ``transient``: a later run may succeed (it counts as a failed night).
+    """
 
     order_id: str
     stage: str
@@ -629,24 +820,28 @@ class Failure:
     fields: tuple[str, ...] = ()
     transient: bool = False
     errors: tuple[Any, ...] = ()  # RecordError
+    error: SyncError | None = field(default=None, compare=False)
+
+    @property
+    def classified(self) -> SyncError:
+        """The failure for ``tasks.disposition``: ``error``, else (a Failure built without
+        one) a transient or permanent error with its code and reason."""
+        if self.error is not None:
+            return self.error
+        kind = RetryableError if self.transient else PermanentError
+        return kind(self.message, code=self.code, fields=list(self.fields), stage=self.stage)
 
 
 def failures_by_order(
-    results: Iterable[Any],
-    orders_of: Mapping[str, Sequence[str]] | None,
-    stage: str,
-    transient_codes: frozenset[str],
+    results: Iterable[Any], orders_of: Mapping[str, Sequence[str]] | None, stage: str
 ) -> dict[str, Failure]:
     """Failed ``RecordResult``s → the orders they affect (``orders_of`` maps key → orders;
-    ``None`` means the key is the order id)."""
+    ``None`` means the key is the order id). Each result's ``error`` is already classified."""
     found: dict[str, Failure] = {}
     for result in results:
-        if result.success:
+        error = result.error
+        if error is None:
             continue
-        first = result.errors[0] if result.errors else None
-        code = first.code if first else "UNKNOWN_ERROR"
-        failure_fields = tuple(first.fields) if first else ()
-        message = first.message if first else "Salesforce reported a failure without a reason"
         affected = [result.key] if orders_of is None else orders_of.get(result.key, [])
         for order_id in affected:
             found.setdefault(
@@ -654,11 +849,12 @@ def failures_by_order(
                 Failure(
                     order_id,
                     stage,
-                    code,
-                    message,
-                    failure_fields,
-                    transient=code in transient_codes,
+                    str(error.code),
+                    error.message,
+                    tuple(error.fields),
+                    transient=is_transient(error),
                     errors=tuple(result.errors),
+                    error=error,
                 ),
             )
     return found

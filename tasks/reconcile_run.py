@@ -32,20 +32,13 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
-from simple_salesforce import format_soql
 
 from state import FailedRepair, FieldWarning, LedgerRecord, SyncRecord
 from state.models import utcnow
 from tasks.adoption import contacts_by_email
 from tasks.artifacts import publish_field_warnings
-from tasks.errors import (
-    AuthError,
-    BudgetExhausted,
-    InvalidOrder,
-    RateLimited,
-    RetryableError,
-    SyncError,
-)
+from tasks.disposition import BackoffPolicy, dispose
+from tasks.errors import InvalidOrder, RetryableError, SyncError
 from tasks.field_warnings import field_warnings
 from tasks.mapping import (
     ACCOUNT,
@@ -61,6 +54,7 @@ from tasks.reconcile import (
     DiffResult,
     ExpectedColumns,
     Failure,
+    RecordColumns,
     RepairPlan,
     confirm_orphans,
     diff,
@@ -70,12 +64,12 @@ from tasks.reconcile import (
     opportunity_fields,
     opportunity_update,
     plan_repair,
+    readback_fields,
     still_due,
 )
 from tasks.reconcile_recovery import recover_abandoned_runs, this_host
 from tasks.runtime import Runtime
-from tasks.salesforce import RecordResult, SalesforceGateway
-from tasks.salesforce.errors import TRANSIENT_CODES
+from tasks.salesforce import RecordResult, SalesforceGateway, queries
 from tasks.shopify import ORDER_FIELDS, ShopifyClient, ShopInfo, page_size_for
 from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
 from tasks.steps import dead_letter, retry_if_transient, with_retries
@@ -130,6 +124,8 @@ class Run:
     cursor_advanced_to: str | None = None
     run_id: int | None = None
     field_warnings: int = 0  # values the repair wrote cut short or left out
+    customers_read: dict[str, int] = field(default_factory=dict)  # Accounts/Contacts read back
+    drifted_records: dict[str, int] = field(default_factory=dict)  # per object
 
     def summary(self) -> dict[str, Any]:
         """A plain dict (JSON-ready) of the run."""
@@ -161,6 +157,8 @@ class Run:
             "superseded": self.superseded,
             "unreadable": len(self.unreadable),
             "field_warnings": self.field_warnings,
+            "customers_read": dict(self.customers_read),
+            "drifted_records": dict(self.drifted_records),
             "salesforce_api_calls": self.api_calls,
             "salesforce_write_calls": self.write_calls,
             "shopify_calls": self.shopify_calls,
@@ -277,7 +275,7 @@ def _mapped(
 @task(name="build-expected", cache_policy=NO_CACHE)
 def build_expected(path: Path, ctx: SyncContext) -> Expected:
     """Map every spooled order to what Salesforce should hold."""
-    columns = ExpectedColumns(ctx.mapping, multi_currency=ctx.org.multi_currency)
+    columns = ExpectedColumns(ctx.mapping, multi_currency=ctx.org.multi_currency, org=ctx.org)
     skipped = 0
     invalid: dict[str, InvalidOrder] = {}
     for order_id, order, records in _mapped(path, ctx):
@@ -286,7 +284,7 @@ def build_expected(path: Path, ctx: SyncContext) -> Expected:
         elif isinstance(records, InvalidOrder):
             invalid[order_id] = records
         else:
-            columns.add(order.name if order else None, records)
+            columns.add(order.name if order else None, records, order.updated_at if order else None)
     return Expected(columns.frame(), skipped, invalid)
 
 
@@ -311,28 +309,74 @@ def read_salesforce(
     candidates): SOQL ``IN`` chunks for small windows, one Bulk 2.0 query for large ones."""
     key = ctx.mapping.key_field(OPPORTUNITY)
     fields = opportunity_fields(ctx.mapping, ctx.org)
-    select = ", ".join(fields)
-    columns = ActualColumns(ctx.mapping)
+    columns = ActualColumns(ctx.mapping, org=ctx.org)
     first, last = close_dates
     if len(order_ids) <= SOQL_IN_MAX:
         columns.extend(gateway.records_by_keys(OPPORTUNITY, key, list(order_ids), fields))
-        soql = format_soql(
-            f"SELECT {select} FROM Opportunity WHERE {{:literal}} != null "  # noqa: S608
-            "AND CloseDate >= {:literal} AND CloseDate <= {:literal}",
-            key,
-            first.isoformat(),
-            last.isoformat(),
+        columns.extend(
+            gateway.query(queries.keyed_closing_between(OPPORTUNITY, key, fields, first, last))
         )
-        columns.extend(gateway.query(soql))
         return columns.frame(), "soql"
     wanted = set(order_ids)
     lo, hi = first.isoformat(), last.isoformat()
-    soql = f"SELECT {select} FROM Opportunity WHERE {key} != null"  # noqa: S608
-    for row in gateway.bulk_query(OPPORTUNITY, soql):
+    for row in gateway.bulk_query(OPPORTUNITY, queries.keyed_records(OPPORTUNITY, key, fields)):
         close = row.get("CloseDate") or ""
         if row.get(key) in wanted or lo <= close <= hi:
             columns.add(row)
     return columns.frame(), "bulk"
+
+
+@dataclass
+class Customers:
+    """The Accounts and Contacts read back (:class:`~tasks.reconcile.RecordColumns` frames)."""
+
+    accounts: pd.DataFrame
+    contacts: pd.DataFrame
+    read_path: str = "soql"
+
+    def counts(self) -> dict[str, int]:
+        """Records read back per object."""
+        return {ACCOUNT: len(self.accounts), CONTACT: len(self.contacts)}
+
+
+def customer_keys(expected: pd.DataFrame, actual: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The Account and Contact keys of the orders whose Opportunity exists: only those can
+    drift (a missing order's records are written whole anyway)."""
+    present = expected[expected["order_id"].isin(set(actual["order_id"].dropna()))]
+    accounts = sorted(set(present["account_key"].dropna()))
+    contacts = sorted(set(present["contact_key"].dropna()))
+    return accounts, contacts
+
+
+@task(name="read-customers", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def read_customers(
+    gateway: SalesforceGateway,
+    ctx: SyncContext,
+    account_keys: Sequence[str],
+    contact_keys: Sequence[str],
+) -> Customers:
+    """The Accounts and Contacts of these keys, with the fields the mapping owns: SOQL ``IN``
+    chunks (300 keys a query) up to ``SOQL_IN_MAX`` keys, one Bulk 2.0 query per object above;
+    an object that owns no field is not read."""
+    frames: dict[str, pd.DataFrame] = {}
+    path = "soql"
+    for sobject, keys in ((ACCOUNT, account_keys), (CONTACT, contact_keys)):
+        columns = RecordColumns(sobject, ctx.mapping, ctx.org)
+        key = ctx.mapping.key_field(sobject)
+        fields = readback_fields(sobject, ctx.mapping, ctx.org)
+        if not columns.rules:
+            pass  # the object owns no field: nothing to compare, nothing to read
+        elif len(keys) <= SOQL_IN_MAX:
+            columns.extend(
+                gateway.records_by_keys(sobject, key, list(keys), fields) if keys else []
+            )
+        else:
+            path = "bulk"
+            wanted = set(keys)
+            soql = queries.keyed_records(sobject, key, fields)
+            columns.extend(r for r in gateway.bulk_query(sobject, soql) if r.get(key) in wanted)
+        frames[sobject] = columns.frame()
+    return Customers(frames[ACCOUNT], frames[CONTACT], path)
 
 
 @task(name="confirm-orphans", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
@@ -431,10 +475,7 @@ def contacts_with(
     if len(emails) <= EMAIL_SOQL_MAX:
         found = gateway.find_contacts_by_emails(sorted(emails), key_field)
         return {email: list(contacts) for email, contacts in found.items()}
-    soql = (
-        f"SELECT Id, AccountId, Email, CreatedDate, {key_field} "  # noqa: S608
-        "FROM Contact WHERE Email != null"
-    )
+    soql = queries.contacts_with_email(key_field)
     return contacts_by_email(gateway.bulk_query(CONTACT, soql), emails)
 
 
@@ -563,7 +604,7 @@ def _write_contacts(
         results = _write_step(
             runtime.salesforce, CONTACT, key_field, records, runtime.settings, operation
         )
-        lost = failures_by_order(results, orders_of, "contact", TRANSIENT_CODES)
+        lost = failures_by_order(results, orders_of, "contact")
         for order_id, failure in lost.items():
             written.failures.setdefault(order_id, failure)
         for key, contact_id in _results_ids(results).items():
@@ -604,9 +645,7 @@ def repair(
     try:
         results = _write_step(gateway, ACCOUNT, mapping.key_field(ACCOUNT), plan.accounts, settings)
         written.ids[ACCOUNT] = _results_ids(results)
-        written.failures.update(
-            failures_by_order(results, plan.account_orders, "account", TRANSIENT_CODES)
-        )
+        written.failures.update(failures_by_order(results, plan.account_orders, "account"))
         guest_ids = _write_contacts(runtime, ctx, plan, written)
         remaining = plan.without_orders(written.failures, mapping)
         if recheck_plan is not None:
@@ -616,12 +655,14 @@ def repair(
         bodies = _link_contacts(remaining, key, links)
         results = _write_step(gateway, OPPORTUNITY, key, bodies, settings)
         written.ids[OPPORTUNITY] = _results_ids(results)
-        lost = failures_by_order(results, None, "opportunity", TRANSIENT_CODES)
+        lost = failures_by_order(results, None, "opportunity")
         written.failures.update(lost)
         written.succeeded = [r.key for r in results if r.success]
         for order_id, contact_id in plan.linked_contacts.items():
             written.contact_ids.setdefault(order_id, contact_id)
-    except (AuthError, BudgetExhausted, RateLimited) as exc:
+    except SyncError as exc:
+        if dispose(exc, 0, utcnow(), BackoffPolicy()).kind != "hold":
+            raise
         written.stopped = exc  # nothing is lost: the next run finds the same gaps
     return written
 
@@ -707,10 +748,14 @@ def settle(
         if order_id in open_letters:
             runtime.store.resolve_dead_letters(order_id, "reconciled")
     nights = _failed_nights(runtime, written, nightly)
-    limit = runtime.settings.reconcile_max_failed_nights
+    policy = BackoffPolicy.nightly(runtime.settings.reconcile_max_failed_nights)
+    now = utcnow()
     dead = later = 0
+    settled = list(written.succeeded)
     for failure in written.failures.values():
-        if failure.transient and nights.get(failure.order_id, 0) < limit:
+        # A manual run counts no nights (attempts 0): its transient failures are left for later.
+        decision = dispose(failure.classified, nights.get(failure.order_id, 0), now, policy)
+        if decision.kind in {"retry", "hold"}:
             later += 1
             continue
         if failure.transient:
@@ -721,8 +766,8 @@ def settle(
             )
         _dead_letter(runtime, failure)
         dead += 1
-    settled = [*written.succeeded, *(k for k, f in written.failures.items() if not f.transient)]
-    runtime.store.clear_failed_nights([*settled, *(k for k, n in nights.items() if n >= limit)])
+        settled.append(failure.order_id)
+    runtime.store.clear_failed_nights(settled)
     return len(written.succeeded), dead, later
 
 
@@ -772,6 +817,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
         f"| skipped / invalid | {summary['skipped']} / {summary['invalid']} |",
         f"| planned writes (Account / Contact / Opportunity) | {plan.get('accounts', 0)} / "
         f"{plan.get('contacts', 0)} / {plan.get('opportunities', 0)} |",
+        _drifted_records_line(summary),
         f"| repaired | {summary['repaired']} |",
         f"| dead-lettered | {summary['dead_lettered']} |",
         f"| left for next run | {summary['retry_later']} |",
@@ -786,6 +832,17 @@ def markdown_report(summary: dict[str, Any]) -> str:
     if summary.get("cursor_advanced_to"):
         lines += ["", f"Nightly cursor advanced to `{summary['cursor_advanced_to']}`."]
     return "\n".join(lines)
+
+
+def _drifted_records_line(summary: Mapping[str, Any]) -> str:
+    """Drifted records per object, and the Accounts / Contacts read back to find them."""
+    drifted = summary.get("drifted_records") or {}
+    read = summary.get("customers_read") or {}
+    return (
+        f"| drifted records (Opportunity / Account / Contact) | {drifted.get(OPPORTUNITY, 0)} / "
+        f"{drifted.get(ACCOUNT, 0)} / {drifted.get(CONTACT, 0)} (Accounts / Contacts read back: "
+        f"{read.get(ACCOUNT, 0)} / {read.get(CONTACT, 0)}) |"
+    )
 
 
 def _artifact_table(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -909,7 +966,17 @@ def compare(runtime: Runtime, run: Run, ctx: SyncContext, spool: Path) -> Compar
     actual, run.read_path = with_retries(read_salesforce, settings)(
         gateway, ctx, expected.frame["order_id"].tolist(), close_dates
     )
-    result = diff(expected.frame, actual, compare_currency=ctx.org.multi_currency)
+    accounts, contacts = customer_keys(expected.frame, actual)
+    customers = with_retries(read_customers, settings)(gateway, ctx, accounts, contacts)
+    run.customers_read = customers.counts()
+    result = diff(
+        expected.frame,
+        actual,
+        compare_currency=ctx.org.multi_currency,
+        accounts=customers.accounts,
+        contacts=customers.contacts,
+    )
+    run.drifted_records = result.drifted_records()
     del actual  # both frames are done with: free them before the repair
     expected.frame = expected.frame.iloc[0:0]
     run.counts = result.counts()

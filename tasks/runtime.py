@@ -10,12 +10,10 @@ from state import StateStore
 from tasks.errors import SyncError
 from tasks.org import invalidate, load_org_schema
 from tasks.salesforce import SalesforceGateway, SimpleSalesforceGateway
+from tasks.salesforce.errors import schema_outdated
 from tasks.settings import Settings
 from tasks.shopify import ShopifyClient
 from tasks.sync import SyncContext
-
-# Salesforce answers that mean the cached describe is out of date (a field was removed or shrunk).
-SCHEMA_CODES = frozenset({"INVALID_FIELD", "STRING_TOO_LONG", "INVALID_FIELD_FOR_INSERT_UPDATE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +47,7 @@ class Runtime:
 
     def note_failure(self, error: SyncError) -> None:
         """Forget the cached org schema when Salesforce says it no longer fits the org."""
-        if error.code in SCHEMA_CODES:
+        if schema_outdated(error):
             invalidate(self.org_schema_cache)
 
     def shop_timezone(self) -> str:

@@ -18,6 +18,7 @@ from tasks.errors import AuthError, SyncError
 from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, SalesforceRecords, map_order
 from tasks.orders import parse_rest_order
 from tasks.runtime import Runtime
+from tasks.salesforce.errors import refused_by_validation_rule
 from tasks.sync import SyncContext, plan_write
 
 SMOKE_PREFIX = "shopsync-smoke-"
@@ -117,7 +118,7 @@ def fix_for(error: Exception) -> str:
     """What the user can do about a failed step."""
     if isinstance(error, AuthError):
         return "check the SALESFORCE_/SHOPIFY_ credentials in .env (`shopsync config check`)"
-    if isinstance(error, SyncError) and error.code == "FIELD_CUSTOM_VALIDATION_EXCEPTION":
+    if isinstance(error, SyncError) and refused_by_validation_rule(error):
         record = error.stage or "record"
         return (
             f"a validation rule in the org refuses the {record} every synced order writes: "

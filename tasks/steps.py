@@ -15,7 +15,8 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed, State
 
 from state import StateStore
-from tasks.errors import PermanentError, RateLimited, SyncError, is_retryable
+from tasks.disposition import retry_in_task
+from tasks.errors import PermanentError, SyncError
 from tasks.inbox import SyncPlan
 from tasks.orders import Order, parse_graphql_order
 from tasks.settings import Settings
@@ -29,14 +30,13 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
     """Retry only what classified as transient; permanent and auth failures fail fast.
 
     Nor is a rate limit that stops the run (Salesforce's): the order is held in the inbox for
-    Salesforce's Retry-After, instead of probing the limit again in a few seconds.
+    Salesforce's Retry-After, instead of probing the limit again in a few seconds. The rule is
+    :func:`tasks.disposition.retry_in_task`.
     """
     try:
         state.result()
-    except RateLimited as exc:
-        return not exc.stop_run
     except Exception as exc:
-        return is_retryable(exc)
+        return retry_in_task(exc)
     return False
 
 

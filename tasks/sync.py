@@ -31,6 +31,7 @@ from tasks.mapping import (
 )
 from tasks.orders import Order
 from tasks.salesforce import ContactWrite, OrderWrite, OrderWriteResult, SalesforceGateway
+from tasks.salesforce.errors import refused_create_only_field, required_fields_missing
 
 Action = Literal["created", "updated", "recreated", "unchanged", "stale", "skipped"]
 RECREATED = "the Opportunity had been deleted in Salesforce; recreated with its create-only fields"
@@ -197,18 +198,14 @@ def _opportunity_ids(order_keys: list[str], ctx: SyncContext) -> dict[str, str |
 
 
 def opportunity_already_existed(exc: SyncError) -> bool:
-    return (
-        exc.stage == "opportunity"
-        and exc.code == "INVALID_FIELD_FOR_INSERT_UPDATE"
-        and (not exc.fields or "ContactId" in exc.fields)
-    )
+    return exc.stage == "opportunity" and refused_create_only_field(exc, "ContactId")
 
 
 def opportunity_was_deleted(exc: SyncError, records: SalesforceRecords) -> bool:
     """An update-only body created a record: the fields it lacked are the create-only ones."""
     return (
         exc.stage == "opportunity"
-        and exc.code == "REQUIRED_FIELD_MISSING"
+        and required_fields_missing(exc)
         and set(exc.fields) <= set(records.opportunity)
     )
 

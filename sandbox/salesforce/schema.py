@@ -37,6 +37,9 @@ class OrgProfile:
     external_id_unique: bool = True
     external_id_case_sensitive: bool = True
     missing_fields: set[str] = field(default_factory=set)
+    # Custom fields an admin added in Setup → Object Manager, each
+    # {"object": "Opportunity", "name": "Shopify_Status__c", "type": "string", "length": 40}.
+    custom_fields: tuple[dict[str, Any], ...] = ()
     stage_names: tuple[str, ...] = DEFAULT_STAGES
     jwt_certificate: str | None = None
     jwt_audiences: tuple[str, ...] = (
@@ -60,6 +63,8 @@ class OrgProfile:
                 value = set(value or ())
             elif key in ("currencies", "stage_names", "jwt_audiences"):
                 value = tuple(value)
+            elif key == "custom_fields":
+                value = tuple(_custom_field_spec(spec) for spec in value or ())
             norm[key] = value
         return replace(self, **norm)
 
@@ -69,7 +74,23 @@ class OrgProfile:
         data["missing_fields"] = sorted(self.missing_fields)
         for key in ("currencies", "stage_names", "jwt_audiences"):
             data[key] = list(data[key])
+        data["custom_fields"] = [dict(spec) for spec in self.custom_fields]
         return data
+
+
+_CUSTOM_TYPES = {"string", "textarea", "email", "phone", "url", "currency", "double", "int",
+                 "boolean", "date", "datetime", "percent"}
+
+
+def _custom_field_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A custom field as Setup allows it: a known object, an API name ending ``__c``, a type."""
+    obj, name, ftype = spec.get("object"), str(spec.get("name") or ""), spec.get("type", "string")
+    if obj not in ("Account", "Contact", "Opportunity"):
+        raise KeyError(f"custom_fields: unknown object {obj!r}")
+    if not name.endswith("__c") or ftype not in _CUSTOM_TYPES:
+        raise KeyError(f"custom_fields: {name!r} of type {ftype!r}")
+    length = int(spec.get("length") or (255 if ftype in ("string", "url") else 0))
+    return {"object": obj, "name": name, "type": ftype, "length": length}
 
 
 @dataclass
@@ -304,12 +325,19 @@ def build_schema(org: OrgProfile) -> dict[str, ObjectDef]:
     builders = {"Account": _account, "Contact": _contact, "Opportunity": _opportunity}
     schema: dict[str, ObjectDef] = {}
     for name, build in builders.items():
-        schema[name] = _object(name, [*_system(), *build(org)], org)
+        custom = [_custom(spec) for spec in org.custom_fields if spec["object"] == name]
+        schema[name] = _object(name, [*_system(), *build(org), *custom], org)
     system = [f for f in _system() if f.name != "OwnerId"]
     schema["DuplicateRule"] = _object("DuplicateRule", [*system, *_duplicate_rule()], org)
     if org.person_accounts:
         schema["RecordType"] = _object("RecordType", [*system, *_record_type()], org)
     return schema
+
+
+def _custom(spec: dict[str, Any]) -> FieldDef:
+    number = {"currency": (18, 2), "double": (18, 2), "percent": (5, 2), "int": (9, 0)}
+    precision, scale = number.get(spec["type"], (0, 0))
+    return FieldDef(spec["name"], spec["type"], spec["length"], precision=precision, scale=scale)
 
 
 def _object(name: str, defs: list[FieldDef], org: OrgProfile) -> ObjectDef:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from tasks.errors import RecordError, SyncError
 from tasks.mapping import dumps_json
-from tasks.salesforce.errors import KNOCK_ON_CODES, classify
+from tasks.salesforce.errors import classify, knock_on
 
 REF_ACCOUNT = "refAccount"
 REF_CONTACT = "refContact"
@@ -174,7 +174,7 @@ def _first_failure(subs: Mapping[str, Mapping[str, Any]]) -> SyncError | None:
         error = classify(status, sub.get("body"))
         error.stage = STAGE_BY_REF.get(ref, ref)
         failures.append(error)
-    real = [f for f in failures if f.code not in KNOCK_ON_CODES]
+    real = [f for f in failures if not knock_on(f.code)]
     # When every subrequest says "halted", the one that names a reason is the one that failed.
     specific = [f for f in failures if not f.message.startswith("The transaction was rolled back")]
     chosen = (real or specific or failures or [None])[0]
@@ -187,7 +187,7 @@ def _every_error(failures: list[SyncError]) -> list[RecordError]:
     """Salesforce's whole error list across the subrequests, each tagged with its record;
     the "rolled back because another one failed" knock-ons only when nothing else was said."""
     tagged = [replace(e, stage=f.stage) for f in failures for e in f.errors]
-    causes = [e for e in tagged if e.code not in KNOCK_ON_CODES]
+    causes = [e for e in tagged if not knock_on(e.code)]
     return causes or tagged
 
 

@@ -59,6 +59,23 @@ CONFIG_CODES = frozenset(
 AUTH_CODES = frozenset({"INVALID_SESSION_ID", "INVALID_AUTH_HEADER"})
 # A record we referred to by Id is in the recycle bin (deleted, or the loser of a merge).
 STALE_REFERENCE_CODES = frozenset({"ENTITY_IS_DELETED"})
+# Answers that mean the cached describe is out of date (a field was removed or shrunk).
+SCHEMA_CODES = frozenset({"INVALID_FIELD", "STRING_TOO_LONG", "INVALID_FIELD_FOR_INSERT_UPDATE"})
+# A create-only field (Opportunity.ContactId) sent in a write that updated an existing record.
+CREATE_ONLY_REFUSED = "INVALID_FIELD_FOR_INSERT_UPDATE"
+# An upsert meant to update created the record instead: the create-only fields it lacked.
+REQUIRED_MISSING = "REQUIRED_FIELD_MISSING"
+# A validation rule of the org refused the record.
+VALIDATION_RULE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+# What a permanent record error says went wrong, for the operator's next step (the dead-letter
+# board words the advice; this table says which cause a code is).
+CAUSES = {
+    VALIDATION_RULE: "validation_rule",
+    REQUIRED_MISSING: "required_field",
+    "INVALID_FIELD": "unknown_field",
+    "DUPLICATES_DETECTED": "duplicate_rule",
+    "STRING_TOO_LONG": "too_long",
+}
 
 
 def record_errors(body: Any) -> list[RecordError]:
@@ -161,6 +178,40 @@ def _classify(
     if status == 403:
         return ConfigError(message, code=code or "HTTP_403", fields=fields)
     return InvalidOrder(message, code=code or f"HTTP_{status}", fields=fields)
+
+
+def cause_of(code: str | None) -> str | None:
+    """What a Salesforce error code (as a dead letter keeps it) says went wrong:
+    ``validation_rule``, ``required_field``, ``unknown_field``, ``duplicate_rule``,
+    ``too_long``; None for a code without a cause of its own."""
+    return CAUSES.get(code or "")
+
+
+def knock_on(code: str | None) -> bool:
+    """The record failed only because another one in the same request did."""
+    return code in KNOCK_ON_CODES
+
+
+def schema_outdated(error: SyncError) -> bool:
+    """Salesforce says the cached org schema (describe) no longer fits the org."""
+    return error.code in SCHEMA_CODES
+
+
+def refused_create_only_field(error: SyncError, field: str) -> bool:
+    """Salesforce refused the create-only ``field`` because the record already exists (or
+    named no field at all)."""
+    return error.code == CREATE_ONLY_REFUSED and (not error.fields or field in error.fields)
+
+
+def required_fields_missing(error: SyncError) -> bool:
+    """Salesforce wanted fields the write did not send (``error.fields``): an update-only body
+    created the record."""
+    return error.code == REQUIRED_MISSING
+
+
+def refused_by_validation_rule(error: BaseException) -> bool:
+    """A validation rule of the org refused the record."""
+    return isinstance(error, SyncError) and error.code == VALIDATION_RULE
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -18,11 +18,12 @@ from urllib.parse import quote_plus, urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
-from simple_salesforce import Salesforce, format_soql
+from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 from urllib3.util.retry import Retry
 
 from tasks.errors import AuthError, BudgetExhausted, RateLimited, RecordError, SyncError
+from tasks.salesforce import queries
 from tasks.salesforce.auth import AccessToken, fetch_token
 from tasks.salesforce.composite import (
     OrderWrite,
@@ -34,6 +35,7 @@ from tasks.salesforce.composite import (
 from tasks.salesforce.errors import (
     classify,
     classify_exception,
+    classify_record,
     record_errors,
     retry_after_seconds,
 )
@@ -64,6 +66,11 @@ class RecordResult:
     id: str | None = None
     created: bool = False
     errors: tuple[RecordError, ...] = ()
+
+    @property
+    def error(self) -> SyncError | None:
+        """The record's failure, classified like every Salesforce answer (None: it succeeded)."""
+        return None if self.success else classify_record(self.errors)
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -242,21 +249,13 @@ class SimpleSalesforceGateway:
     def merged_into(self, sobject: str, record_id: str) -> str | None:
         """The record a merge kept in place of ``record_id`` (its ``MasterRecordId``, read with
         queryAll, which includes deleted records), else None (deleted without a merge)."""
-        soql = format_soql(
-            "SELECT Id, MasterRecordId FROM {:literal} WHERE Id = {}", sobject, record_id
-        )
+        soql = queries.merged_into(sobject, record_id)
         rows = self._call(lambda sf: list(sf.query_all_iter(soql, include_deleted=True)))
         return next((str(r["MasterRecordId"]) for r in rows if r.get("MasterRecordId")), None)
 
     def find_contacts_by_email(self, email: str, key_field: str) -> list[dict[str, Any]]:
         """Contacts with this e-mail, oldest first (the value is escaped, never in a URL path)."""
-        soql = format_soql(
-            "SELECT Id, AccountId, {:literal} FROM Contact WHERE Email = {} "
-            "ORDER BY CreatedDate ASC LIMIT 10",
-            key_field,
-            email,
-        )
-        return self.query(soql)
+        return self.query(queries.contacts_by_email(email, key_field))
 
     def find_contacts_by_emails(
         self, emails: Sequence[str], key_field: str
@@ -485,12 +484,7 @@ _API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 def _email_queries(emails: Sequence[str], key_field: str) -> list[str]:
     """SOQL for the Contacts with these e-mails, oldest first, 100 e-mails a query."""
     return [
-        format_soql(
-            "SELECT Id, AccountId, Email, {:literal} FROM Contact WHERE Email IN {} "
-            "ORDER BY CreatedDate ASC",
-            key_field,
-            list(emails[start : start + EMAIL_CHUNK]),
-        )
+        queries.contacts_by_emails(emails[start : start + EMAIL_CHUNK], key_field)
         for start in range(0, len(emails), EMAIL_CHUNK)
     ]
 
@@ -499,14 +493,8 @@ def _key_queries(
     sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
 ) -> list[str]:
     """SOQL for the records whose external id is in ``keys``, 300 keys a query."""
-    select = ", ".join(dict.fromkeys([key_field, *fields]))
-    # Field and object names come from our configuration; values go through format_soql.
     return [
-        format_soql(
-            f"SELECT {select} FROM {sobject} WHERE {{:literal}} IN {{}}",  # noqa: S608
-            key_field,
-            list(keys[start : start + SOQL_IN_CHUNK]),
-        )
+        queries.records_by_keys(sobject, key_field, keys[start : start + SOQL_IN_CHUNK], fields)
         for start in range(0, len(keys), SOQL_IN_CHUNK)
     ]
 

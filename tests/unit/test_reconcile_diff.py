@@ -9,11 +9,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tasks.errors import RecordError
+from tasks.errors import InvalidOrder, PermanentError, RecordError, RetryableError
 from tasks.mapping import MappingConfig, SalesforceRecords
 from tasks.reconcile import (
     ActualColumns,
     ExpectedColumns,
+    Failure,
     confirm_orphans,
     diff,
     discrepancy_rows,
@@ -307,16 +308,30 @@ def test_failures_map_parent_keys_to_orders() -> None:
         key="shop_cust_7", success=False, errors=(RecordError("STRING_TOO_LONG", "too long"),)
     )
     good = RecordResult(key="shop_cust_8", success=True, id="001A")
-    found = failures_by_order(
-        [bad, good], {"shop_cust_7": ["1", "2"]}, "account", frozenset({"UNABLE_TO_LOCK_ROW"})
-    )
+    found = failures_by_order([bad, good], {"shop_cust_7": ["1", "2"]}, "account")
     assert set(found) == {"1", "2"}
     assert found["1"].code == "STRING_TOO_LONG"
     assert not found["1"].transient
+    assert isinstance(found["1"].error, InvalidOrder)
     lock = RecordResult(key="3", success=False, errors=(RecordError("UNABLE_TO_LOCK_ROW", "x"),))
-    assert failures_by_order([lock], None, "opportunity", frozenset({"UNABLE_TO_LOCK_ROW"}))[
-        "3"
-    ].transient
+    assert failures_by_order([lock], None, "opportunity")["3"].transient
+
+
+def test_a_failure_built_without_its_error_is_classified_by_transient() -> None:
+    lock = Failure("5", "account", "UNABLE_TO_LOCK_ROW", "locked", transient=True)
+    assert isinstance(lock.classified, RetryableError)
+    assert lock.classified.code == "UNABLE_TO_LOCK_ROW"
+    rule = Failure("6", "opportunity", "FIELD_CUSTOM_VALIDATION_EXCEPTION", "No #3 today")
+    assert isinstance(rule.classified, PermanentError)
+    assert not isinstance(rule.classified, RetryableError)
+
+
+def test_a_failure_without_a_reason_is_permanent_and_says_so() -> None:
+    found = failures_by_order([RecordResult(key="4", success=False)], None, "opportunity")
+    assert found["4"].code == "UNKNOWN_ERROR"
+    assert found["4"].message == "Salesforce reported a failure without a reason"
+    assert not found["4"].transient
+    assert found["4"].errors == ()
 
 
 # -- windows and listing helpers (pure) -------------------------------------------------------

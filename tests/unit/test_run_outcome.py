@@ -141,6 +141,15 @@ def test_an_order_gone_from_shopify_is_resolved_by_hand() -> None:
     assert "shopsync dlq resolve 3" in advice(letter(3, "5003", None, code="ORDER_NOT_FOUND"))
 
 
+def test_a_salesforce_code_gets_the_advice_of_its_cause() -> None:
+    rule = advice(letter(4, "5004", "#1304", code="FIELD_CUSTOM_VALIDATION_EXCEPTION"))
+    assert rule.startswith("a Salesforce validation rule rejected it")
+    assert "'#1304'" in rule
+    assert "widen the field" in advice(letter(5, "5005", None, code="STRING_TOO_LONG"))
+    other = advice(letter(6, "5006", None, code="UNABLE_TO_LOCK_ROW"))
+    assert other.startswith("fix the cause named in the error")
+
+
 def test_replay_chooses_by_name_order_id_or_dead_letter_id() -> None:
     letters = [letter(7, "5001", "#1301"), letter(8, "5002", "#1302"), letter(9, "5003", None)]
     assert [x.id for x in choose(letters, ["#1302"])] == [8]

@@ -17,9 +17,11 @@ from tasks.errors import (
     InvalidOrder,
     PermanentError,
     RateLimited,
+    RecordError,
     RetryableError,
     StaleReference,
 )
+from tasks.salesforce import RecordResult
 from tasks.salesforce.auth import JWT_GRANT, token_request
 from tasks.salesforce.composite import (
     ContactWrite,
@@ -28,7 +30,16 @@ from tasks.salesforce.composite import (
     dumps,
     parse_composite,
 )
-from tasks.salesforce.errors import classify
+from tasks.salesforce.errors import (
+    cause_of,
+    classify,
+    classify_record,
+    knock_on,
+    refused_by_validation_rule,
+    refused_create_only_field,
+    required_fields_missing,
+    schema_outdated,
+)
 from tasks.salesforce.gateway import parse_bulk_error
 from tasks.settings import Settings
 
@@ -293,3 +304,66 @@ def test_jwt_assertion_carries_the_documented_claims(tmp_path: Path) -> None:
         "aud": "https://login.salesforce.com",
         "exp": 1_800_000_180,
     }
+
+
+@pytest.mark.parametrize(
+    ("errors", "kind", "code"),
+    [
+        ([RecordError("UNABLE_TO_LOCK_ROW", "locked")], RetryableError, "UNABLE_TO_LOCK_ROW"),
+        ([RecordError("STRING_TOO_LONG", "long", ["Name"])], InvalidOrder, "STRING_TOO_LONG"),
+        ([RecordError("INVALID_FIELD", "no field")], ConfigError, "INVALID_FIELD"),
+        ([RecordError("ENTITY_IS_DELETED", "gone")], StaleReference, "ENTITY_IS_DELETED"),
+        ([RecordError("REQUEST_LIMIT_EXCEEDED", "limit")], RateLimited, "REQUEST_LIMIT_EXCEEDED"),
+        ([], InvalidOrder, "UNKNOWN_ERROR"),
+        (
+            [RecordError("PROCESSING_HALTED", "halted"), RecordError("INVALID_EMAIL_ADDRESS", "x")],
+            InvalidOrder,
+            "INVALID_EMAIL_ADDRESS",
+        ),
+    ],
+)
+def test_collections_and_bulk_record_errors_use_the_same_table(errors, kind, code) -> None:
+    error = classify_record(errors)
+    assert isinstance(error, kind)
+    assert error.code == code
+    assert [e.code for e in error.errors] == ([e.code for e in errors] or ["UNKNOWN_ERROR"])
+    # A Bulk 2.0 failed row reads the same way as a collections item.
+    if errors and len(errors) == 1:
+        bulk = parse_bulk_error(f"{errors[0].code}:{errors[0].message}:")
+        assert type(classify_record([bulk])) is type(error)
+
+
+def test_record_result_error_is_classified_only_when_it_failed() -> None:
+    assert RecordResult("k", True, "001").error is None
+    failed = RecordResult("k", False, errors=(RecordError("UNABLE_TO_LOCK_ROW", "x"),))
+    assert isinstance(failed.error, RetryableError)
+
+
+def test_code_predicates_of_the_classifier() -> None:
+    contact_refused = InvalidOrder(
+        "m", code="INVALID_FIELD_FOR_INSERT_UPDATE", fields=["ContactId"]
+    )
+    assert refused_create_only_field(contact_refused, "ContactId")
+    assert refused_create_only_field(
+        InvalidOrder("m", code="INVALID_FIELD_FOR_INSERT_UPDATE"), "ContactId"
+    )
+    assert not refused_create_only_field(contact_refused, "AccountId")
+    assert not refused_create_only_field(InvalidOrder("m", code="STRING_TOO_LONG"), "ContactId")
+    assert required_fields_missing(InvalidOrder("m", code="REQUIRED_FIELD_MISSING", fields=["X"]))
+    assert not required_fields_missing(InvalidOrder("m", code="STRING_TOO_LONG"))
+    assert refused_by_validation_rule(InvalidOrder("m", code="FIELD_CUSTOM_VALIDATION_EXCEPTION"))
+    assert not refused_by_validation_rule(ValueError("x"))
+    for code in ("INVALID_FIELD", "STRING_TOO_LONG", "INVALID_FIELD_FOR_INSERT_UPDATE"):
+        assert schema_outdated(InvalidOrder("m", code=code))
+    assert not schema_outdated(InvalidOrder("m", code="FIELD_CUSTOM_VALIDATION_EXCEPTION"))
+
+
+def test_causes_and_knock_ons_are_the_classifiers_to_tell() -> None:
+    assert cause_of("FIELD_CUSTOM_VALIDATION_EXCEPTION") == "validation_rule"
+    assert cause_of("REQUIRED_FIELD_MISSING") == "required_field"
+    assert cause_of("STRING_TOO_LONG") == "too_long"
+    assert cause_of("ORDER_NOT_FOUND") is None
+    assert cause_of(None) is None
+    assert knock_on("PROCESSING_HALTED")
+    assert knock_on("ALL_OR_NONE_OPERATION_ROLLED_BACK")
+    assert not knock_on("UNABLE_TO_LOCK_ROW")
