@@ -1,7 +1,7 @@
 """``python -m bench --profile quick|full``: run the benchmarks, print one JSON object per result,
 write ``bench/results/latest.json``.
 
-    python -m bench --profile quick                 # make bench (under 10 minutes)
+    python -m bench --profile quick                 # make bench (10-20 minutes)
     python -m bench --profile full                  # make bench-full
     python -m bench --only receiver,end_to_end      # a subset
     python -m bench --only reconcile --reconcile-sizes 10000,100000
