@@ -1,11 +1,12 @@
 """``python -m bench --profile quick|full``: run the benchmarks, print one JSON object per result,
 write ``bench/results/latest.json``.
 
-    python -m bench --profile quick                 # make bench (under 10 minutes)
+    python -m bench --profile quick                 # make bench (10-20 minutes)
     python -m bench --profile full                  # make bench-full
     python -m bench --only receiver,end_to_end      # a subset
     python -m bench --only reconcile --reconcile-sizes 10000,100000
     python -m bench --only workers                  # 1 vs 3 workers on PostgreSQL (full has it)
+    python -m bench --only flash_sale,trickle       # 200 ms Salesforce, through shopsync serve
 
 Everything runs on 127.0.0.1. The sandboxes, the Prefect server, the product and the baselines
 each run in their own processes; every figure is reported next to its baseline from the same run.
@@ -30,7 +31,7 @@ from pathlib import Path
 from bench.common import PROFILES, Profile, Results, log
 
 RESULTS_DIR = Path(__file__).with_name("results")
-ORDER = ("api_calls", "receiver", "end_to_end", "reconcile", "workers")
+ORDER = ("api_calls", "receiver", "end_to_end", "flash_sale", "trickle", "reconcile", "workers")
 # Not in the quick profile's default set: it would take make bench past 10 minutes.
 FULL_ONLY = ("workers",)
 
@@ -65,6 +66,10 @@ def benchmark(name: str) -> Callable[[Profile, Path, str, Results], None]:
         from bench.end_to_end import run
     elif name == "workers":
         from bench.workers import run
+    elif name == "flash_sale":
+        from bench.flash_sale import run
+    elif name == "trickle":
+        from bench.trickle import run
     else:
         from bench.reconcile import run
     return run
@@ -79,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reconcile-sizes", help="override the profile's reconcile sizes, e.g. 10000,100000"
     )
+    parser.add_argument("--flash-orders", type=int, help="override the flash sale's burst size")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
+    if args.flash_orders:
+        profile = replace(profile, flash_orders=args.flash_orders)
     if args.reconcile_sizes:
         sizes = tuple(int(s) for s in args.reconcile_sizes.split(","))
         profile = replace(profile, reconcile_sizes=sizes)

@@ -52,6 +52,9 @@ class Profile:
     e2e_orders: int  # benchmark 4, product
     e2e_baseline_orders: int  # benchmark 4, run-per-webhook
     workers_orders: int  # benchmark 5: orders drained by 1, then by 3 workers
+    flash_orders: int  # benchmark 6: burst through `shopsync serve`, per_order vs adaptive
+    trickle_seconds: int  # benchmark 7: one order every 2 s for this long
+    trickle_warm_orders: int  # benchmark 7: synced first, so that some customers are known
 
 
 PROFILES = {
@@ -70,6 +73,9 @@ PROFILES = {
         e2e_orders=300,
         e2e_baseline_orders=20,
         workers_orders=1_000,
+        flash_orders=600,
+        trickle_seconds=60,
+        trickle_warm_orders=100,
     ),
     "full": Profile(
         name="full",
@@ -84,6 +90,9 @@ PROFILES = {
         e2e_orders=1_000,
         e2e_baseline_orders=30,
         workers_orders=2_000,
+        flash_orders=2_000,
+        trickle_seconds=60,
+        trickle_warm_orders=300,
     ),
 }
 

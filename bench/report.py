@@ -122,6 +122,8 @@ def render(report: dict[str, Any]) -> str:
                 r["met"],
             )
         )
+    out += _flash_sale_rows(rows.get(("flash_sale", "adaptive_vs_per_order")))
+    out += _trickle_rows(rows.get(("trickle", "receipt_to_opportunity")))
     recon = [r for (b, _), r in rows.items() if b == "reconcile" and "phase" in r]
     if recon:
         out += [
@@ -174,6 +176,94 @@ def render(report: dict[str, Any]) -> str:
     for r in errors:
         out.append(f"\n- `{r['benchmark']}`: {r.get('error') or r.get('status')}")
     return "\n".join(out) + "\n"
+
+
+def _flash_sale_rows(r: dict[str, Any] | None) -> list[str]:
+    """Benchmark 6, one row per figure: adaptive vs per_order."""
+    if not r or "adaptive" not in r:
+        return []
+    a, p, met = r["adaptive"], r["per_order"], r["met_each"]
+    figures = [
+        (
+            "orders/s (10 → 90 % visible)",
+            "orders_per_s",
+            "≥ 100 and ≥ 10× per_order",
+            met["orders_per_s_100"] and met["ratio_10x"],
+        ),
+        ("SF calls per order", "calls_per_order", "≤ 0.05", met["calls_per_order_0.05"]),
+        (
+            "first webhook → first Opportunity, s",
+            "first_opportunity_s",
+            "≤ 3",
+            met["first_opportunity_3s"],
+        ),
+        ("drain CPU ms per order", "drain_cpu_ms_per_order", "≤ 5", met["drain_cpu_5ms"]),
+        ("all visible after, s", "all_visible_s", "", None),
+        ("orders/s, first webhook → all visible", "overall_orders_per_s", "", None),
+        ("first drain run: created · Running after, s", "first_run", "", None),
+    ]
+    for mode in (a, p):
+        if mode.get("all_visible_s"):
+            mode["overall_orders_per_s"] = round(mode["opportunities"] / mode["all_visible_s"], 2)
+        if mode.get("first_run_created_s") is not None:
+            mode["first_run"] = (
+                f"{_fmt(mode['first_run_created_s'])} · {_fmt(mode.get('first_run_started_s'))}"
+            )
+    out = [
+        "",
+        f"Benchmark 6, flash sale: {_fmt(r['orders'])} orders, {r['salesforce_latency_ms']} ms "
+        "per Salesforce call, through `shopsync serve` (same run):",
+        "",
+        "| Figure | `adaptive` | `per_order` | Ratio | Target | Met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, key, target, ok in figures:
+        out.append(_row(label, a.get(key), p.get(key), _ratio(a.get(key), p.get(key)), target, ok))
+    out.append(
+        _row(
+            "drain runs (by state)",
+            _states(a.get("drain_runs")),
+            _states(p.get("drain_runs")),
+            None,
+            "",
+            None,
+        )
+    )
+    return out
+
+
+def _trickle_rows(r: dict[str, Any] | None) -> list[str]:
+    """Benchmark 7: the trickle's latency and calls."""
+    if not r or "p50_s" not in r:
+        return []
+    lone, n = r.get("calls_per_lone_order") or {}, r.get("lone_orders") or {}
+    return [
+        "",
+        f"Benchmark 7, trickle: {_fmt(r['orders'])} orders, one every {_fmt(r['every_s'])} s, "
+        f"{r['salesforce_latency_ms']} ms per Salesforce call, through `shopsync serve`:",
+        "",
+        "| receipt → Opportunity p50 / p95 / max s | SF calls per order (all) | per lone order: "
+        "known · new · guest | drain runs (by state) | Target | Met |",
+        "|---|---|---|---|---|---|",
+        _row(
+            f"{_fmt(r['p50_s'])} / {_fmt(r['p95_s'])} / {_fmt(r['max_s'])}",
+            r["calls_per_order"],
+            " · ".join(f"{_fmt(lone.get(k))} ({n.get(k, 0)})" for k in ("known", "new", "guest")),
+            _states(r.get("drain_runs")),
+            "p50 ≤ 3 s; 1 known, 2 new",
+            r["met"],
+        ),
+    ]
+
+
+def _ratio(a: Any, b: Any) -> str | None:
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or not b:
+        return None
+    return f"{a / b:,.3g}×"
+
+
+def _states(states: dict[str, int] | None) -> str:
+    return ", ".join(f"{k.lower()} {v}" for k, v in (states or {}).items()) or "—"
 
 
 def main(argv: list[str] | None = None) -> None:

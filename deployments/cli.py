@@ -440,8 +440,11 @@ def demo(
 @app.command("sync-order")
 def sync_order_command(
     order_id: Annotated[str, typer.Argument(help="Order name (#1001) or numeric order id.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's result as JSON (for scripts).")
+    ] = False,
 ) -> None:
-    """Sync one Shopify order now."""
+    """Sync one Shopify order now (exit 1, with one line, when it was dead-lettered)."""
     from tasks.orders import order_reference
 
     try:
@@ -450,11 +453,16 @@ def sync_order_command(
         _fail([f"shopsync sync-order: {exc} (the number at the end of the order's admin URL)"])
     settings = _settings("shopify", "salesforce")
     _preflight(settings, "Shopify", "Salesforce")
-    with _prefect_api(settings):
+    with _prefect_api(settings, json_out=as_json):
         from flows.sync_order import sync_order
 
         result = _run_flow(sync_order, order_id=order_id)
-    typer.echo(json.dumps(result, indent=2, default=str))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    elif result.get("action") != "dead_letter":  # a dead letter's one line is already out
+        from deployments.status_view import sync_order_line
+
+        typer.echo(sync_order_line(result))
     if result.get("action") == "dead_letter":
         raise typer.Exit(EXIT_FAILED)
 
@@ -519,12 +527,14 @@ def reconcile_command(
     settings = _settings("shopify", "salesforce")
     _preflight(settings, "Shopify", "Salesforce")
     with _prefect_api(settings, json_out=as_json):
+        from deployments.progress_view import DRY_RUN_STAGES, RECONCILE_STAGES, progress_display
         from flows.reconcile import backfill, nightly
 
-        if first is None or last is None:
-            result = _run_flow(nightly, dry_run=dry_run)
-        else:
-            result = _run_flow(backfill, start=first, end=last, dry_run=dry_run)
+        with progress_display(DRY_RUN_STAGES if dry_run else RECONCILE_STAGES):
+            if first is None or last is None:
+                result = _run_flow(nightly, dry_run=dry_run)
+            else:
+                result = _run_flow(backfill, start=first, end=last, dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
@@ -576,6 +586,7 @@ def _run_flow(flow: Any, **parameters: Any) -> dict[str, Any]:
     from flows.outcome import run_flow
     from tasks.errors import SyncError
 
+    _quiet_prefect_console()
     try:
         state, result = run_flow(flow, **parameters)
         if state.is_failed():
@@ -586,6 +597,22 @@ def _run_flow(flow: Any, **parameters: Any) -> dict[str, Any]:
     except ValueError as exc:
         _fail([str(exc)])
     raise AssertionError("unreachable")
+
+
+def _quiet_prefect_console() -> None:
+    """Keep the run's logs for the Prefect UI, not the terminal: the command prints progress and
+    one summary line (a failed task's traceback belongs in the run's logs). Setting
+    ``PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL`` (e.g. ``INFO``) shows them here again."""
+    import logging
+
+    if os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"):
+        return
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in [logging.root, *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):  # placeholders have none
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.CRITICAL)
 
 
 # -- dead letters -----------------------------------------------------------------------------
@@ -606,10 +633,14 @@ def dlq_list(
     if not letters:
         typer.echo("no dead letters")
         return
+    from tasks.dead_letter_board import order_name
+
     for letter in letters:
         state = f"resolved {letter.resolution}" if letter.resolved_at else "open"
+        name = order_name(letter)
+        order = f"{name} ({letter.order_id})" if name else letter.order_id
         typer.echo(
-            f"#{letter.id}  order {letter.order_id}  {letter.stage}  {letter.error_code or '-'}  "
+            f"#{letter.id}  order {order}  {letter.stage}  {letter.error_code or '-'}  "
             f"x{letter.attempts}  {letter.last_seen:%Y-%m-%d %H:%M}Z  {state}\n    {letter.message}"
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -23,9 +24,21 @@ from zoneinfo import ZoneInfo
 import typer
 
 from deployments.local import SANDBOX_TIMEZONE, SandboxStack, prefect_server, sandbox_stack
+from deployments.progress_view import RECONCILE_STAGES, progress_display
+from tasks.progress import report
 
 MARKER = ".shopsync-demo"
 LOST_EVERY = 25  # one webhook in 25 never arrives; reconciliation has to find those orders
+
+
+DEMO_STAGES = {
+    **RECONCILE_STAGES,
+    "sandboxes": "starting the Shopify and Salesforce sandboxes",
+    "prefect": "starting a local Prefect server",
+    "webhooks": "Shopify sending order webhooks",
+    "drain": "draining the webhook inbox into Salesforce",
+    "repair": "reconcile: planning / repairing",
+}
 
 
 def run_demo(orders: int, data_dir: Path) -> int:
@@ -33,7 +46,36 @@ def run_demo(orders: int, data_dir: Path) -> int:
     _fresh(data_dir)
     say = typer.echo
     say(f"shopsync demo: {orders} orders, state in {data_dir}")
+    with progress_display(DEMO_STAGES):
+        code = _demo(orders, data_dir, say)
+    say(stopped_note(data_dir / "prefect"))
+    return code
+
+
+def stopped_note(prefect_home: Path) -> str:
+    """What to say once the demo's Prefect server is gone: no link to it, but how to see the
+    demo's runs again (the server's SQLite database stays in ``prefect_home``)."""
+    prefect = Path(sys.executable).with_name("prefect")
+    return (
+        "The demo's Prefect server has stopped. To browse its runs again: "
+        f"PREFECT_HOME={_shown(prefect_home)} {_shown(prefect)} server start "
+        "(or `make serve` for a live stack with its UI)."
+    )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it (shorter to type)."""
+    absolute = path.absolute()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def _demo(orders: int, data_dir: Path, say: Any) -> int:
+    report("sandboxes", 0, 1)
     with sandbox_stack(orders=orders, days=7) as stack:
+        report("sandboxes", 1, 1)
         os.environ.update(stack.product_env())
         os.environ.update(
             {
@@ -45,10 +87,15 @@ def run_demo(orders: int, data_dir: Path) -> int:
                 "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
             }
         )
-        say("starting a local Prefect server …")
+        report("prefect", 0, 1)
         with prefect_server(data_dir / "prefect", port=0) as api:
+            report("prefect", 1, 1)
             os.environ["PREFECT_API_URL"] = api
-            return _run(stack, orders, say)
+            say(f"Prefect UI (while the demo runs): {api.removesuffix('/api')}")
+            try:
+                return _run(stack, orders, say)
+            finally:
+                os.environ.pop("PREFECT_API_URL", None)
 
 
 def _fresh(data_dir: Path) -> None:
@@ -135,7 +182,6 @@ def _summary(stack: SandboxStack, store: Any, repaired: dict[str, Any], say: Any
         ("dead-lettered", str(store.counts().dead_letters_open)),
         ("Salesforce API calls, whole demo", str(calls)),
         ("reconcile report (CSV)", str(repaired.get("report_csv"))),
-        ("Prefect UI (while the demo runs)", os.environ["PREFECT_API_URL"].removesuffix("/api")),
     ]
     width = max(len(name) for name, _ in rows)
     say("5. summary")
@@ -151,6 +197,8 @@ def _send_webhooks(stack: SandboxStack, orders: int) -> dict[str, int]:
             lost += 1
             continue
         sent += shop.send_order_events("orders/create", index, 1)
+        report("webhooks", index + 1, orders)
+    report("webhooks", orders, orders)
     live = [shop.generator.order_id(i) for i in range(orders)]
     live = [i for i in live if shop.store.get(i)["cancelled"] is None]
     shop.cancel_order(live[0])
@@ -170,10 +218,12 @@ def _drain(flow: Any, store: Any) -> Counter[str]:
     for _ in range(30):
         _, result = run_flow(flow, max_seconds=120, batch_size=100)
         totals.update(result["outcomes"])
+        report("drain", sum(totals.values()), None)
         depth = store.counts().inbox
         if not depth.get("pending") and not depth.get("claimed"):
             break
         time.sleep(1)
+    report("drain", sum(totals.values()), sum(totals.values()))
     return totals
 
 

@@ -7,11 +7,12 @@ Deployment names (flow/deployment), as the Prefect UI shows them:
   sync-pending-orders/webhook    event trigger on the receiver's events + hourly safety net
   replay-dead-letters/manual     all open dead letters, or chosen order names / ids
 
-The drain's safety net: the receiver's events start a drain within seconds, and ``shopsync serve``
-runs a due-work watcher (``webhooks.serve.DueWorkWatcher``) that emits the same event once a
-minute only when a pending delivery is due and no drain holds a claim: retries that come due are
-drained without a run per minute. The hourly schedule remains as the last resort (e.g. a receiver
-on another machine), so the run history holds about 24 empty runs a day instead of 1,440.
+The drain's safety net: the receiver's nudger (``webhooks.serve.DrainNudger``) emits the trigger's
+event when a delivery is stored and no drain is at work or on its way, and looks at the inbox
+every few seconds, so retries that come due are drained without a run per minute; the runner
+polls for runs every second (``RUNNER_POLL_SECONDS``). The hourly schedule remains as the last
+resort (e.g. a receiver on another machine), so the run history holds about 24 empty runs a day
+instead of 1,440.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from tasks.settings import Settings
 from webhooks.serve import EVENT_NAME
 
 PROCESS_LIMIT = 4  # flow-run subprocesses at once; never unbounded (prefect.md §10)
+# How often the runner asks the Prefect API for runs to start. Prefect's default (10 s,
+# PREFECT_RUNNER_POLL_FREQUENCY) put 0-10 s between a webhook's event and its drain run; one
+# small query a second against our own server is cheap. Passed as ``Runner(query_seconds=…)``.
+RUNNER_POLL_SECONDS = 1.0
 SAFETY_NET = timedelta(hours=1)  # last resort; the due-work watcher covers retries every minute
 
 
@@ -75,7 +80,8 @@ def build_deployments(settings: Settings, shop_timezone: str) -> list[Any]:
         sync_pending_orders.to_deployment(
             name="webhook",
             description="Drain the webhook inbox into Salesforce. Started by the receiver's "
-            "events (debounced), by the due-work watcher when a retry comes due, and hourly as "
+            "nudges (when work waits and no drain is at work or on its way; retries that come "
+            "due too), and hourly as "
             "a last-resort safety net. Fails when it dead-lettered an order or was held.",
             triggers=[_webhook_trigger()],
             schedules=[Interval(SAFETY_NET, slug="safety-net")],
@@ -143,6 +149,7 @@ def serve_deployments(settings: Settings, shop_timezone: str, limit: int = PROCE
             *build_deployments(settings, shop_timezone),
             limit=limit,
             pause_on_shutdown=False,  # a restart must not pause the nightly schedule
+            query_seconds=RUNNER_POLL_SECONDS,
         )
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from state.store import DeadLetterRecord, RunRecord
 from tasks.dead_letter_board import order_name
+from tasks.reconcile_report import summary_line
 
 
 def console() -> Console:
@@ -87,14 +88,18 @@ def runs_table(runs: Iterable[RunRecord]) -> Table:
 
 def reconcile_line(result: Mapping[str, Any]) -> str:
     """One human line for a finished reconcile run."""
-    start = str(result.get("window_start", ""))[:10]
-    end = str(result.get("window_end", ""))[:10]
-    dry = " (dry run: nothing written)" if result.get("dry_run") else ""
-    line = (
-        f"reconcile run #{result.get('run_id')} {result.get('mode')} {start}…{end}: "
-        f"{result.get('status')}{dry} — {result.get('shopify_orders', 0)} Shopify orders, "
-        f"{result.get('discrepancies', 0)} discrepancies, {result.get('repaired', 0)} repaired, "
-        f"{result.get('dead_lettered', 0)} dead-lettered, {result.get('retry_later', 0)} to retry"
-    )
-    message = result.get("message")
-    return f"{line}; {message}" if message else line
+    return summary_line(result)
+
+
+def sync_order_line(result: Mapping[str, Any]) -> str:
+    """One human line for a ``sync-order`` run that did not dead-letter its order."""
+    name = f"{result['order_name']} " if result.get("order_name") else ""
+    line = f"order {name}({result.get('order_id')}): {result.get('action')}"
+    if result.get("reason"):
+        line += f" ({result['reason']})"
+    if result.get("opportunity_id"):
+        line += f", Opportunity {result['opportunity_id']}"
+    warnings = int(result.get("field_warnings") or 0)
+    if warnings:
+        line += f"; {warnings} value(s) cut or left out (`shopsync warnings`)"
+    return line

@@ -47,8 +47,10 @@ def reconcile(
         raise ValueError(f"end {end} is before start {start}")
     runtime = build_runtime(get_settings())
     try:
-        window_start, window_end = shop_window(start, end, runtime.shop_timezone())
-        return execute(runtime, Run("manual", window_start, window_end, dry_run), advance=False)
+        zone = runtime.shop_timezone()
+        window_start, window_end = shop_window(start, end, zone)
+        run = Run("manual", window_start, window_end, dry_run, timezone=zone, dates=(start, end))
+        return execute(runtime, run, advance=False)
     finally:
         runtime.close()
 

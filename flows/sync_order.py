@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows.outcome import RunOutcome, final_state
 from state.models import utcnow
 from tasks.artifacts import current_flow_run_id
 from tasks.dead_letter_board import publish_board
@@ -19,7 +20,7 @@ from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
 
 
 @flow(name="sync-order", log_prints=False, flow_run_name="sync-order {order_id}")
-def sync_order(order_id: str) -> dict[str, Any]:
+def sync_order(order_id: str) -> Any:
     """Sync one Shopify order into Salesforce as Account, Contact and Opportunity.
 
     Args:
@@ -31,10 +32,12 @@ def sync_order(order_id: str) -> dict[str, Any]:
     runtime = build_runtime(settings)
     logger = get_run_logger()
     label = order_id
+    name = order_id if ORDER_NAME.match(order_id) else None
     try:
         if ORDER_NAME.match(order_id):
             order_id = _id_of_name(runtime.shopify, order_id)
         order = with_retries(fetch_order, settings)(runtime.shopify, order_id)
+        name = order.name or name
         outcome = with_retries(sync_order_step, settings)(order, runtime.sync_context())
         if runtime.store.resolve_dead_letters(order_id, "synced"):
             publish_board(runtime.store)
@@ -45,23 +48,40 @@ def sync_order(order_id: str) -> dict[str, Any]:
         if dispose(exc, 1, utcnow(), AFTER_TASK_RETRIES).kind == "hold":
             raise  # nothing is lost: the order can be synced again once this clears
         runtime.note_failure(exc)
-        park_order(
-            runtime.store, order_id, label, exc, source="manual", payload=None, return_state=True
+        parked = park_order(
+            runtime.store,
+            order_id,
+            label,
+            exc,
+            source="manual",
+            payload=None,
+            order_name=name,
+            return_state=True,
         )
         publish_board(runtime.store)
-        return {"order_id": order_id, "action": "dead_letter", "error": str(exc)}
+        result: dict[str, Any] = {
+            "order_id": order_id,
+            "order_name": name,
+            "action": "dead_letter",
+            "error": str(exc),
+        }
+        failed = {exc.code or "ERROR": 1}
+        failure = RunOutcome("sync-order", 1, failed=failed, note=parked.message, dead_lettered=1)
+        return final_state(failure, result)
     finally:
         runtime.close()
     if outcome.truncations:
         logger.warning("order %s: truncated %s", order_id, outcome.truncations)
     logger.info("order %s: %s %s", order_id, outcome.action, outcome.reason)
-    return {
+    result = {
         "order_id": order_id,
+        "order_name": name,
         "action": outcome.action,
         "reason": outcome.reason,
         "opportunity_id": outcome.opportunity_id,
         "field_warnings": len(outcome.field_warnings),
     }
+    return final_state(RunOutcome("sync-order", 1, done={outcome.action: 1}), result)
 
 
 def _id_of_name(shopify: ShopifyClient, name: str) -> str:

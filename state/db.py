@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option: this transaction only reads (on SQLite it then takes no write lock).
+READ_ONLY = "shopsync_read_only"
 # Any constant: the PostgreSQL advisory lock that serialises migrations across processes.
 MIGRATION_LOCK_KEY = 0x5305_5C01
 # Alembic's context is process-global: two threads migrating at once break each other.
@@ -52,6 +54,10 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(connection: Any) -> None:
+    if connection.get_execution_options().get(READ_ONLY):
+        # A read: a snapshot without the write lock (WAL readers never hold up the writer).
+        connection.exec_driver_sql("BEGIN")
+        return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -148,6 +148,7 @@ class DeadLetter(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[str] = mapped_column(String(32))
+    order_name: Mapped[str | None] = mapped_column(String(255), nullable=True)  # "#1301"
     source: Mapped[str] = mapped_column(String(20))  # webhook | reconcile | manual
     stage: Mapped[str] = mapped_column(String(40))  # fetch | map | account | contact | opportunity
     error_code: Mapped[str | None] = mapped_column(String(80), nullable=True)

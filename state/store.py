@@ -10,20 +10,21 @@ import copy
 import functools
 import os
 import socket
+import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Dialect, Engine, and_, case, delete, func, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from state.db import create_state_engine, migrate, sqlite_url
+from state.db import READ_ONLY, create_state_engine, migrate, sqlite_url
 from state.models import (
     Cursor,
     CustomerEntry,
@@ -143,6 +144,7 @@ class DeadLetterRecord:
     resolution: str | None
     # Every error Salesforce reported: [{"code", "message", "fields", "stage"?}, …]
     errors: list[dict[str, Any]] | None = None
+    order_name: str | None = None  # "#1301", when the path that dead-lettered it knew it
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,25 +393,46 @@ class StateStore:
         dialect = self.engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             return [self._add_portably(row) for row in rows]
-        inserted: list[bool] = []
-        # INSERT … ON CONFLICT DO NOTHING on a bare connection: the receiver's hot path. One
-        # statement per dialect, the row passed as parameters (values baked into a new statement
-        # cost ~1 ms of CPU per row to key and compile). On SQLite the statement is plain SQL with
-        # the columns' own bind conversions (~0.1 ms less per row than Core's execution).
-        with self.engine.begin() as connection:
-            if dialect == "sqlite":
-                sql, to_params = _sqlite_inbox_insert(self.engine.dialect)
-                for row in rows:
-                    result = connection.exec_driver_sql(sql, to_params(row))
-                    inserted.append(bool(result.rowcount))
-            else:
-                # preserve_rowcount: SQLAlchemy only guarantees an INSERT's rowcount when asked;
-                # without it psycopg's driver answers -1 and a duplicate would count as stored.
+        if dialect == "sqlite":
+            inserted = self._insert_sqlite(rows)
+        else:
+            # INSERT … ON CONFLICT DO NOTHING, the row passed as parameters (values baked into a
+            # new statement cost ~1 ms of CPU per row to key and compile). preserve_rowcount:
+            # SQLAlchemy only guarantees an INSERT's rowcount when asked; without it psycopg's
+            # driver answers -1 and a duplicate would count as stored.
+            statement = _insert_ignoring_duplicates(dialect)
+            with self.engine.begin() as connection:
                 connection = connection.execution_options(preserve_rowcount=True)
-                statement = _insert_ignoring_duplicates(dialect)
-                for row in rows:
-                    inserted.append(bool(connection.execute(statement, row).rowcount))
+                inserted = [bool(connection.execute(statement, row).rowcount) for row in rows]
         return [_add_result(ok, row) for ok, row in zip(inserted, rows, strict=True)]
+
+    def _insert_sqlite(self, rows: list[dict[str, Any]]) -> list[bool]:
+        """The receiver's hot path on SQLite: the driver's cached prepared ``INSERT … ON
+        CONFLICT DO NOTHING`` in ``BEGIN IMMEDIATE … COMMIT`` on a pooled connection (WAL,
+        ``synchronous=FULL``: durable at COMMIT), with each column's own bind conversion. Skips
+        SQLAlchemy's per-transaction work (~0.3 ms of CPU per commit, measured); the driver
+        releases the GIL while SQLite works. Driver errors come out as SQLAlchemy's."""
+        sql, to_params = _sqlite_inbox_insert(self.engine.dialect)
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.driver_connection.cursor()  # type: ignore[union-attr]  # open
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                inserted = []
+                for row in rows:
+                    cursor.execute(sql, to_params(row))
+                    inserted.append(cursor.rowcount == 1)
+                cursor.execute("COMMIT")
+                return inserted
+            except sqlite3.Error as exc:
+                if connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+                    with suppress(sqlite3.Error):
+                        cursor.execute("ROLLBACK")
+                raise OperationalError(sql, None, exc) from exc
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool
 
     def _add_portably(self, row: dict[str, Any]) -> AddResult:
         try:
@@ -628,26 +651,20 @@ class StateStore:
         Work is a pending delivery whose time has come, or a claim whose lease ran out (its drain
         died): the first of those times, if any, and the count of claims under a live lease.
         """
-        pending_due = func.min(
-            case((InboxItem.status == "pending", InboxItem.next_attempt_at), else_=None)
-        )
-        lease_over = func.min(
-            case((InboxItem.status == "claimed", InboxItem.lease_expires_at), else_=None)
-        )
-        live = func.count(
-            case(
-                (
-                    and_(InboxItem.status == "claimed", InboxItem.lease_expires_at > now),
-                    InboxItem.webhook_id,
-                ),
-                else_=None,
-            )
-        )
-        with self._tx() as s:
-            first_pending, first_lease_end, live_claims = s.execute(
-                select(pending_due, lease_over, live).where(
-                    InboxItem.status.in_(("pending", "claimed"))
-                )
+        # Two index-friendly reads (ix_inbox_status_next_attempt) in one read-only snapshot: the
+        # receiver's nudger asks this several times a second during a burst, with thousands of
+        # rows pending, and must not take the write lock the receiver's commits need.
+        claimed = InboxItem.status == "claimed"
+        with self.engine.connect() as connection:
+            s = connection.execution_options(**{READ_ONLY: True})
+            first_pending = s.execute(
+                select(func.min(InboxItem.next_attempt_at)).where(InboxItem.status == "pending")
+            ).scalar()
+            first_lease_end, live_claims = s.execute(
+                select(
+                    func.min(InboxItem.lease_expires_at),
+                    func.count(case((InboxItem.lease_expires_at > now, 1), else_=None)),
+                ).where(claimed)
             ).one()
         times = [t for t in (first_pending, first_lease_end) if t is not None]
         return (min(times) if times else None), int(live_claims or 0)
@@ -802,11 +819,13 @@ class StateStore:
         fields: list[str] | None = None,
         payload: bytes | None = None,
         errors: list[dict[str, Any]] | None = None,
+        order_name: str | None = None,
     ) -> int:
         """Record a failure; an order's open dead letter is updated rather than repeated.
 
         ``errors`` is the remote system's whole error list (``[{"code", "message", "fields"}]``);
-        ``error_code``/``message``/``fields`` repeat its first real cause.
+        ``error_code``/``message``/``fields`` repeat its first real cause. ``order_name`` is the
+        order's name (``#1301``) when the caller knows it (kept when a later call does not).
         """
         now = utcnow()
         with self._tx() as s:
@@ -825,10 +844,32 @@ class StateStore:
             row.fields = list(fields or [])
             row.errors = [dict(e) for e in errors] if errors else None
             row.payload = payload if payload is not None else row.payload
+            row.order_name = order_name or row.order_name
             row.last_seen = now
             row.attempts = (row.attempts or 0) + 1
             s.flush()
             return row.id
+
+    def name_dead_letters(self, names: Mapping[str, str | None]) -> int:
+        """Give the open dead letters of these orders (order id → name) their order's name where
+        they have none yet; returns how many were named."""
+        named = 0
+        wanted = {order_id: name for order_id, name in names.items() if name}
+        ids = list(wanted)
+        with self._tx() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = s.scalars(
+                    select(DeadLetter).where(
+                        DeadLetter.order_id.in_(chunk),
+                        DeadLetter.resolved_at.is_(None),
+                        DeadLetter.order_name.is_(None),
+                    )
+                )
+                for row in rows:
+                    row.order_name = wanted[row.order_id]
+                    named += 1
+        return named
 
     def dead_letters(self, *, include_resolved: bool = False) -> list[DeadLetterRecord]:
         """Dead letters, newest first."""

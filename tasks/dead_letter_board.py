@@ -52,8 +52,9 @@ def payload_order_name(payload: bytes | None) -> str | None:
 
 
 def order_name(letter: DeadLetterRecord) -> str | None:
-    """The order's name (``#1301``) from the webhook payload kept with the dead letter."""
-    return payload_order_name(letter.payload)
+    """The order's name (``#1301``): recorded with the dead letter (sync-order, reconcile), else
+    read from the webhook payload kept with it."""
+    return letter.order_name or payload_order_name(letter.payload)
 
 
 def advice(letter: DeadLetterRecord) -> str:

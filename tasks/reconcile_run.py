@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import (
+    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -38,6 +39,7 @@ from state import FailedRepair, FieldWarning, LedgerRecord, SyncRecord
 from state.models import utcnow
 from tasks.adoption import contacts_by_email
 from tasks.artifacts import publish_field_warnings
+from tasks.dead_letter_board import publish_board
 from tasks.disposition import BackoffPolicy, dispose
 from tasks.errors import InvalidOrder, RetryableError, SyncError
 from tasks.field_warnings import field_warnings
@@ -50,7 +52,9 @@ from tasks.mapping import (
     skip_reason,
 )
 from tasks.orders import Order, parse_graphql_order
+from tasks.progress import report as report_progress
 from tasks.reconcile import (
+    REPORT_COLUMNS,
     ActualColumns,
     DiffResult,
     ExpectedColumns,
@@ -60,6 +64,7 @@ from tasks.reconcile import (
     confirm_orphans,
     diff,
     discrepancy_rows,
+    failed_first,
     failures_by_order,
     flatten_for_bulk,
     opportunity_fields,
@@ -69,6 +74,14 @@ from tasks.reconcile import (
     still_due,
 )
 from tasks.reconcile_recovery import recover_abandoned_runs, this_host
+from tasks.reconcile_report import (
+    csv_link,
+    markdown_report,
+    summary_line,
+    table_description,
+    table_rows,
+    window_label,
+)
 from tasks.runtime import Runtime
 from tasks.salesforce import RecordResult, SalesforceGateway, queries
 from tasks.shopify import ORDER_FIELDS, ShopifyClient, ShopInfo, page_size_for
@@ -125,6 +138,11 @@ class Run:
     cursor_advanced_to: str | None = None
     run_id: int | None = None
     field_warnings: int = 0  # values the repair wrote cut short or left out
+    timezone: str | None = None  # the shop's (the report shows the window in it)
+    dates: tuple[date, date] | None = None  # the shop dates asked for (a backfill)
+    report_rows: int | None = None
+    # order id → object → the Salesforce id the repair wrote (the report's repaired rows)
+    written_ids: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     customers_read: dict[str, int] = field(default_factory=dict)  # Accounts/Contacts read back
     drifted_records: dict[str, int] = field(default_factory=dict)  # per object
 
@@ -141,6 +159,10 @@ class Run:
             "status": self.status,
             "message": self.message,
             "dry_run": self.dry_run,
+            "window": window_label(self.window_start, self.window_end, self.timezone, self.dates),
+            "timezone": self.timezone,
+            "start_date": self.dates[0].isoformat() if self.dates else None,
+            "end_date": self.dates[1].isoformat() if self.dates else None,
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
             "shopify_orders": self.shopify_orders,
@@ -165,6 +187,7 @@ class Run:
             "shopify_calls": self.shopify_calls,
             "duration_seconds": round(time.monotonic() - self.started, 3),
             "report_csv": self.report_csv,
+            "report_rows": self.report_rows,
             "cursor_advanced_to": self.cursor_advanced_to,
         }
 
@@ -797,60 +820,6 @@ def write_csv(table: pd.DataFrame, directory: Path, run_id: int) -> Path:
     return path
 
 
-def markdown_report(summary: dict[str, Any]) -> str:
-    """The run summary as the markdown artifact."""
-    counts = summary["counts"]
-    plan = summary.get("plan") or {}
-    lines = [
-        f"# Reconcile {summary['mode']} — {summary['status']}",
-        "",
-        f"Window `{summary['window_start']}` → `{summary['window_end']}`"
-        f"{' (dry run)' if summary['dry_run'] else ''}",
-        "",
-    ]
-    if summary["message"]:
-        lines += [f"> {summary['message']}", ""]
-    lines += [
-        "| measure | value |",
-        "|---|---|",
-        f"| Shopify orders in window | {summary['shopify_orders']} ({summary['listing']}) |",
-        *(f"| {name} | {value} |" for name, value in counts.items()),
-        f"| skipped / invalid | {summary['skipped']} / {summary['invalid']} |",
-        f"| planned writes (Account / Contact / Opportunity) | {plan.get('accounts', 0)} / "
-        f"{plan.get('contacts', 0)} / {plan.get('opportunities', 0)} |",
-        _drifted_records_line(summary),
-        f"| repaired | {summary['repaired']} |",
-        f"| dead-lettered | {summary['dead_lettered']} |",
-        f"| left for next run | {summary['retry_later']} |",
-        f"| written by the webhook path during the run | {summary.get('superseded', 0)} |",
-        f"| values cut or left out (`shopsync warnings`) | {summary.get('field_warnings', 0)} |",
-        f"| Salesforce API calls | {summary['salesforce_api_calls']} |",
-        f"| Shopify calls | {summary['shopify_calls']} |",
-        f"| duration (s) | {summary['duration_seconds']} |",
-    ]
-    if summary.get("report_csv"):
-        lines += ["", f"Full discrepancy list: `{summary['report_csv']}`"]
-    if summary.get("cursor_advanced_to"):
-        lines += ["", f"Nightly cursor advanced to `{summary['cursor_advanced_to']}`."]
-    return "\n".join(lines)
-
-
-def _drifted_records_line(summary: Mapping[str, Any]) -> str:
-    """Drifted records per object, and the Accounts / Contacts read back to find them."""
-    drifted = summary.get("drifted_records") or {}
-    read = summary.get("customers_read") or {}
-    return (
-        f"| drifted records (Opportunity / Account / Contact) | {drifted.get(OPPORTUNITY, 0)} / "
-        f"{drifted.get(ACCOUNT, 0)} / {drifted.get(CONTACT, 0)} (Accounts / Contacts read back: "
-        f"{read.get(ACCOUNT, 0)} / {read.get(CONTACT, 0)}) |"
-    )
-
-
-def _artifact_table(table: pd.DataFrame) -> list[dict[str, Any]]:
-    head = table.head(TABLE_ROWS).astype(object).where(table.head(TABLE_ROWS).notna(), None)
-    return head.to_dict(orient="records")
-
-
 class Progress:
     """A Prefect progress artifact, moved forward step by step (best effort)."""
 
@@ -962,11 +931,14 @@ def compare(runtime: Runtime, run: Run, ctx: SyncContext, spool: Path) -> Compar
         runtime.shopify, run.window_start, run.window_end, spool
     )
     run.shopify_orders, run.listing = listed.orders, listed.method
+    report_progress("listing", listed.orders, listed.orders)
     expected = build_expected(spool, ctx)
     run.skipped, run.invalid = expected.skipped, len(expected.invalid)
     close_dates = close_date_range(
         run.window_start, run.window_end, ctx.shop_timezone, ctx.mapping.close_date_offset_days
     )
+    expected_orders = len(expected.frame)
+    report_progress("diff", 0, expected_orders)
     actual, run.read_path = with_retries(read_salesforce, settings)(
         gateway, ctx, expected.frame["order_id"].tolist(), close_dates
     )
@@ -988,6 +960,7 @@ def compare(runtime: Runtime, run: Run, ctx: SyncContext, spool: Path) -> Compar
         runtime.shopify, result.candidates
     )
     run.orphans = len(orphans)
+    report_progress("diff", expected_orders, expected_orders)
     return Comparison(result, orphans, expected.invalid)
 
 
@@ -1029,6 +1002,34 @@ def recheck_plan(
     return replace(plan, opportunities=bodies, actions=actions), dropped
 
 
+def written_ids(plan: RepairPlan, written: Written) -> dict[str, dict[str, str]]:
+    """Order id → the Salesforce ids its repair wrote or linked (Opportunity; Account and
+    Contact when this write knew them), for every order whose Opportunity was written."""
+    accounts = written.ids.get(ACCOUNT, {})
+    opportunities = written.ids.get(OPPORTUNITY, {})
+    account_of = {o: key for key, orders in plan.account_orders.items() for o in orders}
+    found: dict[str, dict[str, str]] = {}
+    for order_id in written.succeeded:
+        ids = {
+            OPPORTUNITY: opportunities.get(order_id),
+            ACCOUNT: accounts.get(account_of.get(order_id, "")),
+            CONTACT: written.contact_ids.get(order_id),
+        }
+        found[order_id] = {sobject: sf_id for sobject, sf_id in ids.items() if sf_id}
+    return found
+
+
+def order_names(result: DiffResult, order_ids: Iterable[str]) -> dict[str, str]:
+    """The names (``#1301``) of these orders, as the listing had them."""
+    wanted = set(order_ids)
+    orders = result.orders[result.orders["order_id"].isin(wanted)]
+    return {
+        str(order_id): str(name)
+        for order_id, name in zip(orders["order_id"], orders["order_name"], strict=True)
+        if name and name != order_id
+    }
+
+
 def repair_window(
     runtime: Runtime, run: Run, ctx: SyncContext, spool: Path, found: Comparison
 ) -> tuple[dict[str, Failure], Written | None]:
@@ -1042,12 +1043,16 @@ def repair_window(
     writing = not run.dry_run and bool(run.counts["missing"] or run.counts["drifted"])
     before = _fresh_usage(runtime) if writing else None
     before_writes = None if before is None else before + 1
+    todo, done = run.counts["missing"] + run.counts["drifted"], 0
+    report_progress("repair", 0, todo)
     for chunk in chunks(repair_items(spool, ctx, found.result), REPAIR_CHUNK):
         warnings = chunk_field_warnings(chunk, found.result, ctx)
         fix = plan_chunk(runtime, run, ctx, chunk)
+        done += len(chunk)
         del chunk
         _add(run.plan, fix.plan.counts())
         if run.dry_run or not len(fix.plan):
+            report_progress("repair", done, todo)
             continue
         written = repair(
             runtime,
@@ -1060,15 +1065,20 @@ def repair_window(
             runtime, fix.plan, fix.states, written, nightly=run.mode == "nightly"
         )
         run.superseded += written.superseded
+        run.written_ids.update(written_ids(fix.plan, written))
         recorded += record_field_warnings(runtime, warnings, written)
         run.field_warnings = len(recorded)
         run.repaired += repaired
         run.dead_lettered += dead
         run.retry_later += later
+        report_progress("repair", done, todo)
         if written.stopped is not None:
             run.message = f"writes stopped: {written.stopped}"
             break
     publish_field_warnings(recorded, key=f"reconcile-{run.mode}-field-warnings")
+    if not run.dry_run and (run.dead_lettered or run.repaired):
+        runtime.store.name_dead_letters(order_names(found.result, failures))
+        publish_board(runtime.store)
     if writing:
         run.write_calls = _minus(_fresh_usage(runtime), before_writes)
     elif run.read_path == "bulk":
@@ -1076,20 +1086,66 @@ def repair_window(
     return failures, written
 
 
-def report(runtime: Runtime, run: Run, found: Comparison, failures: dict[str, Failure]) -> None:
-    """The full CSV in ``<data_dir>/reports`` and a capped table artifact."""
-    table = discrepancy_rows(found.result, found.orphans, failures)
-    if run.unreadable:
-        table = pd.concat([table, unreadable_rows(run.unreadable)], ignore_index=True)
+def report(
+    runtime: Runtime,
+    run: Run,
+    found: Comparison,
+    failures: dict[str, Failure],
+    *,
+    stopped: bool = False,
+) -> None:
+    """The full CSV in ``<data_dir>/reports``, published as a table artifact (failed rows
+    first, capped at ``TABLE_ROWS``) and a link artifact to the file."""
+    table = discrepancy_rows(
+        found.result,
+        found.orphans,
+        failures,
+        dry_run=run.dry_run,
+        written=run.written_ids,
+        stopped=stopped,
+    )
+    extra = [invalid_rows(found.invalid, dry_run=run.dry_run), unreadable_rows(run.unreadable)]
+    frames = [frame for frame in (table, *extra) if not frame.empty]
+    if frames:
+        table = failed_first(pd.concat(frames, ignore_index=True))
     assert run.run_id is not None
     csv_path = write_csv(table, runtime.settings.data_dir / "reports", run.run_id)
-    run.report_csv = str(csv_path)
-    if not table.empty:
-        create_table_artifact(
-            _artifact_table(table),
-            key=f"reconcile-discrepancies-{run.mode}",
-            description=f"First {TABLE_ROWS} of {len(table)} discrepancies; full CSV: {csv_path}",
+    run.report_csv, run.report_rows = str(csv_path), len(table)
+    publish_report(table, csv_path, run.mode)
+
+
+def publish_report(table: pd.DataFrame, csv_path: Path, mode: str) -> None:
+    """The discrepancy table and a link to its CSV as Prefect artifacts (best effort)."""
+    rows = table_rows(table, TABLE_ROWS)
+    try:
+        if rows:
+            create_table_artifact(
+                rows,
+                key=f"reconcile-discrepancies-{mode}",
+                description=table_description(len(table), len(rows), str(csv_path)),
+            )
+        create_link_artifact(
+            str(csv_link(str(csv_path))),
+            link_text=f"{csv_path.name} ({len(table)} rows)",
+            key=f"reconcile-report-csv-{mode}",
+            description=f"The full discrepancy CSV, failed rows first, on {this_host()}: "
+            f"`{csv_path}` (the link opens on that machine).",
         )
+    except Exception:  # pragma: no cover - reporting never fails the run
+        get_run_logger().warning("could not publish the reconcile discrepancy artifacts")
+
+
+def invalid_rows(invalid: Mapping[str, InvalidOrder], *, dry_run: bool) -> pd.DataFrame:
+    """Report rows for the orders that cannot be mapped (a real run dead-letters them)."""
+    return pd.DataFrame(
+        {
+            "order_id": list(invalid),
+            "status": ["invalid"] * len(invalid),
+            "outcome": ["would fail: cannot be mapped" if dry_run else "failed"] * len(invalid),
+            "error": [f"map: {exc}" for exc in invalid.values()],
+        },
+        columns=list(REPORT_COLUMNS),
+    ).astype(object)
 
 
 def unreadable_rows(unreadable: Mapping[str, datetime]) -> pd.DataFrame:
@@ -1097,22 +1153,22 @@ def unreadable_rows(unreadable: Mapping[str, datetime]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "order_id": list(unreadable),
-            "order_name": [None] * len(unreadable),
             "status": ["unreadable"] * len(unreadable),
+            "outcome": ["not checked: Shopify hides it from this app"] * len(unreadable),
             "detail": [
                 f"updated in the window but created {created:%Y-%m-%d}, more than "
                 f"{READ_ALL_ORDERS_DAYS} days ago: Shopify hides it without read_all_orders"
                 for created in unreadable.values()
             ],
-            "salesforce_ids": [""] * len(unreadable),
-            "repair_error": [None] * len(unreadable),
-        }
-    )
+        },
+        columns=list(REPORT_COLUMNS),
+    ).astype(object)
 
 
 def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
     """One reconcile run over ``[run.window_start, run.window_end)``."""
     shop = with_retries(read_shop, runtime.settings)(runtime.shopify)
+    run.timezone = run.timezone or runtime.settings.shop_timezone or shop.timezone
     shopify_before = runtime.shopify.calls - 1
     recover_abandoned_runs(runtime.store, runtime.settings.data_dir / "reconcile", utcnow())
     run.run_id = runtime.store.start_run(
@@ -1143,7 +1199,7 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
             progress.set(90)
         finally:
             spool.unlink(missing_ok=True)
-        report(runtime, run, found, failures)
+        report(runtime, run, found, failures, stopped=_stopped(written))
         run.status = _status(run, written)
         if run.unreadable:
             note = UNREADABLE_MESSAGE.format(count=len(run.unreadable), days=READ_ALL_ORDERS_DAYS)
@@ -1157,6 +1213,10 @@ def execute(runtime: Runtime, run: Run, *, advance: bool) -> dict[str, Any]:
         run.status = "failed"
         _finish(runtime, run, exc, shopify_before, progress)
         raise
+
+
+def _stopped(written: Written | None) -> bool:
+    return written is not None and written.stopped is not None
 
 
 def _add(total: dict[str, int], more: dict[str, int]) -> None:
@@ -1181,7 +1241,7 @@ def _finish(
 ) -> dict[str, Any]:
     run.shopify_calls = runtime.shopify.calls - shopify_before
     summary = run.summary()
-    get_run_logger().info("reconcile %s: %s", run.mode, summary)
+    get_run_logger().info("%s", summary_line(summary))
     if run.run_id is not None:
         runtime.store.finish_run(
             run.run_id, run.status, summary, error=None if error is None else str(error)

@@ -23,6 +23,7 @@ import httpx
 
 from tasks.errors import PermanentError, RetryableError
 from tasks.orders import ORDER_FIELDS
+from tasks.progress import report as report_progress
 from tasks.shopify import ShopifyClient, order_gid, window_query
 
 BULK_RUN = """
@@ -47,6 +48,7 @@ query OrdersExist($ids: [ID!]!) {
 """
 
 NODES_CHUNK = 250
+PROGRESS_EVERY = 1_000  # orders downloaded between two progress reports
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
 
 
@@ -100,6 +102,7 @@ def spool_pages(
             for node in page:
                 out.write(json.dumps(node, separators=(",", ":")) + "\n")
                 count += 1
+            report_progress("listing", count)
             if number >= bulk_after_pages:
                 return None
     return count
@@ -165,6 +168,8 @@ def download_bulk(url: str, path: Path, *, timeout: float = 300.0) -> int:
             for item in stitch(response.iter_lines()):
                 out.write(json.dumps(item, separators=(",", ":")) + "\n")
                 count += 1
+                if count % PROGRESS_EVERY == 0:
+                    report_progress("listing", count)
     except httpx.TransportError as exc:
         raise RetryableError(f"bulk result download failed: {exc}", code="DOWNLOAD") from exc
     return count

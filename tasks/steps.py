@@ -83,8 +83,11 @@ def dead_letter(
     source: str,
     payload: bytes | None,
     stage: str = "sync",
+    order_name: str | None = None,
 ) -> int:
-    """Park an order with Salesforce's (or our) full reason; ``stage`` when the error has none."""
+    """Park an order with Salesforce's (or our) full reason; ``stage`` when the error has none.
+
+    ``order_name`` (``#1301``): the order's name when known (a webhook's payload also has it)."""
     return store.add_dead_letter(
         order_id,
         source=source,
@@ -94,6 +97,7 @@ def dead_letter(
         fields=error.fields,
         payload=payload,
         errors=[e.as_dict() for e in error.errors] or None,
+        order_name=order_name,
     )
 
 
@@ -112,13 +116,16 @@ def park_order(
     source: str,
     payload: bytes | None,
     stage: str = "sync",
+    order_name: str | None = None,
 ) -> State[Any]:
     """Dead-letter an order as a visible task run that fails with the dead letter and next step.
 
     Call it with ``return_state=True``: the run goes on, and the Prefect UI shows a red
     ``dead-letter #1001`` task whose message says which dead letter it is and what to do.
     """
-    letter_id = dead_letter(store, order_id, error, source=source, payload=payload, stage=stage)
+    letter_id = dead_letter(
+        store, order_id, error, source=source, payload=payload, stage=stage, order_name=order_name
+    )
     return Failed(
         message=f"order {label} is dead letter {letter_id}: {error}. Next: {next_step(label)}",
         data=letter_id,

@@ -14,9 +14,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-import anyio.to_thread
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -51,6 +53,8 @@ class InboxWriter:
         self._store = store
         self._waiting: list[tuple[Delivery, bool, asyncio.Future[AddResult]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # One thread of its own: the writes never queue behind other thread-pool work.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-writer")
 
     async def add(self, delivery: Delivery, ignored: bool) -> AddResult:
         """Store one delivery (with whatever else is waiting); raises if the commit fails."""
@@ -65,7 +69,9 @@ class InboxWriter:
             batch, self._waiting = self._waiting, []
             items = [(delivery, ignored) for delivery, ignored, _ in batch]
             try:
-                results = await anyio.to_thread.run_sync(self._store.add_deliveries, items)
+                results = await asyncio.get_running_loop().run_in_executor(
+                    self._thread, self._store.add_deliveries, items
+                )
             except Exception as exc:  # every waiting request answers 503; none was stored
                 for *_, future in batch:
                     future.set_exception(exc)
@@ -134,9 +140,8 @@ async def _accept(
         return _answer(400, "missing X-Shopify-Topic, -Shop-Domain or -Webhook-Id")
     if config.allowed_shops and shop not in config.allowed_shops:
         return _answer(403, "shop not allowed")
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    payload = _parse_json(body)
+    if payload is _NOT_JSON:
         return _answer(400, "body is not JSON")
     delivery = Delivery(
         webhook_id=webhook_id,
@@ -158,6 +163,23 @@ async def _accept(
     if result == "stored" and notify is not None:
         _notify_quietly(notify, delivery)
     return JSONResponse({"status": result})
+
+
+_NOT_JSON = object()
+
+
+def _parse_json(body: bytes) -> Any:
+    """The body as JSON, or ``_NOT_JSON``. orjson first (a third of the stdlib's CPU on an order
+    body); what it refuses (integers past 64 bits, NaN, lone surrogates) the stdlib decides, so
+    exactly the bodies ``json.loads`` rejects are rejected."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return _NOT_JSON
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

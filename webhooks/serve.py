@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 
@@ -32,115 +32,155 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
     )
 
 
-def prefect_notify(delivery: Delivery) -> None:
-    """Emit a Prefect event for the drain deployment's trigger (queued, not awaited)."""
-    from prefect.events import emit_event
-
-    emit_event(
-        event=EVENT_NAME,
-        resource={"prefect.resource.id": f"shopify.order.{delivery.order_id}"},
-        payload={"topic": delivery.topic, "order_id": delivery.order_id},
-    )
-
-
-class Debounced:
-    """Pass on at most one notification per ``interval`` seconds, always including the last.
-
-    A burst of deliveries needs one nudge, not one each: the drain it starts syncs every pending
-    delivery. The trailing call guarantees a delivery that arrives just after a nudge is nudged too.
-    """
-
-    def __init__(self, notify: Callable[[Delivery], None], interval: float = 1.0):
-        self._notify = notify
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._last = 0.0
-        self._trailing: Delivery | None = None
-        self._timer: threading.Timer | None = None
-
-    def __call__(self, delivery: Delivery) -> None:
-        with self._lock:
-            wait = self._last + self._interval - time.monotonic()
-            if wait <= 0:
-                self._last = time.monotonic()
-            else:
-                self._trailing = delivery
-                if self._timer is None:
-                    self._timer = threading.Timer(wait, self._flush)
-                    self._timer.daemon = True
-                    self._timer.start()
-                return
-        self._notify(delivery)
-
-    def _flush(self) -> None:
-        with self._lock:
-            delivery, self._trailing, self._timer = self._trailing, None, None
-            self._last = time.monotonic()
-        if delivery is not None:
-            try:
-                self._notify(delivery)
-            except Exception:
-                log.warning("could not nudge Prefect", exc_info=True)
-
-
 def due_work_waiting(next_due: datetime | None, claimed: int, now: datetime) -> bool:
     """Whether to start a drain: a pending delivery is due and no drain is holding claims."""
     if next_due is None or claimed:
         return False
-    if next_due.tzinfo is None:
-        next_due = next_due.replace(tzinfo=UTC)
-    return next_due <= now
+    return _aware(next_due) <= now
 
 
-def nudge_due_work() -> None:
-    """Emit the drain trigger's event for deliveries whose retry came due."""
+def should_nudge(
+    next_due: datetime | None,
+    live_claims: int,
+    now: datetime,
+    last_nudge: datetime | None,
+    resend_after: timedelta,
+) -> bool:
+    """Whether to ask Prefect for a drain run now.
+
+    Only when due work waits and no live drain holds claims (a live drain's next claim takes
+    everything already committed). And not again while the last nudge is unanswered: when the
+    oldest due delivery is older than the last nudge, no drain has claimed since, so a run is on
+    its way (event → automation → runner → flow-run process); another nudge would only add a run
+    that the deployment's concurrency limit cancels. After ``resend_after`` an unanswered nudge is
+    taken as lost and sent again.
+    """
+    if not due_work_waiting(next_due, live_claims, now):
+        return False
+    if last_nudge is None or next_due is None:
+        return True
+    answered = _aware(next_due) > last_nudge
+    return answered or now - last_nudge >= resend_after
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def nudge_drain() -> None:
+    """Emit the drain trigger's event (queued to Prefect's events client, not awaited)."""
     from prefect.events import emit_event
 
     emit_event(
         event=EVENT_NAME,
-        resource={"prefect.resource.id": "shopify.order.due"},
-        payload={"topic": "retry-due"},
+        resource={"prefect.resource.id": "shopify.order.inbox"},
+        payload={"topic": "inbox"},
     )
 
 
-class DueWorkWatcher:
-    """The drain's safety net without a run a minute: look at the inbox once a minute and start
-    a drain only when a pending delivery is due (a retry whose backoff passed, or a delivery whose
-    event was lost) or a dead drain's lease ran out, and no live drain is at work. An empty inbox
-    costs one query, not a flow run."""
+@dataclass
+class NudgeMemory:
+    """When this process last asked for a drain (shared by its nudgers)."""
+
+    last_nudge: datetime | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+PROCESS_NUDGES = NudgeMemory()
+
+
+class DrainNudger:
+    """Asks Prefect for a drain run when, and only when, one is needed.
+
+    The receiver pokes it after each stored delivery (an ``Event.set``: nothing on the request
+    path waits for Prefect or the database); a thread then looks at the inbox (one query) and
+    emits the drain trigger's event per :func:`should_nudge`. It also looks every ``every``
+    seconds, so a retry whose backoff ended, a delivery whose event was lost or a dead drain's
+    expired claims get a drain within seconds, without a run per minute: an empty inbox costs one
+    query, not a flow run (the run history holds drains that had work).
+    """
 
     def __init__(
-        self, store: StateStore, notify: Callable[[], None] = nudge_due_work, every: float = 60.0
+        self,
+        store: StateStore,
+        notify: Callable[[], None] = nudge_drain,
+        every: float = 2.0,
+        resend_after: float = 60.0,
+        min_gap: float = 0.2,
+        memory: NudgeMemory | None = None,
     ):
         self._store = store
         self._notify = notify
         self._every = every
+        self._resend_after = timedelta(seconds=resend_after)
+        self._min_gap = min_gap
+        self._memory = memory or PROCESS_NUDGES
+        self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="due-work-watcher", daemon=True)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> DueWorkWatcher:
-        self._thread.start()
+    def __enter__(self) -> DrainNudger:
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self.stop()
 
-    def check(self) -> bool:
-        """One look; True when it started a drain."""
-        now = datetime.now(UTC)
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._loop, name="drain-nudger", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def poke(self, _delivery: Delivery | None = None) -> None:
+        """A delivery was stored: look at the inbox soon (never blocks)."""
+        self._wake.set()
+        if self._thread is None:
+            self.start()
+
+    def check(self, now: datetime | None = None) -> bool:
+        """One look at the inbox; True when it asked for a drain."""
+        now = now or datetime.now(UTC)
         next_due, live_claims = self._store.drain_outlook(now)
-        if not due_work_waiting(next_due, live_claims, now):
-            return False
+        with self._memory.lock:
+            last = self._memory.last_nudge
+            if not should_nudge(next_due, live_claims, now, last, self._resend_after):
+                return False
+            self._memory.last_nudge = now
         self._notify()
         return True
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._every):
+        while not self._stop.is_set():
+            self._wake.wait(self._every)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.check()
             except Exception:
-                log.warning("the due-work watcher could not check the inbox", exc_info=True)
+                log.warning("could not check the inbox or nudge Prefect", exc_info=True)
+            self._stop.wait(self._min_gap)  # a burst of pokes makes a few looks, not one each
+
+
+class DueWorkWatcher(DrainNudger):
+    """The nudger's periodic looks alone (``shopsync serve`` and ``shopsync webhooks serve`` run
+    it beside the receiver, whose own nudger is poked by deliveries)."""
+
+    def __init__(
+        self, store: StateStore, notify: Callable[[], None] = nudge_drain, every: float = 60.0
+    ):
+        super().__init__(store, notify, every=every)
 
 
 def build_receiver(settings: Settings, *, notify_prefect: bool = True) -> Starlette:
@@ -152,10 +192,12 @@ def build_receiver(settings: Settings, *, notify_prefect: bool = True) -> Starle
     notify = None
     if notify_prefect:
         # Import Prefect's events client now (seconds), not on the first delivery, where it would
-        # hold the event loop and every request waiting on it.
+        # hold the nudger's first look (and the drain it asks for).
         import prefect.events  # noqa: F401
 
-        notify = Debounced(prefect_notify)
+        nudger = DrainNudger(store)
+        nudger.start()
+        notify = nudger.poke
     return create_app(receiver_config(settings), store, notify)
 
 

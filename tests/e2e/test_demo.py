@@ -29,3 +29,19 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "second reconcile: 120 in sync, 0 missing, 0 drifted" in output
     assert "0 write calls" in output.split("second reconcile:")[1]
     assert "demo passed" in output
+    # no raw dicts, and no link to the demo's Prefect server once it has stopped (issue 14)
+    assert "{'" not in output, output
+    ui = re.search(r"Prefect UI \(while the demo runs\): (http://127\.0\.0\.1:\d+)", output)
+    assert ui, output
+    after = result.stdout.split("5. summary", 1)[1]
+    assert ui.group(1) not in after, after
+    assert (
+        result.stdout.strip()
+        .splitlines()[-1]
+        .startswith(
+            "The demo's Prefect server has stopped. To browse its runs again: PREFECT_HOME="
+        )
+    ), result.stdout
+    # progress off a terminal: plain lines on stderr, one when a stage starts and ends
+    assert "starting a local Prefect server: done" in result.stderr, result.stderr
+    assert "Shopify sending order webhooks: 120 of 120 done" in result.stderr, result.stderr

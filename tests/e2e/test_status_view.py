@@ -34,6 +34,13 @@ def test_status_tables_and_the_reconcile_line(
     finally:
         httpx.delete(f"{url}/__sandbox/validation-rules").raise_for_status()
     assert refused.returncode == 1, refused.stdout + refused.stderr
+    # the run ended Failed, and the command says so in one line (stdout: only where the UI is)
+    why = [line for line in refused.stderr.splitlines() if line.startswith("sync-order: ")]
+    assert len(why) == 1, refused.stderr
+    why = why[0]
+    assert why.startswith("sync-order: 1 of 1 orders dead-lettered: FIELD_CUSTOM_VALIDATION"), why
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert [line for line in refused.stdout.splitlines() if not line.startswith("Prefect UI")] == []
 
     today = str(datetime.now(UTC).date())
     window = ("--start", today, "--end", today, "--dry-run")
@@ -43,8 +50,16 @@ def test_status_tables_and_the_reconcile_line(
     assert lines[0].startswith("Prefect UI: "), lines
     assert len(lines) == 2, lines
     line = lines[1]
-    assert re.match(r"reconcile run #1 manual \S+…\S+: ok \(dry run: nothing written\) — ", line)
+    assert re.match(
+        rf"reconcile run #1 manual {today} … {today} \([A-Za-z_/]+\): ok \(dry run: nothing "
+        r"written\) — ",
+        line,
+    ), line
     assert "Shopify orders" in line
+    # off a terminal the progress is plain lines on stderr, and nothing prints a raw dict
+    assert "listing Shopify orders …" in run.stderr, run.stderr
+    assert "comparing with Salesforce: " in run.stderr, run.stderr
+    assert "{'" not in run.stdout + run.stderr, run.stderr
     scripted = user.run("reconcile", *window, "--json")
     assert json.loads(scripted.stdout)["run_id"] == 2
 
@@ -69,6 +84,9 @@ def test_status_tables_and_the_reconcile_line(
     letter = [row for row in out.splitlines() if order_id in row]
     assert len(letter) == 1, out
     assert "FIELD_CUSTOM_VALIDATION_EXCEPTION" in letter[0]
+    shop = shopify.shop
+    name = shop.rest(shop.store.get(int(order_id)))["name"]
+    assert letter[0].split()[1:3] == [name, order_id], letter[0]  # sync-order knew its name
     [named] = [row for row in out.splitlines() if "820982911946154508" in row]
     assert named.split()[1:3] == ["#9999", "820982911946154508"], named
     assert "recent reconcile runs" in out

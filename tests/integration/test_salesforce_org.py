@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deployments.cli import app
+from flows.outcome import run_flow
 from flows.sync_order import sync_order
 from tests.integration.conftest import order_ids
 
@@ -25,7 +26,7 @@ def test_a_dead_letter_keeps_every_error_salesforce_reported(cli, shopify, sales
     salesforce.rule(
         object="Opportunity", field="Name", regex="[0-9]", message="No digits", error_field="Name"
     )
-    assert sync_order(order_ids(shopify, 1)[0])["action"] == "dead_letter"
+    assert run_flow(sync_order, order_id=order_ids(shopify, 1)[0])[1]["action"] == "dead_letter"
     letter_id = cli("dlq", "list").output.split()[0].lstrip("#")
     shown = json.loads(cli("dlq", "show", letter_id).output)
     assert shown["error_code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
@@ -265,7 +266,7 @@ def test_a_block_duplicate_rule_is_dead_lettered_naming_the_rule(
     order_id, email = customer_order(shopify)
     contact_rule(salesforce, action="block")
     someone_else_with_the_same_email(salesforce, email)
-    result = sync_order(order_id)
+    result = run_flow(sync_order, order_id=order_id)[1]
     assert result["action"] == "dead_letter"
     [letter] = product_store_dead_letters(product)
     assert (letter.error_code, letter.stage) == ("DUPLICATES_DETECTED", "contact")
@@ -280,7 +281,7 @@ def test_allow_save_can_be_turned_off(product, shopify, salesforce, monkeypatch)
     order_id, email = customer_order(shopify)
     contact_rule(salesforce)
     someone_else_with_the_same_email(salesforce, email)
-    assert sync_order(order_id)["action"] == "dead_letter"
+    assert run_flow(sync_order, order_id=order_id)[1]["action"] == "dead_letter"
 
 
 def product_store_dead_letters(product):

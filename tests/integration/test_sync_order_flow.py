@@ -8,7 +8,9 @@ from decimal import Decimal
 
 import pytest
 
+from flows.outcome import run_flow
 from flows.sync_order import sync_order
+from tasks.dead_letter_board import board_rows
 from tasks.errors import AuthError, BudgetExhausted, RateLimited
 from tasks.orders import Order, parse_graphql_order
 from tasks.runtime import Runtime
@@ -104,12 +106,29 @@ def test_a_validation_failure_is_dead_lettered_with_code_and_message(
     salesforce.rule(
         object="Opportunity", field="Name", contains="Shopify", message="No webshop deals"
     )
-    result = sync_order(order.id)
+    state, result = run_flow(sync_order, order_id=order.id)
     assert result["action"] == "dead_letter"
+    assert state.is_failed()
+    assert state.message.startswith("1 of 1 orders dead-lettered: FIELD_CUSTOM_VALIDATION_")
+    assert "\n" not in state.message
     [letter] = runtime.store.dead_letters()
     assert (letter.order_id, letter.error_code) == (order.id, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
     assert "No webshop deals" in letter.message
     assert letter.stage == "opportunity"
+    # the dead letter carries the order's name for the board and `shopsync status`
+    assert order.name
+    assert letter.order_name == order.name
+    [row] = board_rows([letter])
+    assert row["order"] == order.name
+    assert f"'{order.name}'" in row["what_to_do"]
+
+
+def test_a_synced_order_ends_the_run_completed(runtime: Runtime) -> None:
+    order = first_order(runtime)
+    state, result = run_flow(sync_order, order_id=order.id)
+    assert state.is_completed(), state.message
+    assert state.message == "1 order: 1 created"
+    assert result["action"] == "created"
 
 
 @pytest.mark.parametrize("kind", ["503", "500", "lock"])
@@ -125,8 +144,9 @@ def test_transient_failures_that_outlast_the_retries_are_dead_lettered(
 ) -> None:
     order = first_order(runtime)
     salesforce.fault(kind="503", path="/composite")
-    result = sync_order(order.id)
+    state, result = run_flow(sync_order, order_id=order.id)
     assert result["action"] == "dead_letter"
+    assert state.is_failed()
     assert runtime.store.dead_letters()[0].error_code == "SERVER_UNAVAILABLE"
     salesforce.clear_faults()
     assert sync_order(order.id)["action"] == "created"

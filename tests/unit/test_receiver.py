@@ -251,19 +251,72 @@ def test_the_receiver_never_answers_5xx_and_stores_only_signed_deliveries(
         assert len(store.inbox_rows()) == before
 
 
-def test_nudges_are_debounced_but_the_last_one_always_goes_out() -> None:
+def test_a_drain_is_asked_for_only_when_work_waits_and_none_is_coming() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from webhooks.serve import should_nudge
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    resend = timedelta(seconds=20)
+    due = now - timedelta(seconds=1)
+    assert should_nudge(due, 0, now, None, resend)  # first delivery: ask
+    assert not should_nudge(None, 0, now, None, resend)  # empty inbox
+    assert not should_nudge(now + timedelta(minutes=1), 0, now, None, resend)  # backoff running
+    assert not should_nudge(due, 2, now, None, resend)  # a live drain will claim it
+    # Asked 0.5 s after the oldest due delivery arrived: no drain has claimed since, one is coming.
+    asked = due + timedelta(seconds=0.5)
+    assert not should_nudge(due, 0, now, asked, resend)
+    assert should_nudge(due, 0, asked + resend, asked, resend)  # unanswered that long: lost
+    # Everything pending arrived after the last nudge (its drain came and went): ask again.
+    assert should_nudge(now - timedelta(seconds=0.1), 0, now, now - timedelta(seconds=5), resend)
+    naive = (now - timedelta(seconds=1)).replace(tzinfo=None)
+    assert should_nudge(naive, 0, now, None, resend)
+
+
+def test_the_nudger_asks_once_per_wave_and_again_after_the_drain_took_it(
+    store: StateStore,
+) -> None:
+    """A burst of deliveries makes one drain request; deliveries during a drain make none; the
+    first delivery after that drain settled its claims makes the next one."""
     import time
+    from datetime import timedelta
 
     from state import Delivery
-    from webhooks.serve import Debounced
+    from webhooks.serve import DrainNudger, NudgeMemory
 
-    sent: list[str] = []
-    nudge = Debounced(lambda d: sent.append(d.webhook_id), interval=0.2)
-    for n in range(5):
-        nudge(Delivery(f"w{n}", "orders/create", SHOP, b"{}", order_id=str(n)))
-    assert sent == ["w0"]
-    time.sleep(0.4)
-    assert sent == ["w0", "w4"]
+    asked: list[int] = []
+    nudger = DrainNudger(store, lambda: asked.append(1), memory=NudgeMemory())
+
+    def arrive(n: int) -> None:
+        store.add_delivery(Delivery(f"w{n}", "orders/create", SHOP, b"{}", order_id=str(n)))
+
+    assert not nudger.check()  # empty inbox: no run
+    arrive(1)
+    assert nudger.check()
+    arrive(2)
+    assert not nudger.check()  # the first request is not answered yet: its drain takes both
+    claims = store.claim(max_orders=10, lease=timedelta(minutes=1), owner="drain-1")
+    arrive(3)
+    assert not nudger.check()  # a live drain holds claims: its next claim takes w3
+    claims += store.claim(max_orders=10, lease=timedelta(minutes=1), owner="drain-1")
+    store.complete([row for claim in claims for row in claim.webhook_ids])
+    time.sleep(0.01)
+    arrive(4)
+    assert nudger.check()  # arrived after the drain finished: a new run is needed
+    assert len(asked) == 2
+
+
+def test_the_nudger_thread_answers_a_poke_within_a_moment(store: StateStore) -> None:
+    import threading
+
+    from state import Delivery
+    from webhooks.serve import DrainNudger, NudgeMemory
+
+    asked = threading.Event()
+    with DrainNudger(store, asked.set, every=60, memory=NudgeMemory()) as nudger:
+        store.add_delivery(Delivery("w1", "orders/create", SHOP, b"{}", order_id="1"))
+        nudger.poke()
+        assert asked.wait(5)
 
 
 def test_the_prefect_events_client_is_loaded_before_the_first_delivery(tmp_path: Path) -> None:
@@ -287,7 +340,12 @@ def test_the_prefect_events_client_is_loaded_before_the_first_delivery(tmp_path:
         "PREFECT_API_URL": "http://127.0.0.1:9/api",
     }
     done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-        cwd=Path(__file__).parents[2], check=False,
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+        check=False,
     )
     assert done.stdout.strip().splitlines()[-1:] == ["True"], done.stderr
