@@ -709,18 +709,8 @@ class StateStore:
 
     def record_syncs(self, records: Iterable[SyncRecord]) -> None:
         """Record many syncs in one transaction (a bulk repair writes thousands at once)."""
-        pending = {r.order_id: r for r in records}
-        ids = list(pending)
-        now = utcnow()
         with self._tx() as s:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = {
-                    row.order_id: row
-                    for row in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(chunk)))
-                }
-                for order_id in chunk:
-                    _apply_sync(s, rows.get(order_id), pending[order_id], now)
+            _apply_syncs(s, records, utcnow())
 
     def record_batch(
         self,
@@ -729,18 +719,9 @@ class StateStore:
     ) -> None:
         """Record a drained batch in one transaction: its orders' syncs in the ledger and its
         customers' (Account id, Contact id) in the customer cache."""
-        pending = {r.order_id: r for r in records}
-        ids = list(pending)
         now = utcnow()
         with self._tx() as s:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = {
-                    row.order_id: row
-                    for row in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(chunk)))
-                }
-                for order_id in chunk:
-                    _apply_sync(s, rows.get(order_id), pending[order_id], now)
+            _apply_syncs(s, records, now)
             keys = list(customers)
             known: dict[str, CustomerEntry] = {}
             for start in range(0, len(keys), 500):
@@ -1047,6 +1028,20 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(InboxItem).on_conflict_do_nothing()
+
+
+def _apply_syncs(s: Session, records: Iterable[SyncRecord], now: datetime) -> None:
+    """Apply many syncs to the ledger in the caller's transaction, 500 orders a read."""
+    pending = {r.order_id: r for r in records}
+    ids = list(pending)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = {
+            row.order_id: row
+            for row in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(chunk)))
+        }
+        for order_id in chunk:
+            _apply_sync(s, rows.get(order_id), pending[order_id], now)
 
 
 def _apply_sync(s: Session, row: LedgerEntry | None, record: SyncRecord, now: datetime) -> None:
