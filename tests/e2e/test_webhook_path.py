@@ -163,8 +163,12 @@ def test_a_drain_killed_mid_batch_completes_after_a_restart_with_nothing_twice(
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     proc = subprocess.Popen([sys.executable, "-c", DRAINER], env=env)
     deadline = time.monotonic() + 180
-    while len(salesforce.records("Opportunity")) < 10 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # Kill it mid-batch: some orders synced and a claimed batch in flight (the batch path holds
+    # its claims through four calls of 0.1 s or more; between batches it holds none).
+    while time.monotonic() < deadline and not (
+        len(salesforce.records("Opportunity")) >= 10 and store.counts().inbox.get("claimed", 0)
+    ):
+        time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     synced_before = len(salesforce.records("Opportunity"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,8 +19,8 @@ from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
 from state import Delivery, StateStore
 from state.models import utcnow
-from tasks.runtime import Runtime, build_runtime
-from tasks.settings import Settings, get_settings
+from tasks.runtime import Runtime
+from tasks.settings import get_settings
 from tests.integration.conftest import SHOP
 from tests.reliability.support import KEY_FIELDS, duplicates
 
@@ -30,20 +29,6 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 MODES = ["per_order", "batch"]
 REJECTED = "Rejectme"  # a Contact LastName the test's validation rule refuses
 LOCKED = ("Lockone", "Locktwo")  # first names whose Accounts are locked (scope: record)
-
-
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def runtime(product: Settings) -> Iterator[Runtime]:
-    rt = build_runtime(product)
-    yield rt
-    rt.close()
 
 
 def use_mode(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:

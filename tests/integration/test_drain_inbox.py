@@ -8,7 +8,6 @@ webhooks, so each test decides exactly which deliveries one claim holds.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,13 +21,6 @@ from tasks.settings import Settings, get_settings
 from tests.integration.conftest import SHOP
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture(params=["per_order", "batch"])

@@ -7,7 +7,6 @@ Shopify hides without ``read_all_orders`` are named. Both sandboxes over loopbac
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,13 +35,6 @@ OPP = "External_Shopify_Order_ID__c"
 USER_STAGE = "Needs Analysis"
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.prefect]
-
-
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
 
 
 def by_key(salesforce: SalesforceHandle, sobject: str, key: str) -> dict[str, dict[str, Any]]:

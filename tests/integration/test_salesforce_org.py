@@ -49,14 +49,6 @@ def test_a_dead_letter_keeps_every_error_salesforce_reported(cli, shopify, sales
 # -- 15: stop at once on a refused re-login or a request limit -----------------------------------
 
 
-@pytest.fixture
-def store(product):
-    from state import StateStore
-
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
-
 
 def enqueue_creates(store, shopify, count: int) -> list[str]:
     """``orders/create`` deliveries for the first ``count`` generated orders, as the receiver
