@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# The suite runs on two workers (pytest-xdist), a test file per worker at a time: most tests wait on
+# servers and subprocesses. `make test PYTEST_ARGS=` runs it in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 DURATION ?= 120
 
 .PHONY: test demo bench bench-full bench-tools serve lint format clean soak prefect-yaml
