@@ -4,6 +4,7 @@ summary line (scripts keep ``--json``)."""
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,8 +18,10 @@ from tasks.reconcile_report import summary_line
 
 
 def console() -> Console:
-    """A console as wide as the terminal (140 columns when output is not a terminal)."""
-    return Console(width=shutil.get_terminal_size((140, 24)).columns, highlight=False)
+    """A console as wide as the terminal; off a terminal (a pipe, a file, a test) wide enough that
+    no cell is cut, whatever ``COLUMNS`` says."""
+    width = shutil.get_terminal_size((140, 24)).columns if sys.stdout.isatty() else 240
+    return Console(width=width, highlight=False)
 
 
 def _table(title: str, *columns: str) -> Table:
