@@ -30,22 +30,21 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from datetime import timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tasks.core.buyer import Buyer, buyer_of, first, guest_phone, join, path_kind
+from tasks.core.comparable import Kind, comparable, money_text
 from tasks.core.errors import ConfigError, InvalidOrder
-from tasks.core.orders import MAPPABLE, Address, Customer, Money, Order
+from tasks.core.orders import Order
 
 if TYPE_CHECKING:
-    from tasks.core.mapping import MappingConfig, OrgSchema
+    from tasks.core.mapping_config import MappingConfig, OrgSchema
 
 __all__ = [
     "ACCOUNT",
@@ -55,11 +54,14 @@ __all__ = [
     "TABLES",
     "Buyer",
     "FieldRule",
+    "Kind",
     "MappingInput",
     "build_body",
     "buyer_of",
     "comparable",
     "compared_rules",
+    "first",
+    "guest_phone",
     "money_text",
     "rules_for",
     "source_kind",
@@ -70,9 +72,7 @@ CONTACT = "Contact"
 OPPORTUNITY = "Opportunity"
 OBJECTS = (ACCOUNT, CONTACT, OPPORTUNITY)
 
-Kind = Literal["text", "email", "money", "number", "date", "datetime", "bool"]
 Condition = Literal["always", "business_accounts", "person_accounts", "multi_currency"]
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,97 +136,6 @@ TABLES: Mapping[str, tuple[FieldRule, ...]] = {
     ),
 }
 """The blueprint's mapping (DESIGN §3). Order matters only for the order of body keys."""
-
-
-# --------------------------------------------------------------------------------------------
-# The buyer: whose data goes on the Account and the Contact
-# --------------------------------------------------------------------------------------------
-
-
-def first(*values: str | None) -> str | None:
-    """The first non-empty value."""
-    return next((v for v in values if v), None)
-
-
-def join(*parts: str | None, sep: str = " ") -> str | None:
-    """The non-empty parts joined, or ``None``."""
-    text = sep.join(p for p in parts if p)
-    return text or None
-
-
-def guest_phone(order: Order) -> str | None:
-    """A guest's phone: the order's, else the billing address's."""
-    billing = order.billing_address
-    return first(order.phone, billing.phone if billing else None)
-
-
-@dataclass(frozen=True, slots=True)
-class Buyer:
-    """The buyer as the mapping sees them, whichever source each part came from."""
-
-    first_name: str | None
-    last_name: str | None
-    email: str | None
-    phone: str | None
-    address: Address | None
-
-    @property
-    def full_name(self) -> str | None:
-        """First and last name, or ``None``."""
-        return join(self.first_name, self.last_name)
-
-    @property
-    def required_last_name(self) -> str:
-        """A last name Salesforce accepts: the last name, the e-mail's local part, ``Unknown``."""
-        local = self.email.split("@", 1)[0].strip() if self.email else ""
-        return self.last_name or local or "Unknown"
-
-
-def _name_pair(*sources: Address | None) -> tuple[str | None, str | None]:
-    for source in sources:
-        if source is not None and (source.first_name or source.last_name):
-            return source.first_name, source.last_name
-    return None, None
-
-
-def buyer_of(order: Order) -> Buyer:
-    """Who bought: the customer record first, the order's own contact data as fallback.
-
-    Whose data goes where (README, "Mapping: what goes where"): the Account and Contact describe
-    the *customer*. An order's billing address, and the phone on it, may be someone else's (a
-    gift, a company card), so it is used only when it is the customer's: the customer has no
-    default address and the billing name is the customer's name. A guest has no customer
-    record: the billing address is the only identity there is, so it is taken as theirs.
-    """
-    billing = order.billing_address
-    customer = order.customer
-    if customer is None:
-        first_name, last_name = _name_pair(billing)
-        return Buyer(first_name, last_name, order.email, guest_phone(order), billing)
-    if customer.first_name or customer.last_name:
-        first_name, last_name = customer.first_name, customer.last_name
-    else:
-        first_name, last_name = _name_pair(customer.default_address)
-    address = customer.default_address or _if_named(billing, first_name, last_name)
-    return Buyer(
-        first_name=first_name,
-        last_name=last_name,
-        email=first(customer.email, order.email),
-        phone=first(customer.phone, address.phone if address else None, order.phone),
-        address=address,
-    )
-
-
-def _if_named(address: Address | None, first_name: str | None, last: str | None) -> Address | None:
-    """``address`` when the name on it is this person's (case and spacing aside), else None."""
-    own = _folded_name(first_name, last)
-    if address is None or not own:
-        return None
-    return address if _folded_name(address.first_name, address.last_name) == own else None
-
-
-def _folded_name(first_name: str | None, last: str | None) -> str:
-    return " ".join(f"{first_name or ''} {last or ''}".casefold().split())
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,9 +240,6 @@ NAMED_SOURCES: Mapping[str, tuple[Callable[[MappingInput], Any], Kind]] = {
 }
 """Computed values, by name: the blueprint's rules that are more than a path."""
 
-_ROOTS: Mapping[str, type] = {"order": Order, "buyer": Buyer}
-_BUYER_PROPERTIES: Mapping[str, type] = {"full_name": str, "required_last_name": str}
-
 
 def resolve(source: str, src: MappingInput) -> Any:
     """The value of a source for this input (``None`` where a path meets a missing part)."""
@@ -363,54 +269,7 @@ def source_kind(source: str) -> Kind:
     """The kind of a source's value; ``ValueError`` (naming what exists) for an unknown one."""
     if source in NAMED_SOURCES:
         return NAMED_SOURCES[source][1]
-    root, *path = source.split(".")
-    if root not in _ROOTS or not path:
-        raise ValueError(
-            f"unknown source {source!r}: use one of {sorted(NAMED_SOURCES)}, order.<attribute> "
-            "or buyer.<attribute>"
-        )
-    current: type = _ROOTS[root]
-    for depth, name in enumerate(path):
-        fields = _attributes(current, top=depth == 0 and root == "order")
-        if name not in fields:
-            raise ValueError(
-                f"{source!r}: {'.'.join([root, *path[:depth]])} has no {name!r}; "
-                f"it has {sorted(fields)}"
-            )
-        current = fields[name]
-    return _kind_of_type(current, source)
-
-
-def _attributes(cls: type, *, top: bool) -> dict[str, type]:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    if top:
-        names = [n for n in names if n in MAPPABLE]
-    found = {name: _unoptional(hints[name]) for name in names}
-    if cls is Buyer:
-        found.update(_BUYER_PROPERTIES)
-    return found
-
-
-def _unoptional(hint: Any) -> Any:
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return args[0] if len(args) == 1 else hint
-    return hint
-
-
-def _kind_of_type(hint: Any, source: str) -> Kind:
-    if hint in (Address, Customer, Money, Buyer):
-        raise ValueError(f"{source!r} is a whole {hint.__name__}: name one of its attributes")
-    kinds: dict[Any, Kind] = {
-        bool: "bool",
-        Decimal: "money",
-        int: "number",
-        datetime: "datetime",
-        date: "date",
-        str: "text",
-    }
-    return kinds.get(hint, "text")
+    return path_kind(source, sorted(NAMED_SOURCES))
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,86 +363,3 @@ def default_ownership() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     owned = {s: [r.field for r in rules if r.owned] for s, rules in TABLES.items()}
     create_only = {s: [r.field for r in rules if not r.owned] for s, rules in TABLES.items()}
     return owned, create_only
-
-
-# --------------------------------------------------------------------------------------------
-# Comparing values (reconcile)
-# --------------------------------------------------------------------------------------------
-
-
-def money_text(value: Any) -> str | None:
-    """Money as fixed-point text rounded to cents (``"12.30"``); ``None`` for blank/invalid.
-
-    Accepts Decimal, int, str (Bulk CSV cells) and float (REST JSON numbers, via ``repr`` so that
-    ``59.9`` stays ``59.90``, not ``59.899999…``).
-    """
-    amount = _decimal(value)
-    return None if amount is None else format(amount.quantize(CENT, rounding=ROUND_HALF_UP), "f")
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, Decimal):
-            amount = value
-        elif isinstance(value, float):
-            amount = Decimal(repr(value))
-        else:
-            text = str(value).strip()
-            if not text:
-                return None
-            amount = Decimal(text)
-    except (InvalidOperation, ValueError):
-        return None
-    return amount if amount.is_finite() else None
-
-
-def _number_text(value: Any) -> str | None:
-    amount = _decimal(value)
-    if amount is None:
-        return None
-    text = format(amount.normalize(), "f")
-    return "0" if text in {"-0", "0"} else text
-
-
-def _datetime_text(value: Any) -> str | None:
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        text = str(value).strip()
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return text
-    if parsed.tzinfo is None:
-        return parsed.isoformat(timespec="seconds")
-    return parsed.astimezone(ZoneInfo("UTC")).isoformat(timespec="seconds")
-
-
-def _bool_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "true" if str(value).strip().lower() == "true" else "false"
-
-
-def comparable(kind: Kind, value: Any) -> str | None:
-    """A value as text that compares equal across the mapping, REST JSON and Bulk CSV:
-    money in cents, numbers normalised, e-mails case-folded, dates ISO, datetimes UTC to the
-    second, booleans ``true``/``false``; ``None`` for blank (never drift: absent means leave
-    Salesforce alone)."""
-    if value is None or (isinstance(value, str) and value == ""):
-        return None
-    if kind == "money":
-        return money_text(value)
-    if kind == "number":
-        return _number_text(value)
-    if kind == "bool":
-        return _bool_text(value)
-    if kind == "datetime":
-        return _datetime_text(value)
-    if kind == "date":
-        return value.isoformat()[:10] if isinstance(value, date) else str(value)[:10]
-    if kind == "email":
-        return str(value).strip().lower()
-    return str(value)

@@ -1,433 +1,59 @@
-"""The internal ``Order`` model and the two parsers that build it at the Shopify boundary.
+"""The two parsers that build an :class:`Order` at the Shopify boundary (model re-exported).
 
 Shopify speaks two dialects about the same order: webhooks (and the legacy REST API) send the
 snake_case REST shape, the GraphQL Admin API answers in camelCase. Both are parsed here into one
-frozen :class:`Order`, so nothing downstream knows which door an order came through.
-
-Conventions inside the model:
-
-- ids are strings of digits (Shopify ids exceed 2**53; they never pass through ``float``);
-- money is :class:`decimal.Decimal` in the shop currency; presentment amounts are kept as
-  :class:`Money` for display only;
-- datetimes are timezone-aware UTC (a naive timestamp is taken to be UTC);
-- text is stripped of whitespace and control characters; an empty result becomes ``None``.
-
-Everything here is pure: no I/O, no clock, no network.
+frozen :class:`~tasks.core.order_model.Order` (conventions in :mod:`tasks.core.order_model`), so
+nothing downstream knows which door an order came through. Pure: no I/O, no clock, no network.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from tasks.core.errors import InvalidOrder
-
-NUMERIC_ORDER_ID = re.compile(r"^[0-9]{1,20}$")
-ORDER_NAME = re.compile(r"^#[0-9]{1,20}$")
-
-
-def order_reference(text: str) -> str:
-    """An order as a user names it, stripped: its name (``#1001``) or Shopify's numeric id.
-
-    ``ValueError`` for anything else (a GID, letters), so a typo fails before any work starts.
-    """
-    reference = text.strip()
-    if not (NUMERIC_ORDER_ID.match(reference) or ORDER_NAME.match(reference)):
-        raise ValueError(
-            "order_id must be an order name like #1001 or the numeric Shopify order id, "
-            f"got {reference!r}"
-        )
-    return reference
-
+from tasks.core.order_coercion import (
+    _DIGITS,
+    _datetime,
+    _decimal,
+    _dig,
+    _empty_to_none,
+    _id,
+    _lower,
+    _mapping,
+    _require_total,
+    _required_id,
+    _text,
+    _timestamps,
+    _upper,
+)
+from tasks.core.order_model import (
+    MAPPABLE,
+    NUMERIC_ORDER_ID,
+    ORDER_FIELDS,
+    ORDER_NAME,
+    Address,
+    Customer,
+    Money,
+    Order,
+    order_reference,
+)
 
 __all__ = [
     "MAPPABLE",
+    "NUMERIC_ORDER_ID",
     "ORDER_FIELDS",
+    "ORDER_NAME",
     "Address",
     "Customer",
     "Money",
     "Order",
+    "order_reference",
     "parse_graphql_order",
     "parse_order",
     "parse_rest_order",
 ]
-
-_MAILING_ADDRESS_FIELDS = (
-    "firstName lastName company address1 address2 city province provinceCode zip country "
-    "countryCodeV2 phone"
-)
-_MONEY_BAG = "shopMoney { amount currencyCode } presentmentMoney { amount currencyCode }"
-
-ORDER_FIELDS: str = f"""
-  id
-  legacyResourceId
-  name
-  email
-  phone
-  createdAt
-  updatedAt
-  processedAt
-  cancelledAt
-  cancelReason
-  displayFinancialStatus
-  test
-  currencyCode
-  presentmentCurrencyCode
-  totalPriceSet {{ {_MONEY_BAG} }}
-  currentTotalPriceSet {{ {_MONEY_BAG} }}
-  customer {{
-    id
-    legacyResourceId
-    firstName
-    lastName
-    email
-    defaultEmailAddress {{ emailAddress }}
-    phone
-    defaultAddress {{ {_MAILING_ADDRESS_FIELDS} }}
-  }}
-  billingAddress {{ {_MAILING_ADDRESS_FIELDS} }}
-"""
-"""GraphQL selection set for one ``Order``: exactly what :func:`parse_graphql_order` reads.
-
-Use it as ``fragment OrderFields on Order { <ORDER_FIELDS> }`` or inline it in a query's ``node``.
-Only standard Shopify Admin GraphQL field names are used.
-"""
-
-MAPPABLE: frozenset[str] = frozenset(
-    {
-        "id",
-        "gid",
-        "name",
-        "email",
-        "phone",
-        "created_at",
-        "cancelled_at",
-        "cancel_reason",
-        "financial_status",
-        "test",
-        "currency",
-        "presentment_currency",
-        "total_price",
-        "current_total_price",
-        "presentment_total_price",
-        "presentment_current_total_price",
-        "customer",
-        "billing_address",
-    }
-)
-"""The :class:`Order` attributes a mapped field may read (``order.<attribute>`` sources in
-``tasks.core.mapping_table``): those :data:`ORDER_FIELDS` fills and :meth:`Order.canonical` hashes.
-Left out: ``updated_at``/``processed_at`` (not hashed: Shopify bumps them for changes nobody
-maps) and ``order_number`` (webhooks carry it, the GraphQL selection does not). Adding a
-Shopify field for a mapping means: a model attribute, both parsers, :data:`ORDER_FIELDS`,
-:meth:`Order.canonical` and this set (``tests/unit/test_mapping_table.py`` checks they agree).
-"""
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[\ud800-\udfff]")
-_MAX_ID = 10**30
-_MAX_ADJUSTED = 17  # Salesforce currency fields hold at most 18 digits
-_MIN_EXPONENT = -12
-_DIGITS = re.compile(r"[0-9]{1,30}")
-_GID = re.compile(r"gid://shopify/[A-Za-z]+/([0-9]{1,30})(?:\?.*)?")
-
-
-# --------------------------------------------------------------------------------------------
-# Model
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """An amount in a named currency (ISO 4217 code, upper case)."""
-
-    amount: Decimal
-    currency: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """A postal address (Shopify REST ``*_address`` / GraphQL ``MailingAddress``)."""
-
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    address1: str | None = None
-    address2: str | None = None
-    city: str | None = None
-    province: str | None = None
-    province_code: str | None = None
-    zip: str | None = None
-    country: str | None = None
-    country_code: str | None = None
-    phone: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Customer:
-    """The Shopify customer behind an order (absent for a guest checkout)."""
-
-    id: str
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    phone: str | None = None
-    default_address: Address | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Order:
-    """One Shopify order, reduced to what the sync needs.
-
-    ``order_number`` is display-only: the GraphQL selection does not carry it, so it is excluded
-    from equality and from :meth:`canonical`.
-    """
-
-    id: str
-    gid: str
-    name: str | None
-    email: str | None
-    phone: str | None
-    created_at: datetime
-    updated_at: datetime
-    processed_at: datetime | None
-    cancelled_at: datetime | None
-    cancel_reason: str | None
-    financial_status: str | None
-    test: bool
-    currency: str | None
-    presentment_currency: str | None
-    total_price: Decimal
-    current_total_price: Decimal
-    presentment_total_price: Money | None = None
-    presentment_current_total_price: Money | None = None
-    customer: Customer | None = None
-    billing_address: Address | None = None
-    order_number: int | None = field(default=None, compare=False)
-
-    @property
-    def is_cancelled(self) -> bool:
-        """Whether Shopify has cancelled the order."""
-        return self.cancelled_at is not None
-
-    @property
-    def is_guest(self) -> bool:
-        """Whether the order came from a guest checkout (no customer record)."""
-        return self.customer is None
-
-    def canonical(self) -> dict[str, Any]:
-        """A JSON-ready, order-independent view of every field that can influence the mapping.
-
-        ``updated_at`` and ``processed_at`` are left out on purpose: Shopify bumps ``updated_at``
-        for changes we do not map (fulfilments, tags, notes), and the ledger should see those as
-        "nothing changed".
-        """
-        return {
-            "v": 1,
-            "id": self.id,
-            "gid": self.gid,
-            "name": self.name,
-            "email": self.email,
-            "phone": self.phone,
-            "created_at": _iso(self.created_at),
-            "cancelled_at": _iso(self.cancelled_at),
-            "cancel_reason": self.cancel_reason,
-            "financial_status": self.financial_status,
-            "test": self.test,
-            "currency": self.currency,
-            "presentment_currency": self.presentment_currency,
-            "total_price": _decimal_text(self.total_price),
-            "current_total_price": _decimal_text(self.current_total_price),
-            "presentment_total_price": _money_canonical(self.presentment_total_price),
-            "presentment_current_total_price": _money_canonical(
-                self.presentment_current_total_price
-            ),
-            "customer": _customer_canonical(self.customer),
-            "billing_address": _address_canonical(self.billing_address),
-        }
-
-    def payload_hash(self) -> str:
-        """A stable sha256 (hex) of :meth:`canonical`; equal orders always hash equally."""
-        text = json.dumps(
-            self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-        )
-        return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
-
-
-def _decimal_text(value: Decimal) -> str:
-    """Fixed-point text with trailing zeros removed, so 10, 10.0 and 1E+1 hash alike."""
-    text = format(value.normalize(), "f")
-    return "0" if text in {"-0", "0"} else text
-
-
-def _money_canonical(money: Money | None) -> dict[str, Any] | None:
-    if money is None:
-        return None
-    return {"amount": _decimal_text(money.amount), "currency": money.currency}
-
-
-def _address_canonical(address: Address | None) -> dict[str, Any] | None:
-    if address is None:
-        return None
-    return {name: getattr(address, name) for name in Address.__slots__}
-
-
-def _customer_canonical(customer: Customer | None) -> dict[str, Any] | None:
-    if customer is None:
-        return None
-    return {
-        "id": customer.id,
-        "email": customer.email,
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-        "phone": customer.phone,
-        "default_address": _address_canonical(customer.default_address),
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Scalar coercion shared by both parsers
-# --------------------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    """Cleaned, stripped text, or ``None`` for null, empty or whitespace-only values.
-
-    Control characters (other than tab and newlines) and lone surrogates are removed: they carry
-    no meaning and Salesforce rejects them.
-    """
-    if isinstance(value, str):
-        text = _CONTROL.sub("", value).strip()
-    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) < _MAX_ID:
-        text = str(value)
-    else:
-        return None
-    return text or None
-
-
-def _lower(value: Any) -> str | None:
-    text = _text(value)
-    return None if text is None else text.lower()
-
-
-def _upper(value: Any) -> str | None:
-    text = _text(value)
-    return None if text is None else text.upper()
-
-
-def _id(value: Any, what: str) -> str | None:
-    """A Shopify id as a string of digits; accepts int, digit strings and GIDs; never floats."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool | float):
-        raise InvalidOrder(f"{what} id must be an integer or a string of digits, got {value!r}")
-    if isinstance(value, int):
-        if not 0 <= value < _MAX_ID:
-            raise InvalidOrder(f"{what} id is out of range")
-        return str(value)
-    text = str(value).strip()
-    if _DIGITS.fullmatch(text):
-        return str(int(text))  # drops leading zeros, keeps every digit
-    gid = _GID.fullmatch(text)
-    if gid:
-        return str(int(gid.group(1)))
-    raise InvalidOrder(f"{what} id is not numeric: {text[:60]!r}")
-
-
-def _decimal(value: Any, what: str) -> Decimal | None:
-    """Money as Decimal from a string, an int, a Decimal or (via its repr) a JSON float."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise InvalidOrder(f"{what} is not an amount: {value!r}")
-    if isinstance(value, Decimal):
-        amount = value
-    elif isinstance(value, int | float):
-        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    else:
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise InvalidOrder(f"{what} is not an amount: {str(value)[:60]!r}") from None
-    if not _plausible(amount):
-        raise InvalidOrder(f"{what} is not a plausible amount: {str(value)[:60]!r}")
-    return amount
-
-
-def _plausible(amount: Decimal) -> bool:
-    """Finite, at most 18 integer digits, at most 12 decimals, no positive exponent."""
-    if not amount.is_finite():
-        return False
-    exponent = amount.as_tuple().exponent
-    return (
-        isinstance(exponent, int)
-        and _MIN_EXPONENT <= exponent <= 0
-        and (amount.is_zero() or amount.adjusted() <= _MAX_ADJUSTED)
-    )
-
-
-def _datetime(value: Any, what: str) -> datetime | None:
-    """An ISO 8601 timestamp as an aware UTC datetime (naive input is taken as UTC)."""
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise InvalidOrder(f"{what} is not an ISO 8601 timestamp: {text[:60]!r}") from None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _dig(payload: Mapping[str, Any], *path: str) -> Any:
-    current: Any = payload
-    for key in path:
-        if not isinstance(current, Mapping):
-            return None
-        current = current.get(key)
-    return current
-
-
-def _empty_to_none(address: Address) -> Address | None:
-    return None if address == Address() else address
-
-
-def _timestamps(
-    created: datetime | None, updated: datetime | None, processed: datetime | None, order_id: str
-) -> tuple[datetime, datetime]:
-    """``created_at`` (else processed/updated) and ``updated_at`` (else ``created_at``)."""
-    created_at = created or processed or updated
-    if created_at is None:
-        raise InvalidOrder(f"order {order_id} has no created_at", code="NO_CREATED_AT")
-    return created_at, updated or created_at
-
-
-def _required_id(value: Any, fallback: Any) -> str:
-    order_id = _id(value, "order") or _id(fallback, "order")
-    if order_id is None:
-        raise InvalidOrder("order has no id", code="NO_ORDER_ID")
-    return order_id
-
-
-def _require_total(amount: Decimal | None, order_id: str) -> Decimal:
-    if amount is None:
-        raise InvalidOrder(f"order {order_id} has no total price", code="NO_TOTAL_PRICE")
-    return amount
-
 
 # --------------------------------------------------------------------------------------------
 # REST / webhook shape (snake_case)
