@@ -10,13 +10,15 @@ from flows.outcome import RunOutcome, final_state
 from state.models import utcnow
 from tasks.core.disposition import AFTER_TASK_RETRIES, dispose
 from tasks.core.errors import SyncError
+from tasks.core.inbox import sync_plan
 from tasks.core.orders import ORDER_NAME, order_reference
 from tasks.reporting.artifacts import current_flow_run_id
 from tasks.reporting.dead_letter_board import publish_board
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
 from tasks.shopify.client import ShopifyClient
-from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
+from tasks.steps import fetch_order, park_order, sync_one_order, with_retries
+from tasks.sync import with_opportunities_checked
 
 
 @flow(name="sync-order", log_prints=False, flow_run_name="sync-order {order_id}")
@@ -38,7 +40,11 @@ def sync_order(order_id: str) -> Any:
             order_id = _id_of_name(runtime.shopify, order_id)
         order = with_retries(fetch_order, settings)(runtime.shopify, order_id)
         name = order.name or name
-        outcome = with_retries(sync_order_step, settings)(order, runtime.sync_context())
+        ctx = runtime.sync_context()
+        prepared = ctx.preparer()(order)
+        ctx = with_opportunities_checked([prepared], ctx)  # unchanged, but deleted in Salesforce?
+        sync = with_retries(sync_one_order, settings)
+        outcome = sync(sync_plan(prepared), ctx, runtime.shopify)
         if runtime.store.resolve_dead_letters(order_id, "synced"):
             publish_board(runtime.store)
         runtime.store.record_field_warnings(

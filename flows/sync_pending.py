@@ -26,7 +26,7 @@ from tasks.batch_drain import write_batch
 from tasks.core.batch_plan import COLLECTION_SIZE
 from tasks.core.disposition import BackoffPolicy, Disposition, dispose, stops_run
 from tasks.core.errors import RateLimited, RetryableError, SyncError
-from tasks.core.inbox import SyncPlan, plan_claim, waves
+from tasks.core.inbox import SyncPlan, plan_claims, waves
 from tasks.heartbeat import lease_heartbeat
 from tasks.reporting.artifacts import (
     current_flow_run_id,
@@ -37,8 +37,8 @@ from tasks.reporting.dead_letter_board import payload_order_name, publish_board
 from tasks.reporting.drain_report import OrderNote, drain_markdown, publish_drain_report
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
-from tasks.steps import park_order, sync_claimed_order, with_retries
-from tasks.sync import SyncContext, SyncOutcome, customer_of, with_batch_lookups
+from tasks.steps import park_order, sync_one_order, with_retries
+from tasks.sync import SyncContext, SyncOutcome, with_batch_lookups
 
 Planned = tuple[ClaimedOrder, SyncPlan | SyncError]
 Settled = SyncOutcome | SyncError | None  # None: a delete, handled without Salesforce
@@ -187,8 +187,11 @@ def uses_collections(mode: str, claimed: int, min_orders: int) -> bool:
 def _sync_batch(
     runtime: Runtime, ctx: SyncContext, claims: list[ClaimedOrder], report: DrainReport
 ) -> None:
-    """Sync one claimed batch: with Collections when it is large enough, else order by order."""
-    planned = [(claim, _plan(claim)) for claim in claims]
+    """Sync one claimed batch: with Collections when it is large enough, else order by order.
+
+    Each claimed order is parsed and mapped once, here; the batch's lookups, the waves of one
+    customer's orders, the Collections chunks and the writes all read that prepared value."""
+    planned = plan_claims(claims, ctx.preparer())
     settings = runtime.settings
     if uses_collections(settings.drain_mode, len(claims), settings.drain_batch_min_orders):
         planned = _sync_collections(runtime, ctx, planned, report)
@@ -205,11 +208,11 @@ def _sync_collections(
     batchable = {
         claim.order_id: (claim, plan)
         for claim, plan in planned
-        if isinstance(plan, SyncPlan) and plan.kind == "sync" and plan.order is not None
+        if isinstance(plan, SyncPlan) and plan.kind == "sync" and plan.prepared is not None
     }
     if not batchable or report.halted_by is not None:
         return planned
-    orders = [plan.order for _, plan in batchable.values() if plan.order is not None]
+    orders = [plan.prepared for _, plan in batchable.values() if plan.prepared is not None]
     result = write_batch(ctx, orders, runtime.settings)
     report.batch_calls += result.calls
     settled: list[tuple[ClaimedOrder, str, Settled]] = [
@@ -232,13 +235,13 @@ def _sync_per_order(
     """One Prefect task and one composite call per order; e-mails looked up together, each
     customer's orders in turn."""
     batch_ctx = _with_hints(planned, ctx)
-    step = with_retries(sync_claimed_order, runtime.settings)
+    step = with_retries(sync_one_order, runtime.settings)
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
         max_workers=runtime.settings.salesforce_concurrency
     )
     with runner:
         # Two orders of one customer never run at once: a new guest's Contact is created once.
-        for wave in waves(planned, key=lambda item: _customer(item[1], ctx)):
+        for wave in waves(planned, key=lambda item: _customer(item[1])):
             if report.halted_by is not None:  # Salesforce said stop: the rest stays pending
                 _settle_many(
                     runtime,
@@ -254,28 +257,14 @@ def _sync_per_order(
                 _settle_many(runtime, [(claim, _label(claim, plan), _result(submitted))], report)
 
 
-def _plan(claim: ClaimedOrder) -> SyncPlan | SyncError:
+def _customer(plan: SyncPlan | SyncError) -> str | None:
+    return None if isinstance(plan, SyncError) else plan.customer
+
+
+def _with_hints(planned: list[Planned], ctx: SyncContext) -> SyncContext:
+    prepared = [p.prepared for _, p in planned if isinstance(p, SyncPlan) and p.prepared]
     try:
-        return plan_claim(claim)
-    except SyncError as exc:
-        return exc
-
-
-def _customer(plan: SyncPlan | SyncError, ctx: SyncContext) -> str | None:
-    if isinstance(plan, SyncError) or plan.order is None:
-        return None
-    try:
-        return customer_of(plan.order, ctx)
-    except SyncError:
-        return None  # it fails again in its task, and is dead-lettered there
-
-
-def _with_hints(
-    planned: list[tuple[ClaimedOrder, SyncPlan | SyncError]], ctx: SyncContext
-) -> SyncContext:
-    orders = [p.order for _, p in planned if isinstance(p, SyncPlan) and p.order is not None]
-    try:
-        return with_batch_lookups(orders, ctx)
+        return with_batch_lookups(prepared, ctx)
     except SyncError:
         return ctx  # each order then looks its customer up itself (and retries as usual)
 

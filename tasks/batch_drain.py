@@ -30,7 +30,7 @@ from state import SyncRecord
 from tasks.core.batch_plan import (
     Chunk,
     PlannedOrder,
-    PreparedOrder,
+    StagedOrder,
     Written,
     account_chunks,
     contact_chunks,
@@ -39,13 +39,13 @@ from tasks.core.batch_plan import (
     lookups_needed,
     note_parents,
     opportunity_chunks,
-    prepare_order,
     record_outcomes,
+    stage_order,
 )
 from tasks.core.disposition import stops_run
 from tasks.core.errors import StaleReference, SyncError
 from tasks.core.mapping import CONTACT, OPPORTUNITY
-from tasks.core.orders import Order
+from tasks.core.prepared import PreparedOrder
 from tasks.reporting.field_warnings import field_warnings
 from tasks.salesforce import RecordResult, SalesforceGateway
 from tasks.settings import Settings
@@ -144,10 +144,13 @@ def _retrying() -> bool:
         return False
 
 
-def write_batch(ctx: SyncContext, orders: Sequence[Order], settings: Settings) -> BatchResult:
-    """Write a claimed batch's orders (each its newest state) with sObject Collections."""
+def write_batch(
+    ctx: SyncContext, orders: Sequence[PreparedOrder], settings: Settings
+) -> BatchResult:
+    """Write a claimed batch's orders (each its newest state, prepared once when the batch was
+    planned) with sObject Collections."""
     result = BatchResult()
-    prepared = _prepare(ctx, orders, result)
+    prepared = _stage(ctx, orders, result)
     if not prepared:
         return result
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
@@ -158,22 +161,18 @@ def write_batch(ctx: SyncContext, orders: Sequence[Order], settings: Settings) -
     return result
 
 
-def _prepare(ctx: SyncContext, orders: Sequence[Order], result: BatchResult) -> list[PreparedOrder]:
-    ledger = ctx.store.ledger_many(o.id for o in orders)
-    prepared: list[PreparedOrder] = []
-    for order in orders:
-        try:
-            item = prepare_order(
-                order, ledger.get(order.id), ctx.mapping, ctx.org, ctx.shop_timezone
-            )
-        except SyncError as exc:
-            result.outcomes[order.id] = exc
-            continue
+def _stage(
+    ctx: SyncContext, orders: Sequence[PreparedOrder], result: BatchResult
+) -> list[StagedOrder]:
+    ledger = ctx.store.ledger_many(o.order_id for o in orders)
+    staged: list[StagedOrder] = []
+    for prepared in orders:
+        item = stage_order(prepared, ledger.get(prepared.order_id))
         if isinstance(item, SyncOutcome):
-            result.outcomes[order.id] = item
+            result.outcomes[prepared.order_id] = item
         else:
-            prepared.append(item)
-    return prepared
+            staged.append(item)
+    return staged
 
 
 @dataclass
@@ -186,7 +185,7 @@ class _Batch:
     result: BatchResult
     written: Written = field(default_factory=Written)
 
-    def run(self, prepared: list[PreparedOrder]) -> None:
+    def run(self, prepared: list[StagedOrder]) -> None:
         planned = self._plan(prepared)
         if not planned:
             return
@@ -200,7 +199,7 @@ class _Batch:
         outcomes = self._run_chunks(chunks, "opportunity")
         self._settle(planned, outcomes, blocked)
 
-    def _plan(self, prepared: list[PreparedOrder]) -> list[PlannedOrder]:
+    def _plan(self, prepared: list[StagedOrder]) -> list[PlannedOrder]:
         """Each order's write, decided by the per-order rules over the batch's lookups."""
         cached = self.ctx.store.customers(p.customer for p in prepared)
         emails, keys = lookups_needed(prepared, cached)
@@ -315,12 +314,12 @@ class _Batch:
         later run upserts by the same keys, so what was written is not duplicated)."""
         self._fail_all_prepared((p.prepared for p in planned), error)
 
-    def _fail_all_prepared(self, prepared: Iterable[PreparedOrder], error: SyncError) -> None:
+    def _fail_all_prepared(self, prepared: Iterable[StagedOrder], error: SyncError) -> None:
         for item in prepared:
             self.result.outcomes[item.order_id] = error
 
 
-def _exists(item: PreparedOrder, ctx: SyncContext) -> bool:
+def _exists(item: StagedOrder, ctx: SyncContext) -> bool:
     """Whether the Opportunity exists: the ledger knows it, or the batch's query found it."""
     if item.ledger is not None and item.ledger.opportunity_id is not None:
         return True

@@ -21,7 +21,7 @@ from tasks.core.inbox import SyncPlan
 from tasks.core.orders import Order, parse_graphql_order
 from tasks.settings import Settings
 from tasks.shopify.client import ShopifyClient
-from tasks.sync import SyncContext, SyncOutcome, sync_order_state
+from tasks.sync import SyncContext, SyncOutcome, sync_prepared
 
 JITTER = 0.5
 P = ParamSpec("P")
@@ -54,17 +54,6 @@ def fetch_order(shopify: ShopifyClient, order_id: str) -> Order:
             stage="fetch",
         )
     return parse_graphql_order(node)
-
-
-@task(
-    name="sync-order-state",
-    cache_policy=NO_CACHE,
-    retry_condition_fn=retry_if_transient,
-    task_run_name="sync {order.name}",
-)
-def sync_order_step(order: Order, ctx: SyncContext) -> SyncOutcome:
-    """Upsert Account, Contact and Opportunity for one order."""
-    return sync_order_state(order, ctx)
 
 
 def with_retries(step: Task[P, R], settings: Settings) -> Task[P, R]:
@@ -133,15 +122,17 @@ def park_order(
 
 
 @task(
-    name="sync-claimed-order",
+    name="sync-order",
     cache_policy=NO_CACHE,
     retry_condition_fn=retry_if_transient,
     task_run_name="sync {plan.label}",
 )
-def sync_claimed_order(plan: SyncPlan, ctx: SyncContext, shopify: ShopifyClient) -> SyncOutcome:
-    """Sync one claimed order: its newest webhook payload, or its state fetched from Shopify."""
-    order = plan.order
-    if order is None:
+def sync_one_order(plan: SyncPlan, ctx: SyncContext, shopify: ShopifyClient) -> SyncOutcome:
+    """Sync one order, the one task shape of the drain, ``sync-order`` and replay: the order
+    as prepared when it was planned, or (a fetch plan) its state fetched from Shopify and
+    prepared here, once."""
+    prepared = plan.prepared
+    if prepared is None:
         node = shopify.fetch_order(plan.order_id)
         if node is None:
             raise PermanentError(
@@ -149,5 +140,5 @@ def sync_claimed_order(plan: SyncPlan, ctx: SyncContext, shopify: ShopifyClient)
                 code="ORDER_NOT_FOUND",
                 stage="fetch",
             )
-        order = parse_graphql_order(node)
-    return sync_order_state(order, ctx)
+        prepared = ctx.preparer()(parse_graphql_order(node))
+    return sync_prepared(prepared, ctx)

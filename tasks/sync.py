@@ -24,11 +24,11 @@ from tasks.core.mapping import (
     OrgSchema,
     SalesforceRecords,
     Truncation,
-    map_order,
-    skip_reason,
     update_body,
+    without_placeholders,
 )
 from tasks.core.orders import Order
+from tasks.core.prepared import PreparedOrder, Preparer, customer_key
 from tasks.reporting.field_warnings import field_warnings
 from tasks.salesforce import ContactWrite, OrderWrite, OrderWriteResult, SalesforceGateway
 from tasks.salesforce.errors import refused_create_only_field, required_fields_missing
@@ -50,6 +50,13 @@ class SyncContext:
     contacts_by_email: Mapping[str, list[dict[str, Any]]] | None = None
     # Order key → Opportunity Id (None: not in Salesforce), asked for a whole batch at once.
     opportunity_ids: Mapping[str, str | None] | None = None
+    # Replay: an order the ledger calls unchanged is written anyway when its Opportunity is
+    # gone from Salesforce (deleted or merged away); see :func:`with_opportunities_checked`.
+    verify_unchanged: bool = False
+
+    def preparer(self) -> Preparer:
+        """Prepares orders (parse → skip rules → map) under this context's mapping and org."""
+        return Preparer(self.mapping, self.org, self.shop_timezone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +75,19 @@ class SyncOutcome:
 
 
 def sync_order_state(order: Order, ctx: SyncContext) -> SyncOutcome:
+    """:func:`sync_prepared` for an order not prepared yet (prepared here, once)."""
+    return sync_prepared(ctx.preparer()(order), ctx)
+
+
+def sync_prepared(prepared: PreparedOrder, ctx: SyncContext) -> SyncOutcome:
     """Bring Salesforce to this state of the order, unless the ledger has it or newer."""
+    order, records = prepared.order, prepared.records
     ledger = ctx.store.ledger(order.id)
     verdict = freshness(order, ledger)
-    if verdict is not None:
+    if verdict is not None and not _gone_from_salesforce(prepared, verdict[0], ctx):
         return SyncOutcome(order.id, verdict[0], reason=verdict[1])
-    reason = skip_reason(order, ctx.mapping)
-    if reason is not None:
-        return SyncOutcome(order.id, "skipped", reason=reason)
-    records = map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone)
+    if records is None:
+        return SyncOutcome(order.id, "skipped", reason=prepared.skip or "")
     result, recreated = _write(records, ledger, ctx)
     ctx.store.record_sync(
         order.id,
@@ -90,6 +101,7 @@ def sync_order_state(order: Order, ctx: SyncContext) -> SyncOutcome:
         customer_key(records), account_id=result.account_id, contact_id=result.contact_id
     )
     created = result.created.get("opportunity", False)
+    recreated = recreated or (created and ledger is not None and bool(ledger.opportunity_id))
     action: Action = "recreated" if recreated else "created" if created else "updated"
     return SyncOutcome(
         order.id,
@@ -103,6 +115,18 @@ def sync_order_state(order: Order, ctx: SyncContext) -> SyncOutcome:
     )
 
 
+def _gone_from_salesforce(prepared: PreparedOrder, verdict: Action, ctx: SyncContext) -> bool:
+    """Whether an ``unchanged`` order is to be written after all: only when asked
+    (``verify_unchanged``) and Salesforce has no Opportunity for it any more."""
+    records = prepared.records
+    if verdict != "unchanged" or not ctx.verify_unchanged or records is None:
+        return False
+    known = ctx.opportunity_ids
+    if known is not None and records.order_key in known:
+        return known[records.order_key] is None
+    return _opportunity_ids([records.order_key], ctx)[records.order_key] is None
+
+
 def freshness(order: Order, ledger: LedgerRecord | None) -> tuple[Action, str] | None:
     """``("stale"|"unchanged", why)`` when the ledger already has this state or a newer one."""
     if ledger is None:
@@ -112,11 +136,6 @@ def freshness(order: Order, ledger: LedgerRecord | None) -> tuple[Action, str] |
     if ledger.payload_hash == order.payload_hash():
         return "unchanged", "the mapped fields did not change"
     return None
-
-
-def customer_key(records: SalesforceRecords) -> str:
-    """The key the customer cache uses: the Shopify customer id, or the guest Account key."""
-    return records.contact_key or records.account_key
 
 
 def _write(
@@ -179,13 +198,13 @@ def opportunity_exists(
     Contact to link (a guest without e-mail, Person Account orgs) Salesforce is asked by query:
     once per batch in the drain (:func:`with_batch_lookups`), else here.
     """
+    known = ctx.opportunity_ids
+    if known is not None and records.order_key in known:
+        return known[records.order_key] is not None  # asked for this batch: the freshest word
     if ledger is not None and ledger.opportunity_id is not None:
         return True
     if records.contact is not None:
         return False
-    known = ctx.opportunity_ids
-    if known is not None and records.order_key in known:
-        return known[records.order_key] is not None
     return bool(_opportunity_ids([records.order_key], ctx)[records.order_key])
 
 
@@ -226,8 +245,12 @@ def plan_write_for(
     opportunity_exists: bool,
 ) -> OrderWrite:
     """:func:`plan_write` with the customer cache's entry already read (``cached``: the
-    customer's (Account id, Contact id), None when unknown), as a batch reads it for all."""
+    customer's (Account id, Contact id), None when unknown), as a batch reads it for all.
+
+    A record known to exist (a cached Account, a Contact written by Id or matched by its key)
+    gets no placeholder standing in for redacted buyer data: those are create-only."""
     mapping = ctx.mapping
+    account_id = cached[0] if cached is not None else None
     opportunity = (
         update_body(OPPORTUNITY, records.opportunity, mapping, cancelled=records.cancelled)
         if opportunity_exists
@@ -236,8 +259,8 @@ def plan_write_for(
     write = OrderWrite(
         account_field=mapping.key_field(ACCOUNT),
         account_key=records.account_key,
-        account=records.account,
-        account_id=cached[0] if cached is not None else None,
+        account=without_placeholders(records.account) if account_id else records.account,
+        account_id=account_id,
         opportunity_field=mapping.key_field(OPPORTUNITY),
         order_key=records.order_key,
         opportunity=opportunity,
@@ -286,10 +309,12 @@ def _existing_contact(
     write: OrderWrite, ctx: SyncContext, contact_id: str | None = None
 ) -> OrderWrite:
     account = "AccountId" not in ctx.mapping.create_only_fields.get(CONTACT, [])
+    body = without_placeholders(write.contact or {})
     if contact_id is None:
-        return replace(write, contact_account=account)
+        return replace(write, contact=body, contact_account=account)
     return replace(
         write,
+        contact=body,
         contact_write=ContactWrite.UPDATE_BY_ID,
         contact_id=contact_id,
         contact_account=account,
@@ -310,30 +335,19 @@ def _contact_by_email(records: SalesforceRecords, ctx: SyncContext, key_field: s
     return contact_to_adopt(contacts, key_field, None)
 
 
-def customer_of(order: Order, ctx: SyncContext) -> str | None:
-    """The customer key an order's sync writes under (None when it would be skipped)."""
-    if skip_reason(order, ctx.mapping) is not None:
-        return None
-    return customer_key(map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone))
-
-
-def with_batch_lookups(orders: Iterable[Order], ctx: SyncContext) -> SyncContext:
+def with_batch_lookups(prepared: Iterable[PreparedOrder], ctx: SyncContext) -> SyncContext:
     """Ask Salesforce, for a whole batch at once, what each order's sync would ask on its own.
 
     The e-mails of customers new to us (one query per 100), so a new customer costs one call
     (the composite) instead of two; and whether the Opportunities exist for orders the ledger
     does not know and whose sync has no free way to tell (see :func:`opportunity_exists`; one
-    query per 300).
+    query per 300). Reads the orders as prepared: nothing is mapped again.
     """
-    orders = [o for o in orders if skip_reason(o, ctx.mapping) is None]
-    ledger = ctx.store.ledger_many(o.id for o in orders)
+    items = [(p.order, p.records) for p in prepared if p.records is not None]
+    ledger = ctx.store.ledger_many(order.id for order, _ in items)
     emails: set[str] = set()
     unknown: list[str] = []
-    for order in orders:
-        try:
-            records = map_order(order, ctx.mapping, ctx.org, ctx.shop_timezone)
-        except SyncError:
-            continue  # it fails again in its own sync, and is dead-lettered there
+    for order, records in items:
         if records.contact is None:
             known = ledger.get(order.id)
             if known is None or known.opportunity_id is None:
@@ -346,3 +360,23 @@ def with_batch_lookups(orders: Iterable[Order], ctx: SyncContext) -> SyncContext
     if unknown:
         ctx = replace(ctx, opportunity_ids=_opportunity_ids(sorted(set(unknown)), ctx))
     return ctx
+
+
+def with_opportunities_checked(prepared: Iterable[PreparedOrder], ctx: SyncContext) -> SyncContext:
+    """Replay's context: which of these orders' Opportunities Salesforce has, asked in one
+    query (per 300) for the orders the ledger calls unchanged, so that one deleted or merged
+    away in Salesforce is written again instead of being marked unchanged."""
+    items = [p for p in prepared if p.records is not None]
+    ledger = ctx.store.ledger_many(p.order_id for p in items)
+    keys = sorted(
+        p.records.order_key
+        for p in items
+        if p.records is not None and _unchanged(p.order, ledger.get(p.order_id))
+    )
+    known = _opportunity_ids(keys, ctx) if keys else {}
+    return replace(ctx, opportunity_ids=known, verify_unchanged=True)
+
+
+def _unchanged(order: Order, ledger: LedgerRecord | None) -> bool:
+    verdict = freshness(order, ledger)
+    return verdict is not None and verdict[0] == "unchanged"

@@ -4,8 +4,8 @@ The per-order path (``tasks.sync``) writes one order with one ``/composite`` cal
 writes a whole claimed batch with a few sObject Collections calls (research/salesforce.md §2: up
 to 200 records of one object per call, per-record results in request order):
 
-1. each order is prepared once (:func:`prepare_order`): freshness against the ledger, the skip
-   rules, then mapped into its three record bodies;
+1. each order comes prepared (parsed and mapped once, :mod:`tasks.core.prepared`) and is staged
+   (:func:`stage_order`): freshness against the ledger, the skip rules;
 2. each order's write is decided exactly as the per-order path decides it
    (``tasks.sync.plan_write``: cached Account by Id, Contact upserted / adopted / created, the
    Opportunity's create-only fields only when it does not exist);
@@ -28,20 +28,12 @@ from typing import Any, Literal, TypeVar
 
 from state import LedgerRecord
 from tasks.core.errors import SyncError
-from tasks.core.mapping import (
-    ACCOUNT,
-    CONTACT,
-    OPPORTUNITY,
-    MappingConfig,
-    OrgSchema,
-    SalesforceRecords,
-    map_order,
-    skip_reason,
-)
+from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, SalesforceRecords
 from tasks.core.orders import Order
+from tasks.core.prepared import PreparedOrder, customer_key
 from tasks.salesforce import ContactWrite, OrderWrite, RecordResult
 from tasks.salesforce.errors import classify_record
-from tasks.sync import SyncOutcome, customer_key, freshness
+from tasks.sync import SyncOutcome, freshness
 
 COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call
 
@@ -51,17 +43,22 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedOrder:
-    """One claimed order, parsed and mapped once: everything its write is decided from."""
+class StagedOrder:
+    """A prepared order the batch writes, with the ledger's word on it."""
 
-    order: Order
+    prepared: PreparedOrder
     records: SalesforceRecords
     ledger: LedgerRecord | None
 
     @property
+    def order(self) -> Order:
+        """The order as parsed."""
+        return self.prepared.order
+
+    @property
     def order_id(self) -> str:
         """Shopify's numeric order id."""
-        return self.order.id
+        return self.prepared.order.id
 
     @property
     def customer(self) -> str:
@@ -71,9 +68,9 @@ class PreparedOrder:
 
 @dataclass(frozen=True, slots=True)
 class PlannedOrder:
-    """A prepared order and the write the per-order rules chose for it."""
+    """A staged order and the write the per-order rules chose for it."""
 
-    prepared: PreparedOrder
+    prepared: StagedOrder
     write: OrderWrite
 
     @property
@@ -113,30 +110,24 @@ class Written:
     contact_errors: dict[str, SyncError] = field(default_factory=dict)  # customer key → error
 
 
-def prepare_order(
-    order: Order,
-    ledger: LedgerRecord | None,
-    mapping: MappingConfig,
-    org: OrgSchema,
-    shop_timezone: str,
-) -> PreparedOrder | SyncOutcome:
-    """The order mapped for writing, or its outcome when nothing is to be written.
+def stage_order(prepared: PreparedOrder, ledger: LedgerRecord | None) -> StagedOrder | SyncOutcome:
+    """The prepared order staged for writing, or its outcome when nothing is to be written.
 
     The same checks as the per-order path, in the same order: a state the ledger already has
     (or a newer one) is ``unchanged`` / ``stale``; a skipped order (``skip_test_orders``) is
-    ``skipped``. A mapping error (a key that does not fit) raises, classified.
+    ``skipped``.
     """
+    order = prepared.order
     verdict = freshness(order, ledger)
     if verdict is not None:
         return SyncOutcome(order.id, verdict[0], reason=verdict[1])
-    reason = skip_reason(order, mapping)
-    if reason is not None:
-        return SyncOutcome(order.id, "skipped", reason=reason)
-    return PreparedOrder(order, map_order(order, mapping, org, shop_timezone), ledger)
+    if prepared.records is None:
+        return SyncOutcome(order.id, "skipped", reason=prepared.skip or "")
+    return StagedOrder(prepared, prepared.records, ledger)
 
 
 def lookups_needed(
-    prepared: Iterable[PreparedOrder],
+    prepared: Iterable[StagedOrder],
     cached: Mapping[str, tuple[str | None, str | None] | None],
 ) -> tuple[list[str], list[str]]:
     """What to ask Salesforce once for the whole batch: ``(e-mails, order keys)``.

@@ -19,7 +19,19 @@ from typing import Any
 from tasks.core.comparable import Kind
 from tasks.core.orders import MAPPABLE, Address, Customer, Money, Order
 
-__all__ = ["Buyer", "buyer_of", "first", "guest_phone", "join", "path_kind"]
+__all__ = ["Buyer", "Placeholder", "buyer_of", "first", "guest_phone", "join", "path_kind"]
+
+
+class Placeholder(str):
+    """A value standing in for buyer data Shopify withheld (protected customer data redacted):
+    ``Shopify customer 42`` for an Account's name, ``Unknown`` for a required last name.
+
+    Salesforce needs it to create the record, but it is create-only: an update never sends it
+    (:func:`tasks.core.records.update_body`, :func:`tasks.core.records.without_placeholders`),
+    so it never overwrites a real name a user or an earlier payload put there.
+    """
+
+    __slots__ = ()
 
 
 def first(*values: str | None) -> str | None:
@@ -58,7 +70,7 @@ class Buyer:
     def required_last_name(self) -> str:
         """A last name Salesforce accepts: the last name, the e-mail's local part, ``Unknown``."""
         local = self.email.split("@", 1)[0].strip() if self.email else ""
-        return self.last_name or local or "Unknown"
+        return self.last_name or local or Placeholder("Unknown")
 
 
 def _name_pair(*sources: Address | None) -> tuple[str | None, str | None]:

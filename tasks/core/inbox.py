@@ -9,24 +9,58 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from state import ClaimedOrder, InboxRow
-from tasks.core.errors import InvalidOrder
+from tasks.core.errors import InvalidOrder, SyncError
 from tasks.core.orders import Order, parse_rest_order
+from tasks.core.prepared import PreparedOrder
 from tasks.core.topics import DELETE_TOPIC, ORDER_TOPICS, REFUND_TOPIC
 
 T = TypeVar("T")
 
 PlanKind = Literal["sync", "fetch", "deleted"]
+Prepare = Callable[[Order], PreparedOrder]
 
 
 @dataclass(frozen=True, slots=True)
 class SyncPlan:
-    """What to do for one claimed order: sync a payload, fetch the order first, or a delete."""
+    """What to do for one order: sync a payload (``prepared`` once, at planning), fetch the
+    order first (then it is prepared in its task), or a delete."""
 
     order_id: str
     kind: PlanKind
-    order: Order | None = None
+    prepared: PreparedOrder | None = None
     label: str = ""
     payload: bytes | None = None
+
+    @property
+    def order(self) -> Order | None:
+        """The order to sync, when the plan has it (a fetch has not)."""
+        return None if self.prepared is None else self.prepared.order
+
+    @property
+    def customer(self) -> str | None:
+        """The customer the order is written under, when known (None: never clashes)."""
+        return None if self.prepared is None else self.prepared.customer
+
+
+def sync_plan(prepared: PreparedOrder) -> SyncPlan:
+    """The plan of an order already at hand (``sync-order``, replay): sync it."""
+    order = prepared.order
+    label = f"order {order.name or order.id}"
+    return SyncPlan(order.id, "sync", prepared=prepared, label=label)
+
+
+def plan_claims(
+    claims: Sequence[ClaimedOrder], prepare: Prepare
+) -> list[tuple[ClaimedOrder, SyncPlan | SyncError]]:
+    """Every claimed order's plan, its payload parsed and mapped once (``prepare``); an order
+    that cannot be parsed or mapped has its error instead (it goes to the dead letters)."""
+    planned: list[tuple[ClaimedOrder, SyncPlan | SyncError]] = []
+    for claim in claims:
+        try:
+            planned.append((claim, plan_claim(claim, prepare)))
+        except SyncError as exc:
+            planned.append((claim, exc))
+    return planned
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +71,15 @@ class RefundSeen:
     created_at: datetime | None
 
 
-def plan_claim(claim: ClaimedOrder) -> SyncPlan:
+def plan_claim(claim: ClaimedOrder, prepare: Prepare) -> SyncPlan:
     """Coalesce an order's deliveries into one sync of its newest state.
 
     A refund's payload is a refund, not an order: a claim with a refund syncs its newest order
     payload only when that payload already reflects every refund of the claim (see
     :func:`reflects_refund`), and fetches the order otherwise. A fetch is what an order older
     than 60 days cannot get without ``read_all_orders``, so it is avoided whenever it can be.
-    A malformed order payload raises ``InvalidOrder`` (it goes to the dead letters).
+    A malformed order payload raises ``InvalidOrder`` (it goes to the dead letters); the
+    payload synced is prepared here (``prepare``: parsed order → mapped records), once.
     """
     topics = {d.topic for d in claim.deliveries}
     label = f"order {claim.order_id}"
@@ -62,7 +97,7 @@ def plan_claim(claim: ClaimedOrder) -> SyncPlan:
     return SyncPlan(
         claim.order_id,
         "sync",
-        order=newest,
+        prepared=prepare(newest),
         label=f"order {newest.name or claim.order_id}",
         payload=newest_delivery.body,
     )

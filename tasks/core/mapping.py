@@ -47,6 +47,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from tasks.core.buyer import Placeholder
 from tasks.core.errors import ConfigError
 from tasks.core.mapping_config import STANDARD_FIELD_LENGTHS, MappingConfig, OrgSchema
 from tasks.core.mapping_table import (
@@ -71,6 +72,7 @@ from tasks.core.records import (
     owned_fields,
     split_key,
     update_body,
+    without_placeholders,
 )
 
 __all__ = [
@@ -92,6 +94,7 @@ __all__ = [
     "skip_reason",
     "split_key",
     "update_body",
+    "without_placeholders",
 ]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|[\ud800-\udfff]")
@@ -189,16 +192,21 @@ class _Fitter:
                 fields=[name],
             )
         omit = (sobject, name) in self.emails
-        cut = "" if omit else _cut(value, limit)
+        cut = "" if omit else _keep_kind(value, _cut(value, limit))
         self.truncations.append(Truncation(sobject, name, _sf_length(value), limit, not cut))
         return cut or None
 
 
 def _clean(value: Any) -> Any:
-    """Strings without control characters or lone surrogates, stripped; other values as-is."""
+    """Strings without control characters or lone surrogates, stripped; other values as-is
+    (a :class:`Placeholder` stays one)."""
     if not isinstance(value, str):
         return value
-    return _CONTROL.sub("", value).strip()
+    return _keep_kind(value, _CONTROL.sub("", value).strip())
+
+
+def _keep_kind(original: str, text: str) -> str:
+    return Placeholder(text) if isinstance(original, Placeholder) and text else text
 
 
 def _sf_length(text: str) -> int:

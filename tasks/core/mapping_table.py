@@ -38,7 +38,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tasks.core.buyer import Buyer, buyer_of, first, guest_phone, join, path_kind
+from tasks.core.buyer import Buyer, Placeholder, buyer_of, first, guest_phone, join, path_kind
 from tasks.core.comparable import Kind, comparable, money_text
 from tasks.core.errors import ConfigError, InvalidOrder
 from tasks.core.orders import Order
@@ -166,8 +166,8 @@ def _account_name(src: MappingInput) -> str:
         if value:
             return value
     if order.customer is not None:
-        return f"Shopify customer {order.customer.id}"
-    return f"Shopify guest {order.name or order.id}"
+        return Placeholder(f"Shopify customer {order.customer.id}")
+    return Placeholder(f"Shopify guest {order.name or order.id}")
 
 
 def _close_date(src: MappingInput) -> str:
@@ -204,6 +204,8 @@ def _opportunity_name(src: MappingInput) -> str:
         "company": (buyer.address.company if buyer.address else None) or "",
     }
     text = src.config.opportunity_name_template.format(**values).strip()
+    if not (buyer.full_name or buyer.email):  # named after a stand-in for the buyer
+        return Placeholder(text or f"Shopify Order {order.id}")
     return text or f"Shopify Order {order.id}"
 
 

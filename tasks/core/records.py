@@ -16,6 +16,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from tasks.core.buyer import Placeholder
 from tasks.core.mapping_config import MappingConfig
 from tasks.core.mapping_table import ACCOUNT, CONTACT, OPPORTUNITY
 
@@ -28,6 +29,7 @@ __all__ = [
     "owned_fields",
     "split_key",
     "update_body",
+    "without_placeholders",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -95,13 +97,21 @@ def update_body(
 
     Owned fields plus the external id; for a cancelled order (and ``cancellation_updates_stage``)
     also Opportunity.StageName. Create-only fields (StageName, CloseDate, OwnerId, ContactId …)
-    never pass.
+    never pass, nor does a placeholder standing in for redacted buyer data.
     """
     create_only = config.create_only(sobject)
     owned = _owned_names(sobject, config, cancelled=cancelled)
     if cancelled and config.cancellation_updates_stage and sobject == OPPORTUNITY:
         create_only.discard("StageName")
-    return {k: v for k, v in record.items() if k in owned and k not in create_only}
+    return without_placeholders(
+        {k: v for k, v in record.items() if k in owned and k not in create_only}
+    )
+
+
+def without_placeholders(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The body for a record known to exist: without the values standing in for redacted
+    buyer data (:class:`~tasks.core.buyer.Placeholder`), which are create-only."""
+    return {k: v for k, v in record.items() if not isinstance(v, Placeholder)}
 
 
 def create_body(

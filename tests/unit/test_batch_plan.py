@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from flows.sync_pending import claim_size, uses_collections
+from state import LedgerRecord
 from tasks.core.batch_plan import (
     PlannedOrder,
-    PreparedOrder,
+    StagedOrder,
     Written,
     account_chunks,
     contact_chunks,
@@ -20,12 +21,13 @@ from tasks.core.batch_plan import (
     newest_by,
     note_parents,
     opportunity_chunks,
-    prepare_order,
     record_outcomes,
+    stage_order,
 )
 from tasks.core.errors import InvalidOrder, RecordError, RetryableError, StaleReference, SyncError
 from tasks.core.mapping import MappingConfig, OrgSchema, map_order
 from tasks.core.orders import parse_rest_order
+from tasks.core.prepared import PreparedOrder, Preparer
 from tasks.reporting.drain_report import OrderNote, drain_markdown, order_rows
 from tasks.salesforce import ContactWrite, OrderWrite, RecordResult
 from tasks.salesforce.errors import classify_record
@@ -74,7 +76,7 @@ def planned(
         contact_id=contact_id,
         link_contact_to_opportunity=not exists,
     )
-    return PlannedOrder(PreparedOrder(order, records, None), write)
+    return PlannedOrder(StagedOrder(PreparedOrder(order, records), records, None), write)
 
 
 def ok(key: str, record_id: str, created: bool = True) -> RecordResult:
@@ -251,11 +253,17 @@ def test_a_collections_record_error_is_classified_like_any_other(codes, kind, co
 # -- preparing and looking up ---------------------------------------------------------------------
 
 
-def test_a_prepared_order_is_mapped_once_and_a_known_state_is_not_prepared() -> None:
+def test_a_prepared_order_is_staged_as_mapped_and_a_known_state_is_not_staged() -> None:
     item = planned(1, 7)
-    prepared = prepare_order(item.prepared.order, None, MAPPING, ORG, TZ)
-    assert isinstance(prepared, PreparedOrder)
-    assert prepared.records == item.prepared.records
+    prepared = Preparer(MAPPING, ORG, TZ)(item.prepared.order)
+    staged = stage_order(prepared, None)
+    assert isinstance(staged, StagedOrder)
+    assert staged.records is prepared.records  # staged as prepared: not mapped again
+    order = prepared.order
+    known = LedgerRecord(
+        order.id, None, None, "006", order.updated_at, order.payload_hash(), order.updated_at
+    )
+    assert stage_order(prepared, known).action == "unchanged"  # type: ignore[union-attr]
 
 
 def test_lookups_ask_for_new_customers_emails_and_unknown_opportunities_only() -> None:

@@ -10,8 +10,13 @@ import pytest
 from state import ClaimedOrder, InboxRow
 from tasks.core.errors import InvalidOrder
 from tasks.core.inbox import next_attempt, plan_claim, waves
+from tasks.core.mapping import MappingConfig, OrgSchema
+from tasks.core.prepared import Preparer
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+
+PREPARE = Preparer(MappingConfig(), OrgSchema(), "UTC")
 
 
 def row(webhook_id: str, topic: str, body: dict, minutes: int = 0) -> InboxRow:
@@ -50,7 +55,7 @@ def test_the_newest_state_wins_whatever_the_arrival_order() -> None:
             row("b", "orders/create", order("2026-11-01T00:00:00Z", "10.00"), minutes=1),
         ],
     )
-    plan = plan_claim(claim)
+    plan = plan_claim(claim, PREPARE)
     assert (plan.kind, str(plan.order.total_price)) == ("sync", "20.00")
     assert plan.label == "order #1001"
 
@@ -63,7 +68,7 @@ def test_a_refund_makes_the_order_be_fetched() -> None:
             row("b", "refunds/create", {"id": 5, "order_id": 1001}),
         ],
     )
-    assert plan_claim(claim).kind == "fetch"
+    assert plan_claim(claim, PREPARE).kind == "fetch"
 
 
 def refund(created: str | None, refund_id: int = 5) -> dict:
@@ -78,7 +83,7 @@ def test_a_refund_with_a_newer_order_payload_in_the_claim_needs_no_fetch() -> No
             row("b", "orders/updated", order("2026-11-03T14:00:00Z", "5.00"), minutes=1),
         ],
     )
-    plan = plan_claim(claim)
+    plan = plan_claim(claim, PREPARE)
     assert (plan.kind, str(plan.order.total_price)) == ("sync", "5.00")
 
 
@@ -90,7 +95,7 @@ def test_a_refund_newer_than_every_order_payload_is_fetched() -> None:
             row("b", "refunds/create", refund("2026-11-03T09:00:00-05:00"), minutes=1),
         ],
     )
-    assert plan_claim(claim).kind == "fetch"
+    assert plan_claim(claim, PREPARE).kind == "fetch"
 
 
 def test_a_payload_listing_refunds_must_list_this_refund() -> None:
@@ -101,7 +106,8 @@ def test_a_payload_listing_refunds_must_list_this_refund() -> None:
         plan_claim(
             ClaimedOrder(
                 "1001", [row("a", "refunds/create", newer), row("b", "orders/updated", listed)]
-            )
+            ),
+            PREPARE,
         ).kind
         == "sync"
     )
@@ -109,7 +115,8 @@ def test_a_payload_listing_refunds_must_list_this_refund() -> None:
         plan_claim(
             ClaimedOrder(
                 "1001", [row("a", "refunds/create", newer), row("b", "orders/updated", other)]
-            )
+            ),
+            PREPARE,
         ).kind
         == "fetch"
     )
@@ -123,21 +130,21 @@ def test_an_unreadable_refund_is_fetched_not_rejected() -> None:
             row("b", "orders/updated", order("2026-11-04T00:00:00Z", "5.00")),
         ],
     )
-    assert plan_claim(claim).kind == "fetch"
-    assert plan_claim(ClaimedOrder("1001", [row("a", "refunds/create", refund("x"))])).kind == (
-        "fetch"
-    )
+    assert plan_claim(claim, PREPARE).kind == "fetch"
+    assert plan_claim(
+        ClaimedOrder("1001", [row("a", "refunds/create", refund("x"))]), PREPARE
+    ).kind == ("fetch")
 
 
 def test_a_delete_alone_is_a_delete() -> None:
     claim = ClaimedOrder("1001", [row("a", "orders/delete", {"id": 1001})])
-    assert plan_claim(claim).kind == "deleted"
+    assert plan_claim(claim, PREPARE).kind == "deleted"
 
 
 def test_a_malformed_payload_is_an_invalid_order() -> None:
     claim = ClaimedOrder("1001", [row("a", "orders/create", {"id": 1001})])
     with pytest.raises(InvalidOrder):
-        plan_claim(claim)
+        plan_claim(claim, PREPARE)
 
 
 def test_backoff_then_give_up() -> None:
