@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tasks.core.buyer import Placeholder
 from tasks.core.mapping import (
     ACCOUNT,
     CONTACT,
@@ -24,6 +25,7 @@ from tasks.core.mapping import (
     OrgSchema,
     map_order,
     update_body,
+    without_placeholders,
 )
 from tasks.core.mapping_table import (
     TABLES,
@@ -349,3 +351,72 @@ def test_doctor_checks_the_added_fields_exist_and_are_writable() -> None:
     assert not checks["Contact.Shopify_Customer_Email__c"].ok
     assert "missing" in checks["Contact.Shopify_Customer_Email__c"].detail
     assert added_field_checks(describes, MappingConfig()) == []
+
+
+# -- placeholders of redacted buyer data are create-only ---------------------------------------
+
+
+def _withheld(rest_order: Build, **overrides: Any) -> dict[str, Any]:
+    """An order whose buyer's personal data Shopify redacted (names, e-mail, phone null)."""
+    payload = rest_order(email=None, phone=None, contact_email=None, **overrides)
+    personal = ("first_name", "last_name", "name", "address1", "address2", "phone", "company")
+    if payload.get("customer"):
+        payload["customer"].update(first_name=None, last_name=None, email=None, phone=None)
+        payload["customer"]["default_address"].update(dict.fromkeys(personal))
+    for address in ("billing_address", "shipping_address"):
+        if payload.get(address):
+            payload[address].update(dict.fromkeys(personal))
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("overrides", "account_name", "opportunity_name"),
+    [
+        ({}, "Shopify customer 115310627314723954", "(customer 115310627314723954)"),
+        ({"customer": None}, "Shopify guest #9999", "(guest)"),
+    ],
+)
+def test_a_redacted_buyers_stand_in_names_are_sent_on_create_only(
+    rest_order: Build, overrides: dict[str, Any], account_name: str, opportunity_name: str
+) -> None:
+    records = map_order(
+        parse_rest_order(_withheld(rest_order, **overrides)), MappingConfig(), OrgSchema(), NY
+    )
+    assert records.account["Name"] == account_name  # Salesforce needs a name to create it
+    assert isinstance(records.account["Name"], Placeholder)
+    assert records.opportunity["Name"].endswith(opportunity_name)
+    assert "Name" not in without_placeholders(records.account)
+    assert "BillingCity" in without_placeholders(records.account)  # real data still goes
+    for sobject, body in ((ACCOUNT, records.account), (OPPORTUNITY, records.opportunity)):
+        assert "Name" not in update_body(sobject, body, MappingConfig())
+    assert "Amount" in update_body(OPPORTUNITY, records.opportunity, MappingConfig())
+
+
+def test_a_real_name_is_no_placeholder_and_is_updated(rest_order: Build) -> None:
+    records = map_order(parse_rest_order(rest_order()), MappingConfig(), OrgSchema(), NY)
+    for sobject, body in ((ACCOUNT, records.account), (OPPORTUNITY, records.opportunity)):
+        assert not isinstance(body["Name"], Placeholder)
+        assert update_body(sobject, body, MappingConfig())["Name"] == body["Name"]
+    assert records.contact is not None
+    assert without_placeholders(records.contact) == records.contact
+
+
+def test_an_unknown_last_name_is_a_placeholder_a_known_contact_is_not_sent(
+    rest_order: Build,
+) -> None:
+    payload = _withheld(rest_order)
+    payload["customer"]["phone"] = "+1 613 555 0100"  # known by phone only: a Contact is kept
+    records = map_order(parse_rest_order(payload), MappingConfig(), OrgSchema(), NY)
+    assert records.contact is not None
+    assert records.contact["LastName"] == "Unknown"
+    assert without_placeholders(records.contact) == {
+        k: v for k, v in records.contact.items() if k != "LastName"
+    }
+    assert "LastName" not in update_body(CONTACT, records.contact, MappingConfig())
+
+
+def test_a_placeholder_cut_to_the_orgs_length_stays_a_placeholder(rest_order: Build) -> None:
+    org = OrgSchema(lengths={ACCOUNT: {"Name": 12}})
+    records = map_order(parse_rest_order(_withheld(rest_order)), MappingConfig(), org, NY)
+    assert records.account["Name"] == "Shopify cust"
+    assert isinstance(records.account["Name"], Placeholder)
