@@ -264,6 +264,7 @@ def map_order(
         contact_lookup_email=lookup,
         cancelled=order.is_cancelled,
         dropped_fields=fitter.dropped,
+        customer_id=order.customer.id if order.customer is not None else None,
     )
 
 

@@ -22,7 +22,7 @@ Mapper = Callable[[Order, MappingConfig, OrgSchema, str], SalesforceRecords]
 
 def customer_key(records: SalesforceRecords) -> str:
     """The key the customer cache uses: the Shopify customer id, or the guest Account key."""
-    return records.contact_key or records.account_key
+    return records.customer_id or records.contact_key or records.account_key
 
 
 @dataclass(frozen=True, slots=True)

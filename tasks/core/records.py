@@ -73,6 +73,9 @@ class SalesforceRecords:
     contact_lookup_email: str | None
     cancelled: bool = False
     dropped_fields: list[str] = field(default_factory=list)
+    # The Shopify customer's id (None for a guest): the customer cache's key, whether or not a
+    # Contact is written (a redacted order of a known customer finds the customer's Account).
+    customer_id: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
