@@ -96,6 +96,9 @@ def shopsync_serve(
         **product_env(salesforce_url, shopify_url, data),
         "PREFECT_API_URL": prefect_api,
         "SHOPSYNC_WEBHOOK_PORT": str(port),
+        # The drain's "drain finished: {...}" line (its own CPU) reaches Prefect's logs; the
+        # rest of Prefect stays at WARNING (python_env).
+        "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
         **(extra_env or {}),
     }
     child = start_child(name, ["-m", "deployments.cli", "serve"], work, env)
