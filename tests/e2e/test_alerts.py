@@ -27,8 +27,8 @@ from flows.replay import replay_dead_letters
 from flows.sync_pending import sync_pending_orders
 from sandbox.server import BackgroundServer
 from state import StateStore
-from tasks.dead_letter_board import ARTIFACT_KEY
-from tasks.drain_report import ARTIFACT_KEY as DRAIN_REPORT
+from tasks.reporting.dead_letter_board import ARTIFACT_KEY
+from tasks.reporting.drain_report import ARTIFACT_KEY as DRAIN_REPORT
 
 RULE = {"object": "Opportunity", "field": "Name", "contains": "Shopify", "message": "Blocked"}
 
@@ -40,6 +40,10 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     from deployments.local import prefect_server
 
+    # The event worker is a process-wide singleton bound to the API it first talked to: one left
+    # from an earlier module (the session's harness, under xdist) would send this module's task
+    # runs there. Drain it so the next event starts a worker bound to this server.
+    drain_prefect_workers()
     with (
         prefect_server(tmp_path_factory.mktemp("prefect"), port=0) as url,
         temporary_settings({PREFECT_API_URL: url}),
