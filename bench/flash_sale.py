@@ -82,7 +82,7 @@ def one_round(
             sent = deliver(shop.url, served.webhook_url, 0, orders)
             sent_s = time.time() - began
             settled = _wait_settled(served, orders, began + timeout)
-            idle = served.wait_idle(30)
+            idle = served.wait_idle(60)  # the drain lingers 20 s after the burst, then exits
             time.sleep(2 * 0.05)
         after = served.child.usage()
         inbox = served.inbox()
