@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from state.db import READ_ONLY
 from state.models import Cursor, utcnow
@@ -31,7 +31,7 @@ def mark_drain_live(store: StateStore, owner: str, until: datetime) -> None:
         )
         name = f"{PREFIX}{owner}"
         connection.execute(delete(Cursor).where(Cursor.name == name))
-        connection.execute(Cursor.__table__.insert().values(name=name, value=until, updated_at=now))
+        connection.execute(insert(Cursor).values(name=name, value=until, updated_at=now))
 
 
 def clear_drain_mark(store: StateStore, owner: str) -> None:
