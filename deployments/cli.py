@@ -106,15 +106,15 @@ def _preflight(settings: Settings, *systems: str) -> None:
 
 
 def _salesforce_probe(settings: Settings) -> None:
-    from tasks.salesforce import SimpleSalesforceGateway
+    from tasks.runtime import salesforce_adapter
 
-    SimpleSalesforceGateway(settings).limits()
+    salesforce_adapter(settings).usage(refresh=True)
 
 
 def _shopify_probe(settings: Settings) -> None:
-    from tasks.shopify.client import ShopifyClient
+    from tasks.runtime import shopify_adapter
 
-    client = ShopifyClient(settings)
+    client = shopify_adapter(settings)
     try:
         client.shop_info()
     finally:
@@ -391,12 +391,12 @@ def webhooks_register(
     """Subscribe the order topics (README's "Webhook topics") to URL through the Admin API."""
     from tasks.core.errors import SyncError
     from tasks.core.topics import registered_topics
-    from tasks.shopify.client import ShopifyClient
+    from tasks.runtime import shopify_adapter
 
     if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         _fail([f"{url} must be an https:// URL (Shopify delivers webhooks over HTTPS only)"])
     settings = _settings("shopify")
-    client = ShopifyClient(settings)
+    client = shopify_adapter(settings)
     failures = 0
     try:
         for topic in (t.name for t in registered_topics(settings.order_delete_action)):
@@ -752,15 +752,15 @@ def status(
 
 def _api_usage(settings: Settings) -> str:
     from tasks.core.errors import SyncError
-    from tasks.salesforce import SimpleSalesforceGateway
+    from tasks.runtime import salesforce_adapter
 
     try:
-        limits = SimpleSalesforceGateway(settings).limits()
+        usage = salesforce_adapter(settings).usage(refresh=True)
     except SyncError as exc:
         return f"salesforce api usage: unavailable ({exc})"
-    daily = limits.get("DailyApiRequests", {})
-    used = int(daily.get("Max", 0)) - int(daily.get("Remaining", 0))
-    return f"salesforce api usage: {used}/{daily.get('Max', '?')} in the last 24 h"
+    if usage is None:
+        return "salesforce api usage: unavailable (the org did not report it)"
+    return f"salesforce api usage: {usage.used}/{usage.limit} in the last 24 h"
 
 
 @app.command("smoke")
