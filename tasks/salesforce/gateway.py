@@ -48,10 +48,8 @@ from tasks.salesforce.results import collection_results
 
 T = TypeVar("T")
 COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call
-SOQL_IN_CHUNK = 300  # research §4: GET URLs cap at 16 KB; 300 quoted ids stay well inside
 DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"
 COMPOSITE_QUERIES = 5  # research §2: at most 5 of a composite's subrequests may be queries
-EMAIL_CHUNK = 100  # e-mails are longer than ids; 100 quoted ones stay well under 16 KB
 JSON = {"Content-Type": "application/json; charset=UTF-8"}
 
 
@@ -252,8 +250,8 @@ class SimpleSalesforceGateway(ReconcileCalls):
         external id is in ``keys`` (None: not in Salesforce); all their queries bundled five to
         a ``/composite`` call."""
         found: dict[str, list[Row]] = {email.lower(): [] for email in emails}
-        email_soqls = _email_queries(list(found), contact_key_field)
-        key_soqls = _key_queries(sobject, key_field, list(keys), ["Id"])
+        email_soqls = queries.contacts_by_emails_chunked(list(found), contact_key_field)
+        key_soqls = queries.records_by_keys_chunked(sobject, key_field, list(keys), ["Id"])
         answers = self._query_many(email_soqls + key_soqls)
         for rows in answers[: len(email_soqls)]:
             for contact in rows:
@@ -314,7 +312,7 @@ class SimpleSalesforceGateway(ReconcileCalls):
 
     def _contacts_by_soql(self, emails: Sequence[str], key_field: str) -> dict[str, list[Row]]:
         found: dict[str, list[Row]] = {email.lower(): [] for email in emails}
-        for soql in _email_queries(list(found), key_field):
+        for soql in queries.contacts_by_emails_chunked(list(found), key_field):
             for contact in self._query(soql):
                 found.setdefault(str(contact.get("Email") or "").lower(), []).append(contact)
         return found
@@ -322,7 +320,7 @@ class SimpleSalesforceGateway(ReconcileCalls):
     def _records_by_keys(
         self, sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
     ) -> list[Row]:
-        soqls = _key_queries(sobject, key_field, list(keys), fields)
+        soqls = queries.records_by_keys_chunked(sobject, key_field, list(keys), fields)
         return [row for soql in soqls for row in self._query(soql)]
 
     # -- writes ------------------------------------------------------------------------------
@@ -384,21 +382,3 @@ class SimpleSalesforceGateway(ReconcileCalls):
         self.usage(refresh=True)
         self.check_budget()
         return bulk.ingest(self._call, sobject, operation, key_field, records, wait)
-
-
-def _email_queries(emails: Sequence[str], key_field: str) -> list[str]:
-    """SOQL for the Contacts with these e-mails, oldest first, 100 e-mails a query."""
-    return [
-        queries.contacts_by_emails(emails[start : start + EMAIL_CHUNK], key_field)
-        for start in range(0, len(emails), EMAIL_CHUNK)
-    ]
-
-
-def _key_queries(
-    sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
-) -> list[str]:
-    """SOQL for the records whose external id is in ``keys``, 300 keys a query."""
-    return [
-        queries.records_by_keys(sobject, key_field, keys[start : start + SOQL_IN_CHUNK], fields)
-        for start in range(0, len(keys), SOQL_IN_CHUNK)
-    ]
