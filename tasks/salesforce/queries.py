@@ -58,16 +58,6 @@ def merged_into(sobject: str, record_id: str) -> str:
     )
 
 
-def contacts_by_email(email: str, key_field: str) -> str:
-    """Contacts with this e-mail, oldest first, at most 10."""
-    return format_soql(
-        "SELECT Id, AccountId, {:literal} FROM Contact WHERE Email = {} "
-        "ORDER BY CreatedDate ASC LIMIT 10",
-        api_name(key_field),
-        email,
-    )
-
-
 def contacts_by_emails(emails: Sequence[str], key_field: str) -> str:
     """Contacts with any of these e-mails, oldest first."""
     return format_soql(
