@@ -20,6 +20,12 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TEXT_TYPES = {"string", "textarea", "phone", "url", "email", "picklist"}
 _NUMBER_TYPES = {"currency", "double", "int", "percent"}
 BULK_NULL = "#N/A"
+# What deleting a parent deletes with it, as (child object, its lookup to the parent): "When you
+# delete an account it's moved to the Recycle Bin along with … Contacts, Opportunities …"
+# (research/salesforce.md §8).
+CASCADE_DELETES: dict[str, tuple[tuple[str, str], ...]] = {
+    "Account": (("Contact", "AccountId"), ("Opportunity", "AccountId")),
+}
 
 
 class MultipleMatches(Exception):
@@ -170,9 +176,14 @@ class Engine:
             )
 
     def delete(self, obj: str, rid: str) -> None:
-        """Delete (to the recycle bin)."""
+        """Delete (to the recycle bin), with the children Salesforce deletes along with it: an
+        Account takes its Contacts and Opportunities (research/salesforce.md §8)."""
         odef = self.odef(obj)
         existing = self._existing(odef, rid)
+        for child_obj, lookup in CASCADE_DELETES.get(odef.name, ()):
+            children = self.store.records.get(child_obj, {}).values()
+            for child in [rec for rec in children if rec.get(lookup) == existing["Id"]]:
+                self.store.delete(child_obj, child["Id"])
         self.store.delete(odef.name, existing["Id"])
 
     def merge(self, obj: str, survivor: str, losers: list[str]) -> dict[str, int]:

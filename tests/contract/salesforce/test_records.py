@@ -244,3 +244,41 @@ def test_merge_keeps_the_survivor_moves_children_and_deletes_the_loser(sf, http,
     assert sf.Contact.get(survivor)["MasterRecordId"] is None
     with pytest.raises(httpx.HTTPStatusError):
         control.post("merge", {"object": "Contact", "survivor": survivor, "losers": [survivor]})
+
+
+def test_deleting_an_account_deletes_its_contacts_and_opportunities(sf, http) -> None:
+    """research/salesforce.md §8: an Account's Contacts and Opportunities go to the recycle bin
+    with it (ENTITY_IS_DELETED by Id, IsDeleted through queryAll); other Accounts' children and
+    records without that Account stay."""
+    account = sf.Account.create({"Name": "Acme"})["id"]
+    other = sf.Account.create({"Name": "Other"})["id"]
+    contact = sf.Contact.create({"LastName": "Child", "AccountId": account})["id"]
+    opp = sf.Opportunity.create({"Name": "o", "StageName": "Prospecting",
+                                 "CloseDate": "2026-01-01", "AccountId": account})["id"]
+    kept_contact = sf.Contact.create({"LastName": "Kept", "AccountId": other})["id"]
+    loose_opp = sf.Opportunity.create({"Name": "loose", "StageName": "Prospecting",
+                                       "CloseDate": "2026-01-01", "ContactId": kept_contact})["id"]
+    assert sf.Account.delete(account) == 204
+    for obj, rid in (("Contact", contact), ("Opportunity", opp)):
+        gone = http.get(f"/sobjects/{obj}/{rid}")
+        assert (gone.status_code, gone.json()[0]["errorCode"]) == (404, "ENTITY_IS_DELETED")
+        soql = format_soql(f"SELECT Id, IsDeleted FROM {obj} WHERE Id = {{}}", rid)
+        assert sf.query_all(soql)["records"] == []
+        assert [r["IsDeleted"] for r in sf.query_all(soql, include_deleted=True)["records"]] == [
+            True
+        ]
+    assert sf.Contact.get(kept_contact)["AccountId"] == other
+    assert sf.Opportunity.get(loose_opp)["Name"] == "loose"
+    assert sf.Account.get(other)["Name"] == "Other"
+
+
+def test_an_account_deleted_through_collections_takes_its_children(sf, http) -> None:
+    """The cascade is the delete's, whichever API deletes the Account (here sObject
+    Collections, research §2)."""
+    account = sf.Account.create({"Name": "Acme"})["id"]
+    contact = sf.Contact.create({"LastName": "Child", "AccountId": account})["id"]
+    resp = http.delete("/composite/sobjects", params={"ids": account})
+    assert resp.status_code == 200
+    assert resp.json()[0]["success"] is True
+    gone = http.get(f"/sobjects/Contact/{contact}")
+    assert (gone.status_code, gone.json()[0]["errorCode"]) == (404, "ENTITY_IS_DELETED")
