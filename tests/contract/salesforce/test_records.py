@@ -262,7 +262,7 @@ def test_deleting_an_account_deletes_its_contacts_and_opportunities(sf, http) ->
     for obj, rid in (("Contact", contact), ("Opportunity", opp)):
         gone = http.get(f"/sobjects/{obj}/{rid}")
         assert (gone.status_code, gone.json()[0]["errorCode"]) == (404, "ENTITY_IS_DELETED")
-        soql = format_soql(f"SELECT Id, IsDeleted FROM {obj} WHERE Id = {{}}", rid)
+        soql = format_soql("SELECT Id, IsDeleted FROM {:literal} WHERE Id = {}", obj, rid)
         assert sf.query_all(soql)["records"] == []
         assert [r["IsDeleted"] for r in sf.query_all(soql, include_deleted=True)["records"]] == [
             True
