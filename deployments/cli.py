@@ -94,8 +94,8 @@ def _settings(*parts: str) -> Settings:
 def _preflight(settings: Settings, *systems: str) -> None:
     """Log in to each system once, before any flow starts: a wrong secret or an unreachable URL
     is one line with its fix (exit 1), not a traceback and minutes of retries."""
-    from tasks.doctor import fix_for
-    from tasks.errors import SyncError
+    from tasks.checks.doctor import fix_for
+    from tasks.core.errors import SyncError
 
     probes = {"Salesforce": _salesforce_probe, "Shopify": _shopify_probe}
     for system in systems:
@@ -112,7 +112,7 @@ def _salesforce_probe(settings: Settings) -> None:
 
 
 def _shopify_probe(settings: Settings) -> None:
-    from tasks.shopify import ShopifyClient
+    from tasks.shopify.client import ShopifyClient
 
     client = ShopifyClient(settings)
     try:
@@ -294,7 +294,7 @@ def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
         url = f"{receiver.url}/webhooks/shopify"
         typer.echo(f"Webhook receiver:   {url}")
         if stack is not None:
-            from tasks.topics import HANDLED_TOPICS
+            from tasks.core.topics import HANDLED_TOPICS
 
             for topic in sorted(HANDLED_TOPICS):
                 stack.shopify.shop().webhooks.subscribe(topic, url)
@@ -389,9 +389,9 @@ def webhooks_register(
     url: Annotated[str, typer.Option(help="Public HTTPS URL of /webhooks/shopify.")],
 ) -> None:
     """Subscribe the order topics (README's "Webhook topics") to URL through the Admin API."""
-    from tasks.errors import SyncError
-    from tasks.shopify import ShopifyClient
-    from tasks.topics import registered_topics
+    from tasks.core.errors import SyncError
+    from tasks.core.topics import registered_topics
+    from tasks.shopify.client import ShopifyClient
 
     if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         _fail([f"{url} must be an https:// URL (Shopify delivers webhooks over HTTPS only)"])
@@ -445,7 +445,7 @@ def sync_order_command(
     ] = False,
 ) -> None:
     """Sync one Shopify order now (exit 1, with one line, when it was dead-lettered)."""
-    from tasks.orders import order_reference
+    from tasks.core.orders import order_reference
 
     try:
         order_id = order_reference(order_id)
@@ -545,7 +545,7 @@ def reconcile_command(
 
 def _move_cursor(value: str, allow_backwards: bool) -> None:
     """An operator's move of the nightly cursor (the nightly run only ever moves it forward)."""
-    from tasks.reconcile_run import CURSOR
+    from flows.reconcile_run import CURSOR
 
     try:
         target = datetime.fromisoformat(value)
@@ -584,7 +584,7 @@ def _dates(start: str | None, end: str | None) -> tuple[date | None, date | None
 def _run_flow(flow: Any, **parameters: Any) -> dict[str, Any]:
     """Run a flow here; its result even when it ended Failed (the caller reads the counts)."""
     from flows.outcome import run_flow
-    from tasks.errors import SyncError
+    from tasks.core.errors import SyncError
 
     _quiet_prefect_console()
     try:
@@ -633,7 +633,7 @@ def dlq_list(
     if not letters:
         typer.echo("no dead letters")
         return
-    from tasks.dead_letter_board import order_name
+    from tasks.reporting.dead_letter_board import order_name
 
     for letter in letters:
         state = f"resolved {letter.resolution}" if letter.resolved_at else "open"
@@ -751,7 +751,7 @@ def status(
 
 
 def _api_usage(settings: Settings) -> str:
-    from tasks.errors import SyncError
+    from tasks.core.errors import SyncError
     from tasks.salesforce import SimpleSalesforceGateway
 
     try:
@@ -768,8 +768,8 @@ def smoke() -> None:
     """Opt-in check against the real org and shop: log in to both, write one clearly marked test
     Account/Contact/Opportunity with the real field set, read it back, delete it; one line a
     step, exit 1 when any fails."""
+    from tasks.checks.smoke import SmokeRun
     from tasks.runtime import build_runtime
-    from tasks.smoke import SmokeRun
 
     settings = _settings("shopify", "salesforce")
     runtime = build_runtime(settings)
@@ -786,7 +786,7 @@ def smoke() -> None:
 @app.command("doctor")
 def doctor() -> None:
     """Preflight checks of the Salesforce org and the Shopify app; exit 1 when any fails."""
-    from tasks.doctor import failed, run_doctor
+    from tasks.checks.doctor import failed, run_doctor
     from tasks.runtime import build_runtime
 
     settings = _settings("shopify", "salesforce")
@@ -814,7 +814,7 @@ def doctor() -> None:
 
 def main() -> None:
     """Console-script entry point: failures are one clear line, not a traceback."""
-    from tasks.errors import SyncError
+    from tasks.core.errors import SyncError
     from tasks.settings import SettingsError
 
     try:

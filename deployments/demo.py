@@ -25,7 +25,7 @@ import typer
 
 from deployments.local import SANDBOX_TIMEZONE, SandboxStack, prefect_server, sandbox_stack
 from deployments.progress_view import RECONCILE_STAGES, progress_display
-from tasks.progress import report
+from tasks.reporting.progress import report
 
 MARKER = ".shopsync-demo"
 LOST_EVERY = 25  # one webhook in 25 never arrives; reconciliation has to find those orders
@@ -112,8 +112,8 @@ def _run(stack: SandboxStack, orders: int, say: Any) -> int:
     from flows.sync_pending import sync_pending_orders
     from sandbox.server import BackgroundServer
     from state import StateStore
+    from tasks.core.topics import HANDLED_TOPICS
     from tasks.settings import get_settings
-    from tasks.topics import HANDLED_TOPICS
     from webhooks.app import create_app
     from webhooks.serve import receiver_config
 

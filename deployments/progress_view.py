@@ -1,6 +1,6 @@
-"""How the CLI shows the progress the core reports (``tasks.progress``): ``rich`` progress bars
-when stdout is a terminal, plain lines on stderr otherwise (tests, CI, pipes), so that stdout
-keeps only the command's summary line."""
+"""How the CLI shows the progress the core reports (``tasks.reporting.progress``): ``rich``
+progress bars when stdout is a terminal, plain lines on stderr otherwise (tests, CI, pipes), so
+that stdout keeps only the command's summary line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from tasks.progress import ProgressCallback, reporting_to
+from tasks.reporting.progress import ProgressCallback, reporting_to
 
 RECONCILE_STAGES = {
     "listing": "listing Shopify orders",

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from state.store import DeadLetterRecord, RunRecord
-from tasks.dead_letter_board import order_name
-from tasks.reconcile_report import summary_line
+from tasks.reporting.dead_letter_board import order_name
+from tasks.reporting.reconcile_report import summary_line
 
 
 def console() -> Console:

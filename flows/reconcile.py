@@ -4,7 +4,7 @@ With ``start`` and ``end`` (shop-timezone dates, both inclusive) it reconciles t
 backfill — and never moves the nightly cursor. Without dates it covers the nightly window
 ``[cursor − lookback, signpost)``, the signpost fixed when it starts, and advances the cursor to
 the signpost only when every order of the window is in Salesforce or dead-lettered (DESIGN.md §6).
-The steps are in ``tasks.reconcile_run``; the pure diff in ``tasks.reconcile``.
+The steps are in ``flows.reconcile_run``; the pure diff in ``tasks.core.diff``.
 
 The deployments run ``nightly`` and ``backfill``: the same work, named for what they are
 (``nightly 2026-12-01``, ``backfill 2026-11-15…2026-11-30 (dry run)``), ending ``Failed`` when any
@@ -22,8 +22,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.outcome import RunOutcome, final_state
+from flows.reconcile_run import CURSOR, Run, execute, nightly_window, shop_window
 from state.models import utcnow
-from tasks.reconcile_run import CURSOR, Run, execute, nightly_window, shop_window
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
 

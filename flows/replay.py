@@ -10,10 +10,10 @@ from prefect.runtime import flow_run
 
 from flows.outcome import RunOutcome, final_state
 from state.models import utcnow
-from tasks.artifacts import current_flow_run_id
-from tasks.dead_letter_board import choose, order_name, publish_board
-from tasks.disposition import AFTER_TASK_RETRIES, dispose
-from tasks.errors import SyncError
+from tasks.core.disposition import AFTER_TASK_RETRIES, dispose
+from tasks.core.errors import SyncError
+from tasks.reporting.artifacts import current_flow_run_id
+from tasks.reporting.dead_letter_board import choose, order_name, publish_board
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
 from tasks.steps import fetch_order, park_order, sync_order_step, with_retries

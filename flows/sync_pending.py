@@ -22,15 +22,19 @@ from flows.outcome import RunOutcome, final_state, judge
 from state import ClaimedOrder, StateStore
 from state.models import utcnow
 from state.store import FieldWarning, claim_owner
-from tasks.artifacts import current_flow_run_id, field_warnings_markdown, publish_field_warnings
 from tasks.batch_drain import write_batch
-from tasks.batch_plan import COLLECTION_SIZE
-from tasks.dead_letter_board import payload_order_name, publish_board
-from tasks.disposition import BackoffPolicy, Disposition, dispose, stops_run
-from tasks.drain_report import OrderNote, drain_markdown, publish_drain_report
-from tasks.errors import RateLimited, RetryableError, SyncError
+from tasks.core.batch_plan import COLLECTION_SIZE
+from tasks.core.disposition import BackoffPolicy, Disposition, dispose, stops_run
+from tasks.core.errors import RateLimited, RetryableError, SyncError
+from tasks.core.inbox import SyncPlan, plan_claim, waves
 from tasks.heartbeat import lease_heartbeat
-from tasks.inbox import SyncPlan, plan_claim, waves
+from tasks.reporting.artifacts import (
+    current_flow_run_id,
+    field_warnings_markdown,
+    publish_field_warnings,
+)
+from tasks.reporting.dead_letter_board import payload_order_name, publish_board
+from tasks.reporting.drain_report import OrderNote, drain_markdown, publish_drain_report
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
 from tasks.steps import park_order, sync_claimed_order, with_retries

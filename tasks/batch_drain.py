@@ -5,7 +5,7 @@ Salesforce calls: one e-mail adoption query and one Opportunity existence query 
 batch, then Collections upserts by external id, Accounts first, then Contacts, then
 Opportunities, 200 records a call, up to ``SHOPSYNC_SALESFORCE_CONCURRENCY`` calls in flight.
 Each call is one Prefect task run (``upsert 200 Opportunity``), retried by Prefect when it failed
-transiently. The decisions are ``tasks.batch_plan``'s (pure); the semantics are the per-order
+transiently. The decisions are ``tasks.core.batch_plan``'s (pure); the semantics are the per-order
 path's (``tasks.sync``).
 
 An order the batch cannot finish the per-order way is handed back (``BatchResult.per_order``):
@@ -27,7 +27,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from state import SyncRecord
-from tasks.batch_plan import (
+from tasks.core.batch_plan import (
     Chunk,
     PlannedOrder,
     PreparedOrder,
@@ -42,11 +42,11 @@ from tasks.batch_plan import (
     prepare_order,
     record_outcomes,
 )
-from tasks.disposition import stops_run
-from tasks.errors import StaleReference, SyncError
-from tasks.field_warnings import field_warnings
-from tasks.mapping import CONTACT, OPPORTUNITY
-from tasks.orders import Order
+from tasks.core.disposition import stops_run
+from tasks.core.errors import StaleReference, SyncError
+from tasks.core.mapping import CONTACT, OPPORTUNITY
+from tasks.core.orders import Order
+from tasks.reporting.field_warnings import field_warnings
 from tasks.salesforce import RecordResult, SalesforceGateway
 from tasks.settings import Settings
 from tasks.steps import retry_if_transient, with_retries

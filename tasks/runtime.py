@@ -7,12 +7,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from state import StateStore
-from tasks.errors import SyncError
-from tasks.org import invalidate, load_org_schema
+from tasks.core.errors import SyncError
 from tasks.salesforce import SalesforceGateway, SimpleSalesforceGateway
 from tasks.salesforce.errors import schema_outdated
+from tasks.salesforce.org import invalidate, load_org_schema
 from tasks.settings import Settings
-from tasks.shopify import ShopifyClient
+from tasks.shopify.client import ShopifyClient
 from tasks.sync import SyncContext
 
 

@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tasks.mapping import MappingConfig
+from tasks.core.mapping import MappingConfig
 
 AuthMode = Literal["jwt", "client_credentials", "refresh_token", "password"]
 ShopifyAuthMode = Literal["static_token", "client_credentials"]

@@ -15,12 +15,12 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import Failed, State
 
 from state import StateStore
-from tasks.disposition import retry_in_task
-from tasks.errors import PermanentError, SyncError
-from tasks.inbox import SyncPlan
-from tasks.orders import Order, parse_graphql_order
+from tasks.core.disposition import retry_in_task
+from tasks.core.errors import PermanentError, SyncError
+from tasks.core.inbox import SyncPlan
+from tasks.core.orders import Order, parse_graphql_order
 from tasks.settings import Settings
-from tasks.shopify import ShopifyClient
+from tasks.shopify.client import ShopifyClient
 from tasks.sync import SyncContext, SyncOutcome, sync_order_state
 
 JITTER = 0.5
@@ -33,7 +33,7 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
 
     Nor is a rate limit that stops the run (Salesforce's): the order is held in the inbox for
     Salesforce's Retry-After, instead of probing the limit again in a few seconds. The rule is
-    :func:`tasks.disposition.retry_in_task`.
+    :func:`tasks.core.disposition.retry_in_task`.
     """
     try:
         state.result()

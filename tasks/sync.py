@@ -14,10 +14,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from state import FieldWarning, LedgerRecord, StateStore
-from tasks.adoption import contact_to_adopt
-from tasks.errors import StaleReference, SyncError
-from tasks.field_warnings import field_warnings
-from tasks.mapping import (
+from tasks.core.adoption import contact_to_adopt
+from tasks.core.errors import StaleReference, SyncError
+from tasks.core.mapping import (
     ACCOUNT,
     CONTACT,
     OPPORTUNITY,
@@ -29,7 +28,8 @@ from tasks.mapping import (
     skip_reason,
     update_body,
 )
-from tasks.orders import Order
+from tasks.core.orders import Order
+from tasks.reporting.field_warnings import field_warnings
 from tasks.salesforce import ContactWrite, OrderWrite, OrderWriteResult, SalesforceGateway
 from tasks.salesforce.errors import refused_create_only_field, required_fields_missing
 

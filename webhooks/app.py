@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from state import Delivery, StateStore
 from state.store import AddResult
-from tasks.topics import HANDLED_TOPICS
+from tasks.core.topics import HANDLED_TOPICS
 from webhooks.deliveries import (
     order_id_of,
     parse_triggered_at,

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.topics import REFUND_TOPIC
+from tasks.core.topics import REFUND_TOPIC
 
 
 def sign(body: bytes, secret: bytes) -> str:

@@ -21,8 +21,8 @@ import httpx
 from simple_salesforce import Salesforce, format_soql
 
 from sandbox.salesforce.client import simple_salesforce
-from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, dumps_json, map_order, skip_reason
-from tasks.orders import Order, parse_rest_order
+from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, dumps_json, map_order, skip_reason
+from tasks.core.orders import Order, parse_rest_order
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
 from tasks.sync import SyncContext

@@ -16,7 +16,7 @@ import jwt
 import requests
 from pydantic import SecretStr
 
-from tasks.errors import AuthError, ConfigError, RetryableError
+from tasks.core.errors import AuthError, ConfigError, RetryableError
 from tasks.settings import Settings
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -14,8 +14,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
-from tasks.errors import RecordError, SyncError
-from tasks.mapping import dumps_json
+from tasks.core.errors import RecordError, SyncError
+from tasks.core.mapping import dumps_json
 from tasks.salesforce.errors import classify, knock_on
 
 REF_ACCOUNT = "refAccount"

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 from simple_salesforce.exceptions import SalesforceError
 
-from tasks.errors import (
+from tasks.core.errors import (
     AuthError,
     ConfigError,
     InvalidOrder,

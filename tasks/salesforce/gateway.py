@@ -22,7 +22,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 from urllib3.util.retry import Retry
 
-from tasks.errors import AuthError, BudgetExhausted, RateLimited, RecordError, SyncError
+from tasks.core.errors import AuthError, BudgetExhausted, RateLimited, RecordError, SyncError
 from tasks.salesforce import queries
 from tasks.salesforce.auth import AccessToken, fetch_token
 from tasks.salesforce.composite import (

@@ -14,7 +14,7 @@ from datetime import date
 
 from simple_salesforce import format_soql
 
-from tasks.errors import ConfigError
+from tasks.core.errors import ConfigError
 
 _API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*")
 

@@ -14,8 +14,8 @@ from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
 from sandbox.server import BackgroundServer
 from state import StateStore
+from tasks.core.topics import HANDLED_TOPICS
 from tasks.settings import Settings
-from tasks.topics import HANDLED_TOPICS
 from tests.integration.conftest import *  # noqa: F403
 from tests.integration.conftest import SHOP
 from webhooks.app import create_app

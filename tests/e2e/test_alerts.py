@@ -27,8 +27,8 @@ from flows.replay import replay_dead_letters
 from flows.sync_pending import sync_pending_orders
 from sandbox.server import BackgroundServer
 from state import StateStore
-from tasks.dead_letter_board import ARTIFACT_KEY
-from tasks.drain_report import ARTIFACT_KEY as DRAIN_REPORT
+from tasks.reporting.dead_letter_board import ARTIFACT_KEY
+from tasks.reporting.drain_report import ARTIFACT_KEY as DRAIN_REPORT
 
 RULE = {"object": "Opportunity", "field": "Name", "contains": "Shopify", "message": "Blocked"}
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tasks.dead_letter_board import ARTIFACT_KEY
+from tasks.reporting.dead_letter_board import ARTIFACT_KEY
 from tests.e2e.serving import Served, serve_sandbox, wait_for_deployments
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deployments.cli import app
-from tasks.topics import HANDLED_TOPICS
+from tasks.core.topics import HANDLED_TOPICS
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tasks.settings import Settings
-from tasks.shopify import ShopifyClient
-from tasks.shopify_bulk import read_spool, spool_window
+from tasks.shopify.bulk import read_spool, spool_window
+from tasks.shopify.client import ShopifyClient
 
 WHOLE_SHOP = (datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(days=1))
 

@@ -23,11 +23,11 @@ import pandas as pd
 import pytest
 
 from flows.reconcile import reconcile
+from flows.reconcile_run import CURSOR
 from sandbox.server import BackgroundServer
 from sandbox.shopify import ShopConfig, ShopifySandbox, StoreMix
 from sandbox.shopify.store import OrderFilter
 from state import StateStore
-from tasks.reconcile_run import CURSOR
 from tasks.settings import Settings, get_settings
 from tests.integration.conftest import (
     SHOP,

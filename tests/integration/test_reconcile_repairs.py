@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from deployments.cli import app
 from flows.reconcile import reconcile
+from flows.reconcile_run import CURSOR, Run, compare, repair_window, shop_window
 from state import StateStore
-from tasks.orders import parse_graphql_order
-from tasks.reconcile_run import CURSOR, Run, compare, repair_window, shop_window
+from tasks.core.orders import parse_graphql_order
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import Settings, get_settings
 from tasks.sync import sync_order_state

@@ -18,7 +18,7 @@ import pytest
 from flows.outcome import run_flow
 from flows.reconcile import backfill, nightly
 from state import StateStore
-from tasks.dead_letter_board import board_rows
+from tasks.reporting.dead_letter_board import board_rows
 from tasks.settings import Settings
 from tests.integration.conftest import SHOP_TIMEZONE, SalesforceHandle, ShopifyHandle
 from tests.integration.test_reconcile import shop_orders, window

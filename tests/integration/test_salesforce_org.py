@@ -317,7 +317,7 @@ def set_usage(salesforce, used: int, limit: int = 1000) -> None:
 
 
 def test_the_first_write_of_a_run_reads_limits_before_it_writes(product, salesforce) -> None:
-    from tasks.errors import BudgetExhausted
+    from tasks.core.errors import BudgetExhausted
     from tasks.salesforce import SimpleSalesforceGateway
 
     set_usage(salesforce, 900)  # past the 80 % reserve before the run even starts
@@ -329,7 +329,7 @@ def test_the_first_write_of_a_run_reads_limits_before_it_writes(product, salesfo
 
 
 def test_a_bulk_job_reads_limits_fresh_before_it_starts(product, salesforce) -> None:
-    from tasks.errors import BudgetExhausted
+    from tasks.core.errors import BudgetExhausted
     from tasks.salesforce import SimpleSalesforceGateway
 
     set_usage(salesforce, 10)

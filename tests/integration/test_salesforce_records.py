@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from state import StateStore
-from tasks.orders import parse_rest_order
+from tasks.core.orders import parse_rest_order
 from tasks.runtime import Runtime
 from tasks.sync import SyncContext, customer_of, sync_order_state, with_batch_lookups
 from tests.conftest import shopify_fixture
@@ -349,7 +349,7 @@ def test_replaying_the_dead_letter_of_a_deleted_opportunity_recreates_it(
 ) -> None:
     from flows.replay import replay_dead_letters
     from flows.sync_order import sync_order
-    from tasks.errors import InvalidOrder
+    from tasks.core.errors import InvalidOrder
     from tasks.steps import dead_letter
 
     order_id = str(shopify.shop.generator.order_id(0))

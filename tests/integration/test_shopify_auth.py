@@ -23,12 +23,12 @@ from typer.testing import CliRunner
 from deployments.cli import app
 from sandbox.server import BackgroundServer
 from state import StateStore
-from tasks.errors import AuthError
-from tasks.orders import Order, parse_graphql_order
+from tasks.core.errors import AuthError
+from tasks.core.orders import Order, parse_graphql_order
+from tasks.core.topics import HANDLED_TOPICS
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import Settings, get_settings
 from tasks.sync import sync_order_state
-from tasks.topics import HANDLED_TOPICS
 from tests.integration.conftest import SHOP_TIMEZONE, SalesforceHandle, ShopifyHandle
 
 CLIENT_SECRET = "shpss_integration_client_secret"

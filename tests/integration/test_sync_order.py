@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from state import StateStore
-from tasks.errors import InvalidOrder
-from tasks.orders import Order, parse_graphql_order, parse_rest_order
+from tasks.core.errors import InvalidOrder
+from tasks.core.orders import Order, parse_graphql_order, parse_rest_order
 from tasks.runtime import Runtime
 from tasks.sync import SyncContext, sync_order_state
 from tests.conftest import shopify_fixture

@@ -10,9 +10,9 @@ import pytest
 
 from flows.outcome import run_flow
 from flows.sync_order import sync_order
-from tasks.dead_letter_board import board_rows
-from tasks.errors import AuthError, BudgetExhausted, RateLimited
-from tasks.orders import Order, parse_graphql_order
+from tasks.core.errors import AuthError, BudgetExhausted, RateLimited
+from tasks.core.orders import Order, parse_graphql_order
+from tasks.reporting.dead_letter_board import board_rows
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 

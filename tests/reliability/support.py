@@ -25,8 +25,8 @@ import httpx
 from sandbox.server import BackgroundServer
 from state import StateStore
 from state.models import utcnow
+from tasks.core.topics import HANDLED_TOPICS
 from tasks.settings import Settings
-from tasks.topics import HANDLED_TOPICS
 from webhooks.app import create_app
 from webhooks.serve import receiver_config
 

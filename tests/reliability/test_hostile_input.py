@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from sandbox.salesforce.soql import parse as parse_soql
 from sandbox.server import free_port
 from state import StateStore
+from tasks.core.topics import HANDLED_TOPICS
 from tasks.salesforce import SimpleSalesforceGateway
 from tasks.settings import Settings, get_settings
-from tasks.topics import HANDLED_TOPICS
 from tests.integration.conftest import SHOP, WEBHOOK_SECRET
 from tests.reliability.support import (
     CLI,

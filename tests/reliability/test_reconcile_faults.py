@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from flows.reconcile import reconcile
+from flows.reconcile_run import CURSOR
 from sandbox.shopify.store import OrderFilter
 from state import StateStore
-from tasks.reconcile_run import CURSOR
 from tasks.settings import Settings, get_settings
 from tests.integration.conftest import SHOP_TIMEZONE
 from tests.reliability.support import (

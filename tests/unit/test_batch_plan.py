@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flows.sync_pending import claim_size, uses_collections
-from tasks.batch_plan import (
+from tasks.core.batch_plan import (
     PlannedOrder,
     PreparedOrder,
     Written,
@@ -23,10 +23,10 @@ from tasks.batch_plan import (
     prepare_order,
     record_outcomes,
 )
-from tasks.drain_report import OrderNote, drain_markdown, order_rows
-from tasks.errors import InvalidOrder, RecordError, RetryableError, StaleReference, SyncError
-from tasks.mapping import MappingConfig, OrgSchema, map_order
-from tasks.orders import parse_rest_order
+from tasks.core.errors import InvalidOrder, RecordError, RetryableError, StaleReference, SyncError
+from tasks.core.mapping import MappingConfig, OrgSchema, map_order
+from tasks.core.orders import parse_rest_order
+from tasks.reporting.drain_report import OrderNote, drain_markdown, order_rows
 from tasks.salesforce import ContactWrite, OrderWrite, RecordResult
 from tasks.salesforce.errors import classify_record
 from tests.conftest import shopify_fixture

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.disposition import (
+from tasks.core.disposition import (
     AFTER_TASK_RETRIES,
     BackoffPolicy,
     dispose,
@@ -14,7 +14,7 @@ from tasks.disposition import (
     retry_in_task,
     stops_run,
 )
-from tasks.errors import (
+from tasks.core.errors import (
     AuthError,
     BudgetExhausted,
     InvalidOrder,

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from state import FieldWarning
-from tasks.artifacts import field_warnings_markdown
-from tasks.field_warnings import NO_SUCH_FIELD, NOT_AN_EMAIL, TOO_LONG_TO_CUT, field_warnings
-from tasks.mapping import OrgSchema, SalesforceRecords, Truncation
+from tasks.core.mapping import OrgSchema, SalesforceRecords, Truncation
+from tasks.reporting.artifacts import field_warnings_markdown
+from tasks.reporting.field_warnings import (
+    NO_SUCH_FIELD,
+    NOT_AN_EMAIL,
+    TOO_LONG_TO_CUT,
+    field_warnings,
+)
 
 
 def records(truncations: list[Truncation], dropped: list[str]) -> SalesforceRecords:

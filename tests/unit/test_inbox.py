@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from state import ClaimedOrder, InboxRow
-from tasks.errors import InvalidOrder
-from tasks.inbox import next_attempt, plan_claim, waves
+from tasks.core.errors import InvalidOrder
+from tasks.core.inbox import next_attempt, plan_claim, waves
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

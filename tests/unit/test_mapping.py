@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from tasks.errors import ConfigError, InvalidOrder
-from tasks.mapping import (
+from tasks.core.errors import ConfigError, InvalidOrder
+from tasks.core.mapping import (
     ACCOUNT,
     CONTACT,
     OPPORTUNITY,
@@ -34,7 +34,7 @@ from tasks.mapping import (
     split_key,
     update_body,
 )
-from tasks.orders import Order, parse_graphql_order, parse_rest_order
+from tasks.core.orders import Order, parse_graphql_order, parse_rest_order
 
 Build = Callable[..., dict[str, Any]]
 

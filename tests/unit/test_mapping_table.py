@@ -1,4 +1,4 @@
-"""The mapping tables (tasks/mapping_table.py): the table-driven body builder, fields added by
+"""The mapping tables (tasks/core/mapping_table.py): the table-driven body builder, fields added by
 configuration, the sources a configuration may name, and the GraphQL selection supplying every
 order attribute a source can read."""
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tasks.mapping import (
+from tasks.core.mapping import (
     ACCOUNT,
     CONTACT,
     OPPORTUNITY,
@@ -25,7 +25,7 @@ from tasks.mapping import (
     map_order,
     update_body,
 )
-from tasks.mapping_table import (
+from tasks.core.mapping_table import (
     TABLES,
     MappingInput,
     build_body,
@@ -36,7 +36,7 @@ from tasks.mapping_table import (
     rules_for,
     source_kind,
 )
-from tasks.orders import MAPPABLE, ORDER_FIELDS, parse_graphql_order, parse_rest_order
+from tasks.core.orders import MAPPABLE, ORDER_FIELDS, parse_graphql_order, parse_rest_order
 
 Build = Callable[..., dict[str, Any]]
 NY = "America/New_York"
@@ -331,7 +331,7 @@ def test_every_rule_names_a_known_source() -> None:
 
 
 def test_doctor_checks_the_added_fields_exist_and_are_writable() -> None:
-    from tasks.doctor import added_field_checks
+    from tasks.checks.doctor import added_field_checks
 
     describes = {
         OPPORTUNITY: {

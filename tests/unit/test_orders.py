@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.errors import InvalidOrder
-from tasks.orders import (
+from tasks.core.errors import InvalidOrder
+from tasks.core.orders import (
     ORDER_FIELDS,
     Address,
     Money,

@@ -1,5 +1,5 @@
 """Reconcile's table-driven diff and repair for Account and Contact fields, and for fields added
-by configuration (tasks/reconcile.py; the compared fields come from tasks/mapping_table.py)."""
+by configuration (tasks/core/diff.py; the compared fields come from tasks/core/mapping_table.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.mapping import MappingConfig, OrgSchema, SalesforceRecords
-from tasks.reconcile import (
+from tasks.core.diff import (
     ActualColumns,
     ExpectedColumns,
     RecordColumns,
@@ -19,6 +18,7 @@ from tasks.reconcile import (
     plan_repair,
     readback_fields,
 )
+from tasks.core.mapping import MappingConfig, OrgSchema, SalesforceRecords
 
 CONFIG = MappingConfig(
     opportunity_fields={"Shopify_Status__c": "order.financial_status"},

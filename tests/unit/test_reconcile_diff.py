@@ -1,4 +1,4 @@
-"""The pure reconcile diff and repair plan (tasks/reconcile.py): every outcome, create-only fields
+"""The pure reconcile diff and repair plan (tasks/core/diff.py): every outcome, create-only fields
 never drift, money rounding, repair keys deduplicated."""
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tasks.errors import InvalidOrder, PermanentError, RecordError, RetryableError
-from tasks.mapping import MappingConfig, SalesforceRecords
-from tasks.reconcile import (
+from tasks.core.diff import (
     ActualColumns,
     ExpectedColumns,
     Failure,
@@ -23,6 +21,8 @@ from tasks.reconcile import (
     money_text,
     plan_repair,
 )
+from tasks.core.errors import InvalidOrder, PermanentError, RecordError, RetryableError
+from tasks.core.mapping import MappingConfig, SalesforceRecords
 from tasks.salesforce import RecordResult
 
 CONFIG = MappingConfig()
@@ -340,7 +340,7 @@ def test_a_failure_without_a_reason_is_permanent_and_says_so() -> None:
 def test_manual_window_is_whole_shop_days_end_inclusive() -> None:
     from datetime import UTC, date, datetime
 
-    from tasks.reconcile_run import shop_window
+    from flows.reconcile_run import shop_window
 
     lo, hi = shop_window(date(2026, 3, 1), date(2026, 3, 31), "America/New_York")
     assert lo == datetime(2026, 3, 1, 5, tzinfo=UTC)  # EST
@@ -352,7 +352,7 @@ def test_manual_window_is_whole_shop_days_end_inclusive() -> None:
 def test_nightly_window_looks_back_from_the_cursor() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from tasks.reconcile_run import nightly_window
+    from flows.reconcile_run import nightly_window
 
     signpost = datetime(2026, 5, 2, 3, 30, tzinfo=UTC)
     cursor = datetime(2026, 5, 1, 3, 30, tzinfo=UTC)
@@ -363,7 +363,7 @@ def test_nightly_window_looks_back_from_the_cursor() -> None:
 def test_sixty_day_rule_needs_read_all_orders() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from tasks.reconcile_run import needs_read_all_orders
+    from flows.reconcile_run import needs_read_all_orders
 
     now = datetime(2026, 6, 1, tzinfo=UTC)
     old = now - timedelta(days=61)
@@ -375,7 +375,7 @@ def test_sixty_day_rule_needs_read_all_orders() -> None:
 def test_close_date_range_follows_the_mapping_offset() -> None:
     from datetime import UTC, date, datetime
 
-    from tasks.reconcile_run import close_date_range
+    from flows.reconcile_run import close_date_range
 
     lo = datetime(2026, 3, 1, 5, tzinfo=UTC)
     hi = datetime(2026, 3, 3, 5, tzinfo=UTC)
@@ -388,7 +388,7 @@ def test_close_date_range_follows_the_mapping_offset() -> None:
 def test_bulk_jsonl_children_are_stitched_to_their_parent() -> None:
     import json
 
-    from tasks.shopify_bulk import stitch
+    from tasks.shopify.bulk import stitch
 
     lines = [
         json.dumps({"id": "gid://shopify/Order/1"}),
@@ -405,7 +405,7 @@ def test_bulk_jsonl_children_are_stitched_to_their_parent() -> None:
 def test_bulk_query_inlines_the_order_fields_and_window() -> None:
     from datetime import UTC, datetime
 
-    from tasks.shopify_bulk import bulk_orders_query
+    from tasks.shopify.bulk import bulk_orders_query
 
     query = bulk_orders_query(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
     assert "updated_at:>='2026-01-01T00:00:00Z'" in query

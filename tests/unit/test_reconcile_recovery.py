@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from flows.reconcile_recovery import ABANDONED_AFTER, is_abandoned, orphan_spools
 from state.store import RunRecord
-from tasks.reconcile_recovery import ABANDONED_AFTER, is_abandoned, orphan_spools
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 

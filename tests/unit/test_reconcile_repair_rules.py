@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from flows.reconcile_run import created_before_window, recheck
 from state import FailedRepair, StateStore
-from tasks.adoption import contact_to_adopt, contacts_by_email, oldest_first
-from tasks.mapping import MappingConfig, SalesforceRecords
-from tasks.reconcile import plan_repair, still_due
-from tasks.reconcile_run import created_before_window, recheck
+from tasks.core.adoption import contact_to_adopt, contacts_by_email, oldest_first
+from tasks.core.diff import plan_repair, still_due
+from tasks.core.mapping import MappingConfig, SalesforceRecords
 from tasks.settings import Settings
 
 CONFIG = MappingConfig()

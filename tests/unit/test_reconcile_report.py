@@ -13,16 +13,16 @@ import pandas as pd
 
 from deployments.progress_view import PlainProgress, progress_display
 from deployments.status_view import reconcile_line
-from tasks import progress
-from tasks.reconcile import Failure, confirm_orphans, diff, discrepancy_rows, failed_first
-from tasks.reconcile_report import (
+from flows.reconcile_run import Run, shop_window
+from tasks.core.diff import Failure, confirm_orphans, diff, discrepancy_rows, failed_first
+from tasks.reporting import progress
+from tasks.reporting.reconcile_report import (
     csv_link,
     markdown_report,
     table_description,
     table_rows,
     window_label,
 )
-from tasks.reconcile_run import Run, shop_window
 from tests.unit.test_reconcile_diff import actual, expected, records, sf_row
 
 NY = "America/New_York"
@@ -254,8 +254,8 @@ def test_progress_display_on_a_terminal_draws_rich_bars() -> None:
 
 
 def test_orders_that_cannot_be_mapped_are_failed_rows_of_a_real_run() -> None:
-    from tasks.errors import InvalidOrder
-    from tasks.reconcile_run import invalid_rows
+    from flows.reconcile_run import invalid_rows
+    from tasks.core.errors import InvalidOrder
 
     bad = {"77": InvalidOrder("the order has no line items", code="INVALID_ORDER")}
     real = invalid_rows(bad, dry_run=False).iloc[0]

@@ -13,8 +13,8 @@ from deployments.serve import cron_in_words
 from flows.outcome import RunOutcome, judge
 from flows.reconcile import summary_outcome
 from state import DeadLetterRecord
-from tasks.dead_letter_board import UnknownDeadLetters, advice, board_rows, choose
-from tasks.drain_report import OrderNote, drain_markdown
+from tasks.reporting.dead_letter_board import UnknownDeadLetters, advice, board_rows, choose
+from tasks.reporting.drain_report import OrderNote, drain_markdown
 from webhooks.serve import due_work_waiting
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.doctor import duplicate_rule_checks
-from tasks.errors import RateLimited, SyncError
-from tasks.mapping import MappingConfig
-from tasks.org import choose_person_record_type
+from tasks.checks.doctor import duplicate_rule_checks
+from tasks.core.errors import RateLimited, SyncError
+from tasks.core.mapping import MappingConfig
 from tasks.salesforce.composite import OrderWrite, build_composite, parse_composite
 from tasks.salesforce.errors import classify, record_errors, retry_after_seconds
 from tasks.salesforce.gateway import ApiUsage, parse_limit_info
+from tasks.salesforce.org import choose_person_record_type
 
 NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tasks.errors import (
+from tasks.core.errors import (
     AuthError,
     ConfigError,
     InvalidOrder,

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from tasks.errors import ConfigError
+from tasks.core.errors import ConfigError
 from tasks.salesforce import queries
 
 KEY = "Shopify_Order_Id__c"

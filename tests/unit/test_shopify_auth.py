@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from tasks.doctor import auth_checks, auth_failure, looks_redacted, redaction_check
-from tasks.errors import AuthError, RateLimited, RetryableError
-from tasks.shopify import classify_grant
-from tasks.shopify_auth import ClientCredentialsToken, Grant, StaticToken, renewal_margin
+from tasks.checks.doctor import auth_checks, auth_failure, looks_redacted, redaction_check
+from tasks.core.errors import AuthError, RateLimited, RetryableError
+from tasks.shopify.auth import ClientCredentialsToken, Grant, StaticToken, renewal_margin
+from tasks.shopify.client import classify_grant
 
 
 class Endpoint:

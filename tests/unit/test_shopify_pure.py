@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tasks.errors import AuthError, ConfigError, PermanentError, RateLimited, RetryableError
-from tasks.orders import ORDER_FIELDS
-from tasks.shopify import (
+from tasks.core.errors import AuthError, ConfigError, PermanentError, RateLimited, RetryableError
+from tasks.core.orders import ORDER_FIELDS
+from tasks.shopify.client import (
     MAX_QUERY_COST,
     classify_response,
     node_cost,

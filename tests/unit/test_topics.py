@@ -1,4 +1,5 @@
-"""The topic table (tasks/topics.py) is the one list: README, receiver, planner and doctor agree."""
+"""The topic table (tasks/core/topics.py) is the one list: README, receiver, planner and doctor
+agree."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.doctor import subscription_checks
-from tasks.topics import (
+from tasks.checks.doctor import subscription_checks
+from tasks.core.topics import (
     DELETE_TOPIC,
     HANDLED_TOPICS,
     ORDER_TOPICS,

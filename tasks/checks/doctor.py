@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.errors import AuthError, SyncError
-from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig, OrgSchema
-from tasks.org import (
+from tasks.core.errors import AuthError, SyncError
+from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig, OrgSchema
+from tasks.core.topics import DeleteAction, Topic, registered_topics
+from tasks.salesforce import queries
+from tasks.salesforce.org import (
     choose_person_record_type,
     person_record_type_problem,
 )
-from tasks.salesforce import queries
-from tasks.topics import DeleteAction, Topic, registered_topics
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
 
@@ -350,7 +350,7 @@ def redaction_check(nodes: Iterable[Mapping[str, Any]]) -> Check:
 
 def subscription_checks(nodes: Iterable[Mapping[str, Any]], topics: Iterable[Topic]) -> list[Check]:
     """A webhook subscription exists for each topic ``webhooks register`` subscribes; a missing
-    one is an error or a warning as the topic table (tasks/topics.py) says."""
+    one is an error or a warning as the topic table (tasks/core/topics.py) says."""
     present = {str(n.get("topic", "")).lower().replace("_", "/", 1) for n in nodes}
     checks = []
     for entry in topics:

@@ -3,14 +3,14 @@ the repair plan. No I/O here: the flow feeds mapped orders and Salesforce rows i
 plan out.
 
 Which fields are compared is not written here: it is the mapping tables'
-(:func:`tasks.mapping_table.compared_rules`): every mapped field the configuration owns, for
+(:func:`tasks.core.mapping_table.compared_rules`): every mapped field the configuration owns, for
 Account, Contact and Opportunity, including the fields added by configuration. Values are
-compared as :func:`tasks.mapping_table.comparable` text (money in cents, e-mails case-folded…).
+compared as :func:`tasks.core.mapping_table.comparable` text (money in cents, e-mails case-folded…).
 
 Frames are built column by column (one Python list per column, turned into a DataFrame once), so
 a 100,000-order window costs a few short strings per order, never a dict per row.
 
-Expected frame (one row per Shopify order, from :func:`tasks.mapping.map_order`): columns
+Expected frame (one row per Shopify order, from :func:`tasks.core.mapping.map_order`): columns
 ``order_id, order_name, account_key, contact_key, stage, updated_at`` and one column
 ``<Object>.<Field>`` per compared field. ``stage`` is only set when a cancellation may move
 ``StageName`` (``mapping.cancellation_updates_stage``). The Account and Contact values of orders
@@ -40,10 +40,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from tasks.adoption import contact_to_adopt
-from tasks.disposition import is_transient
-from tasks.errors import PermanentError, RetryableError, SyncError
-from tasks.mapping import (
+from tasks.core.adoption import contact_to_adopt
+from tasks.core.disposition import is_transient
+from tasks.core.errors import PermanentError, RetryableError, SyncError
+from tasks.core.mapping import (
     ACCOUNT,
     CONTACT,
     OPPORTUNITY,
@@ -52,7 +52,7 @@ from tasks.mapping import (
     SalesforceRecords,
     update_body,
 )
-from tasks.mapping_table import FieldRule, comparable, compared_rules, money_text
+from tasks.core.mapping_table import FieldRule, comparable, compared_rules, money_text
 
 __all__ = [
     "ACTUAL_COLUMNS",
@@ -729,7 +729,7 @@ def plan_repair(
 
     ``missing`` orders get full create bodies for Account, Contact and Opportunity, the
     Opportunity linked to both. The Contact follows the webhook path's rule
-    (:mod:`tasks.adoption`) over ``contacts`` (lower-cased e-mail → the Contacts Salesforce has
+    (:mod:`tasks.core.adoption`) over ``contacts`` (lower-cased e-mail → the Contacts Salesforce has
     with it, oldest first): a customer new to Salesforce adopts an unkeyed Contact with its
     e-mail instead of creating a twin; a guest is linked to the Contact with its e-mail, or gets
     a new one. ``drifted`` orders get the Opportunity's owned fields only (plus StageName for a
@@ -813,7 +813,7 @@ class Failure:
     """One order whose repair failed: which record, Salesforce's first reason, and every error
     Salesforce reported for that record (``errors``).
 
-    ``error`` is the failure as Salesforce's classifier sees it, for ``tasks.disposition``;
+    ``error`` is the failure as Salesforce's classifier sees it, for ``tasks.core.disposition``;
     ``transient``: a later run may succeed (it counts as a failed night).
     """
 
@@ -828,7 +828,7 @@ class Failure:
 
     @property
     def classified(self) -> SyncError:
-        """The failure for ``tasks.disposition``: ``error``, else (a Failure built without
+        """The failure for ``tasks.core.disposition``: ``error``, else (a Failure built without
         one) a transient or permanent error with its code and reason."""
         if self.error is not None:
             return self.error

@@ -6,7 +6,7 @@ chunks, or a Bulk 2.0 query for large windows); diff; confirm orphans with Shopi
 repair plan; write it (Accounts, Contacts, then Opportunities; sObject Collections up to
 ``COLLECTION_MAX`` records per object, Bulk 2.0 above); dead-letter what Salesforce rejected;
 record ledger entries, the run, a CSV and Prefect artifacts. ``dry_run`` stops before writing.
-The pure diff lives in ``tasks.reconcile``; DESIGN.md §6.
+The pure diff lives in ``tasks.core.diff``; DESIGN.md §6.
 """
 
 from __future__ import annotations
@@ -35,25 +35,11 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 
+from flows.reconcile_recovery import recover_abandoned_runs, this_host
 from state import FailedRepair, FieldWarning, LedgerRecord, SyncRecord
 from state.models import utcnow
-from tasks.adoption import contacts_by_email
-from tasks.artifacts import publish_field_warnings
-from tasks.dead_letter_board import publish_board
-from tasks.disposition import BackoffPolicy, dispose
-from tasks.errors import InvalidOrder, RetryableError, SyncError
-from tasks.field_warnings import field_warnings
-from tasks.mapping import (
-    ACCOUNT,
-    CONTACT,
-    OPPORTUNITY,
-    SalesforceRecords,
-    map_order,
-    skip_reason,
-)
-from tasks.orders import Order, parse_graphql_order
-from tasks.progress import report as report_progress
-from tasks.reconcile import (
+from tasks.core.adoption import contacts_by_email
+from tasks.core.diff import (
     REPORT_COLUMNS,
     ActualColumns,
     DiffResult,
@@ -73,8 +59,23 @@ from tasks.reconcile import (
     readback_fields,
     still_due,
 )
-from tasks.reconcile_recovery import recover_abandoned_runs, this_host
-from tasks.reconcile_report import (
+from tasks.core.disposition import BackoffPolicy, dispose
+from tasks.core.errors import InvalidOrder, RetryableError, SyncError
+from tasks.core.mapping import (
+    ACCOUNT,
+    CONTACT,
+    OPPORTUNITY,
+    SalesforceRecords,
+    map_order,
+    skip_reason,
+)
+from tasks.core.orders import Order, parse_graphql_order
+from tasks.core.topics import ORDER_TOPICS
+from tasks.reporting.artifacts import publish_field_warnings
+from tasks.reporting.dead_letter_board import publish_board
+from tasks.reporting.field_warnings import field_warnings
+from tasks.reporting.progress import report as report_progress
+from tasks.reporting.reconcile_report import (
     csv_link,
     markdown_report,
     summary_line,
@@ -84,11 +85,10 @@ from tasks.reconcile_report import (
 )
 from tasks.runtime import Runtime
 from tasks.salesforce import RecordResult, SalesforceGateway, queries
-from tasks.shopify import ORDER_FIELDS, ShopifyClient, ShopInfo, page_size_for
-from tasks.shopify_bulk import SpoolResult, existing_order_ids, read_spool, spool_window
+from tasks.shopify.bulk import SpoolResult, existing_order_ids, read_spool, spool_window
+from tasks.shopify.client import ORDER_FIELDS, ShopifyClient, ShopInfo, page_size_for
 from tasks.steps import dead_letter, retry_if_transient, with_retries
 from tasks.sync import SyncContext
-from tasks.topics import ORDER_TOPICS
 
 CURSOR = "nightly"  # the name `shopsync status` reads
 SOQL_IN_MAX = 2_000  # above this many orders, read Salesforce back with one Bulk 2.0 query
@@ -352,7 +352,7 @@ def read_salesforce(
 
 @dataclass
 class Customers:
-    """The Accounts and Contacts read back (:class:`~tasks.reconcile.RecordColumns` frames)."""
+    """The Accounts and Contacts read back (:class:`~tasks.core.diff.RecordColumns` frames)."""
 
     accounts: pd.DataFrame
     contacts: pd.DataFrame

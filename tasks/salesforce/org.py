@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from tasks.errors import ConfigError
-from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, OrgSchema
+from tasks.core.errors import ConfigError
+from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, OrgSchema
 from tasks.salesforce import queries
 
 DESCRIBED = (ACCOUNT, CONTACT, OPPORTUNITY)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tasks.errors import InvalidOrder
+from tasks.core.errors import InvalidOrder
 
 NUMERIC_ORDER_ID = re.compile(r"^[0-9]{1,20}$")
 ORDER_NAME = re.compile(r"^#[0-9]{1,20}$")
@@ -122,7 +122,7 @@ MAPPABLE: frozenset[str] = frozenset(
     }
 )
 """The :class:`Order` attributes a mapped field may read (``order.<attribute>`` sources in
-``tasks.mapping_table``): those :data:`ORDER_FIELDS` fills and :meth:`Order.canonical` hashes.
+``tasks.core.mapping_table``): those :data:`ORDER_FIELDS` fills and :meth:`Order.canonical` hashes.
 Left out: ``updated_at``/``processed_at`` (not hashed: Shopify bumps them for changes nobody
 maps) and ``order_number`` (webhooks carry it, the GraphQL selection does not). Adding a
 Shopify field for a mapping means: a model attribute, both parsers, :data:`ORDER_FIELDS`,
@@ -503,8 +503,8 @@ def _unwrap(payload: Mapping[str, Any]) -> Mapping[str, Any]:
 def parse_rest_order(payload: Mapping[str, Any]) -> Order:
     """Parse a webhook / REST Admin API order (bare, or in an ``{"order": {...}}`` envelope).
 
-    Raises :class:`~tasks.errors.InvalidOrder` when the order has no usable id, creation time or
-    total, or when an id, amount or timestamp is malformed.
+    Raises :class:`~tasks.core.errors.InvalidOrder` when the order has no usable id, creation
+    time or total, or when an id, amount or timestamp is malformed.
     """
     data = _unwrap(payload)
     order_id = _required_id(data.get("id"), data.get("admin_graphql_api_id"))
@@ -613,7 +613,7 @@ def _graphql_money(payload: Mapping[str, Any], name: str, bag: str) -> Money | N
 def parse_graphql_order(node: Mapping[str, Any]) -> Order:
     """Parse one GraphQL Admin API ``Order`` node selected with :data:`ORDER_FIELDS`.
 
-    Raises :class:`~tasks.errors.InvalidOrder` like :func:`parse_rest_order`.
+    Raises :class:`~tasks.core.errors.InvalidOrder` like :func:`parse_rest_order`.
     """
     if not isinstance(node, Mapping):
         raise InvalidOrder(f"order node must be a JSON object, got {type(node).__name__}")

@@ -9,7 +9,7 @@ path that writes an order turns those into :class:`~state.FieldWarning` rows, so
 from __future__ import annotations
 
 from state import FieldWarning
-from tasks.mapping import OrgSchema, SalesforceRecords, Truncation
+from tasks.core.mapping import OrgSchema, SalesforceRecords, Truncation
 
 NO_SUCH_FIELD = "the org has no such field"
 NOT_AN_EMAIL = "not a valid e-mail address"

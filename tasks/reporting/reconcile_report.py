@@ -1,7 +1,7 @@
 """What a reconcile run reports, the pure part: the window in the shop's terms, the summary as
 markdown, and the rows of the published discrepancy table.
 
-The Prefect artifacts are published by ``tasks.reconcile_run.report``; everything here is plain
+The Prefect artifacts are published by ``flows.reconcile_run.report``; everything here is plain
 data in, text or rows out, so it is unit-tested without a server.
 """
 

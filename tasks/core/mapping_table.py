@@ -1,14 +1,14 @@
 """The mapping, declared once: one table per Salesforce object.
 
 Each :class:`FieldRule` says, for one Salesforce field, how its value is computed from the parsed
-:class:`~tasks.orders.Order` (a *source*), whether Shopify owns it (sent on every update and
+:class:`~tasks.core.orders.Order` (a *source*), whether Shopify owns it (sent on every update and
 repaired by reconcile) or it is create-only (sent when the record is created, then Salesforce
 users own it), its standard length (the cut and the field warning use the org's describe when
 known, this length otherwise) and its kind (how reconcile compares it). The tables drive:
 
-- the request bodies (:func:`build_body`, used by :func:`tasks.mapping.map_order`, hence by the
+- the request bodies (:func:`build_body`, used by :func:`tasks.core.mapping.map_order`, hence by the
   webhook path, ``sync-order``, replay and the reconcile repair);
-- the default owned and create-only lists of :class:`~tasks.mapping.MappingConfig`;
+- the default owned and create-only lists of :class:`~tasks.core.mapping.MappingConfig`;
 - what reconcile reads back and compares, for Account, Contact and Opportunity
   (:func:`compared_rules`).
 
@@ -21,8 +21,8 @@ A source is either a *named source* (a computed value: ``account_name``, ``oppor
 (``SHOPSYNC_MAPPING__OPPORTUNITY_FIELDS`` and friends: Salesforce field → source); those become
 rules of the same table. Adding a built-in field is one :class:`FieldRule` line here.
 
-Only the order attributes the GraphQL selection (:data:`tasks.orders.ORDER_FIELDS`) fills are
-paths (:data:`tasks.orders.MAPPABLE`): reconcile reads orders through GraphQL, and a value the
+Only the order attributes the GraphQL selection (:data:`tasks.core.orders.ORDER_FIELDS`) fills are
+paths (:data:`tasks.core.orders.MAPPABLE`): reconcile reads orders through GraphQL, and a value the
 webhook has but GraphQL lacks would drift forever.
 
 Pure: no I/O.
@@ -41,11 +41,11 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tasks.errors import ConfigError, InvalidOrder
-from tasks.orders import MAPPABLE, Address, Customer, Money, Order
+from tasks.core.errors import ConfigError, InvalidOrder
+from tasks.core.orders import MAPPABLE, Address, Customer, Money, Order
 
 if TYPE_CHECKING:
-    from tasks.mapping import MappingConfig, OrgSchema
+    from tasks.core.mapping import MappingConfig, OrgSchema
 
 __all__ = [
     "ACCOUNT",

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from tasks.errors import (
+from tasks.core.errors import (
     AuthError,
     ConfigError,
     PermanentError,
@@ -25,9 +25,9 @@ from tasks.errors import (
     RetryableError,
     SyncError,
 )
-from tasks.orders import ORDER_FIELDS
+from tasks.core.orders import ORDER_FIELDS
 from tasks.settings import Settings
-from tasks.shopify_auth import ClientCredentialsToken, Grant, StaticToken, TokenSource
+from tasks.shopify.auth import ClientCredentialsToken, Grant, StaticToken, TokenSource
 
 MAX_QUERY_COST = 1000
 MAX_PAGE = 250

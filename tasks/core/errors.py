@@ -13,8 +13,8 @@ SyncError
 ```
 
 Each external system classifies its failures into this tree in exactly one place
-(``tasks.salesforce.errors`` and ``tasks.shopify``); what a flow then does with a failure
-(retry at T, hold, dead-letter) is decided in one place too: ``tasks.disposition.dispose``.
+(``tasks.salesforce.errors`` and ``tasks.shopify.client``); what a flow then does with a failure
+(retry at T, hold, dead-letter) is decided in one place too: ``tasks.core.disposition.dispose``.
 """
 
 from __future__ import annotations

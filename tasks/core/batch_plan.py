@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from state import LedgerRecord
-from tasks.errors import SyncError
-from tasks.mapping import (
+from tasks.core.errors import SyncError
+from tasks.core.mapping import (
     ACCOUNT,
     CONTACT,
     OPPORTUNITY,
@@ -38,7 +38,7 @@ from tasks.mapping import (
     map_order,
     skip_reason,
 )
-from tasks.orders import Order
+from tasks.core.orders import Order
 from tasks.salesforce import ContactWrite, OrderWrite, RecordResult
 from tasks.salesforce.errors import classify_record
 from tasks.sync import SyncOutcome, customer_key, freshness

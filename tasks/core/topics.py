@@ -1,9 +1,9 @@
 """The one table of Shopify webhook topics (research/shopify.md §1, "Topics and payloads").
 
 Every other list is derived from :data:`TOPICS`: what the receiver stores (``webhooks/app.py``),
-how the planner reads a delivery (``tasks/inbox.py``), what ``shopsync webhooks register``
-subscribes and what ``shopsync doctor`` checks (``tasks/doctor.py``). README's "Webhook topics"
-table is checked against it by ``tests/unit/test_topics.py``. Pure: no I/O.
+how the planner reads a delivery (``tasks/core/inbox.py``), what ``shopsync webhooks register``
+subscribes and what ``shopsync doctor`` checks (``tasks/checks/doctor.py``). README's
+"Webhook topics" table is checked against it by ``tests/unit/test_topics.py``. Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Pure mapping from one Shopify :class:`~tasks.orders.Order` to Salesforce record bodies.
+"""Pure mapping from one Shopify :class:`~tasks.core.orders.Order` to Salesforce record bodies.
 
 ``map_order`` turns an order into three plain dicts (Account, Contact, Opportunity) plus the
 external-id keys to upsert them by. It knows nothing about HTTP: the Salesforce adapter decides
 how to send them (one ``/composite`` call, sObject Collections or Bulk API 2.0). *Which* fields
 each body has, where their values come from, which are owned and their standard lengths is
-declared once, in :mod:`tasks.mapping_table`; this module applies the rules below to it.
+declared once, in :mod:`tasks.core.mapping_table`; this module applies the rules below to it.
 
 Rules the adapter can rely on:
 
@@ -16,7 +16,7 @@ Rules the adapter can rely on:
   Salesforce counts) and every cut is reported as a :class:`Truncation`. An e-mail address that is
   too long is *omitted* instead (a cut address is a different, possibly someone else's, address);
   that is reported as a :class:`Truncation` with ``omitted=True``. External-id keys are never cut:
-  a key that does not fit raises :class:`~tasks.errors.ConfigError`.
+  a key that does not fit raises :class:`~tasks.core.errors.ConfigError`.
 - **Clean text.** Control characters and lone surrogates are removed; an ``Email``/``PersonEmail``
   that does not look like ``local@domain.tld`` is left out and listed in ``dropped_fields``.
 - **Only fields the org has.** When describe told us an object's fields, a mapped field the org
@@ -54,8 +54,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks.errors import ConfigError
-from tasks.mapping_table import (
+from tasks.core.errors import ConfigError
+from tasks.core.mapping_table import (
     ACCOUNT,
     CONTACT,
     OBJECTS,
@@ -71,7 +71,7 @@ from tasks.mapping_table import (
     source_kind,
     standard_lengths,
 )
-from tasks.orders import Order
+from tasks.core.orders import Order
 
 __all__ = [
     "ACCOUNT",
@@ -537,12 +537,13 @@ def map_order(
 ) -> SalesforceRecords:
     """Map one order to Account, Contact and Opportunity bodies (see the module docstring).
 
-    The bodies are built from the mapping tables (:mod:`tasks.mapping_table`, plus the fields
+    The bodies are built from the mapping tables (:mod:`tasks.core.mapping_table`, plus the fields
     added by configuration), then cleaned, length-checked and filtered by the org. The external
     ids are added here. ``shop_timezone`` is the shop's IANA timezone (``Shop.ianaTimezone``); it
-    only decides the calendar day of ``CloseDate``. Raises :class:`~tasks.errors.ConfigError` for
-    an unknown timezone or an external-id field the org lacks or that is too short for its key,
-    and :class:`~tasks.errors.InvalidOrder` when the CloseDate would fall outside the calendar.
+    only decides the calendar day of ``CloseDate``. Raises
+    :class:`~tasks.core.errors.ConfigError` for an unknown timezone or an external-id field the org
+    lacks or that is too short for its key, and :class:`~tasks.core.errors.InvalidOrder` when the
+    CloseDate would fall outside the calendar.
     """
     src = MappingInput(order, buyer_of(order), config, org, shop_timezone)
     account_key = (

@@ -3,8 +3,8 @@
 Every flow that syncs orders (the drain, its batch path, sync-order, replay, reconcile's repair)
 asks :func:`dispose` what an outcome means, instead of catching error classes itself. The error
 was classified once, by the adapter that saw it (``tasks.salesforce.errors``,
-``tasks.shopify``); this module turns that class, the attempts so far and the backoff policy into
-a decision.
+``tasks.shopify.client``); this module turns that class, the attempts so far and the backoff
+policy into a decision.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from tasks.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
+from tasks.core.errors import AuthError, BudgetExhausted, RateLimited, RetryableError, SyncError
 
 Kind = Literal["done", "retry", "hold", "dead_letter"]
 

@@ -8,7 +8,7 @@ obtains its token with ``POST https://{shop}/admin/oauth/access_token``
 ``shpat_`` token, which never expires.
 
 Both sources are small and free of HTTP: :class:`ClientCredentialsToken` is handed a function
-that performs the grant (the adapter in ``tasks.shopify`` owns the request and classifies its
+that performs the grant (the adapter in ``tasks.shopify.client`` owns the request and classifies its
 failures) and a clock. It keeps the token until shortly before ``expires_in`` runs out, and
 renews it at most once per rejected token, so that threads that saw the same 401 at once cause
 a single grant. Tokens are ``SecretStr``: nothing here ever logs or prints one.

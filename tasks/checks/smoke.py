@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.errors import AuthError, SyncError
-from tasks.mapping import ACCOUNT, CONTACT, OPPORTUNITY, SalesforceRecords, map_order
-from tasks.orders import parse_rest_order
+from tasks.core.errors import AuthError, SyncError
+from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, SalesforceRecords, map_order
+from tasks.core.orders import parse_rest_order
 from tasks.runtime import Runtime
 from tasks.salesforce.errors import refused_by_validation_rule
 from tasks.sync import SyncContext, plan_write

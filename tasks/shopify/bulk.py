@@ -21,10 +21,10 @@ from typing import Any
 
 import httpx
 
-from tasks.errors import PermanentError, RetryableError
-from tasks.orders import ORDER_FIELDS
-from tasks.progress import report as report_progress
-from tasks.shopify import ShopifyClient, order_gid, window_query
+from tasks.core.errors import PermanentError, RetryableError
+from tasks.core.orders import ORDER_FIELDS
+from tasks.reporting.progress import report as report_progress
+from tasks.shopify.client import ShopifyClient, order_gid, window_query
 
 BULK_RUN = """
 mutation RunBulk($query: String!) {

@@ -2,7 +2,7 @@
 
 ``drain_markdown`` is pure; ``publish_drain_report`` posts it as a markdown artifact under the
 key ``shopsync-drain`` (one version per run, so the Artifacts page keeps the history). The drain
-appends the values it cut or left out (``tasks.artifacts.field_warnings_markdown``).
+appends the values it cut or left out (``tasks.reporting.artifacts.field_warnings_markdown``).
 """
 
 from __future__ import annotations

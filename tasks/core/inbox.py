@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from state import ClaimedOrder, InboxRow
-from tasks.errors import InvalidOrder
-from tasks.orders import Order, parse_rest_order
-from tasks.topics import DELETE_TOPIC, ORDER_TOPICS, REFUND_TOPIC
+from tasks.core.errors import InvalidOrder
+from tasks.core.orders import Order, parse_rest_order
+from tasks.core.topics import DELETE_TOPIC, ORDER_TOPICS, REFUND_TOPIC
 
 T = TypeVar("T")
 

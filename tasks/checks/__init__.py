@@ -1,0 +1,1 @@
+"""Checks of a real org and shop: `shopsync doctor` and `shopsync smoke`."""

@@ -1,0 +1,1 @@
+"""What runs publish into the Prefect UI: artifacts, reports, progress, boards."""

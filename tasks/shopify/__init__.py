@@ -1,0 +1,1 @@
+"""Shopify: the Admin API adapter (GraphQL, Bulk operations, OAuth client credentials)."""
