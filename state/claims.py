@@ -16,14 +16,8 @@ from sqlalchemy.orm import Session
 from state.base import StoreBase
 from state.db import READ_ONLY
 from state.inbox import inbox_record
-from state.models import (
-    InboxItem,
-    utcnow,
-)
-from state.records import (
-    ClaimedOrder,
-    InboxRow,
-)
+from state.models import InboxItem, utcnow
+from state.records import ClaimedOrder, InboxRow
 
 # Any constant: the PostgreSQL advisory lock that claim transactions queue on.
 CLAIM_LOCK_KEY = 0x5305_5C02

@@ -8,14 +8,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from state.base import StoreBase
-from state.models import (
-    DeadLetter,
-    utcnow,
-)
-from state.records import (
-    DeadLetterRecord,
-    as_record,
-)
+from state.models import DeadLetter, utcnow
+from state.records import DeadLetterRecord, as_record
 
 
 class DeadLettersMixin(StoreBase):

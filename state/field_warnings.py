@@ -9,15 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from state.base import StoreBase
-from state.models import (
-    FieldWarningEntry,
-    utcnow,
-)
-from state.records import (
-    FieldWarning,
-    FieldWarningRecord,
-    as_record,
-)
+from state.models import FieldWarningEntry, utcnow
+from state.records import FieldWarning, FieldWarningRecord, as_record
 
 
 class FieldWarningsMixin(StoreBase):

@@ -13,16 +13,8 @@ from sqlalchemy import Dialect, and_, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from state.base import StoreBase
-from state.models import (
-    InboxItem,
-    utcnow,
-)
-from state.records import (
-    AddResult,
-    Delivery,
-    InboxRow,
-    as_record,
-)
+from state.models import InboxItem, utcnow
+from state.records import AddResult, Delivery, InboxRow, as_record
 
 RowToParams = Callable[[dict[str, Any]], tuple[Any, ...]]
 

@@ -9,16 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from state.base import StoreBase
-from state.models import (
-    CustomerEntry,
-    LedgerEntry,
-    utcnow,
-)
-from state.records import (
-    LedgerRecord,
-    SyncRecord,
-    as_record,
-)
+from state.models import CustomerEntry, LedgerEntry, utcnow
+from state.records import LedgerRecord, SyncRecord, as_record
 
 
 class LedgerMixin(StoreBase):

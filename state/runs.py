@@ -9,17 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from state.base import StoreBase
-from state.models import (
-    Cursor,
-    ReconcileFailure,
-    ReconcileRun,
-    utcnow,
-)
-from state.records import (
-    FailedRepair,
-    RunRecord,
-    as_record,
-)
+from state.models import Cursor, ReconcileFailure, ReconcileRun, utcnow
+from state.records import FailedRepair, RunRecord, as_record
 
 
 class RunsMixin(StoreBase):
