@@ -29,6 +29,7 @@ __all__ = ["app", "main"]
 
 
 def _register() -> None:
+    """Put every command on its group; the top-level ones in the order ``--help`` lists them."""
     app.command("serve")(cli_serve.serve)
     alerts_app.command("setup")(cli_serve.alerts_setup)
     sandbox_app.command("all")(cli_serve.sandbox_all)

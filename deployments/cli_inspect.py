@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from tasks.settings import Settings
 
 
+# -- config ----------------------------------------------------------------------------------------
+
+
 def config_check(
     part: Annotated[
         list[str] | None,
@@ -49,6 +52,9 @@ def _show(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
     return "(not set)" if value in (None, [], "") else str(value)
+
+
+# -- dead letters ----------------------------------------------------------------------------------
 
 
 def dlq_list(
