@@ -46,13 +46,6 @@ SECRET = WEBHOOK_SECRET.encode()
 PRINTABLE = st.characters(min_codepoint=32, max_codepoint=126)
 
 
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
-
-
 # -- the receiver process over HTTP --------------------------------------------------------------
 
 
