@@ -31,8 +31,8 @@ from tasks.core.errors import SyncError
 from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, SalesforceRecords
 from tasks.core.orders import Order
 from tasks.core.prepared import PreparedOrder, customer_key
-from tasks.salesforce import ContactWrite, OrderWrite, RecordResult
 from tasks.salesforce.errors import classify_record
+from tasks.salesforce.port import ContactWrite, OrderWrite, RecordResult
 from tasks.sync import SyncOutcome, freshness
 
 COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call
