@@ -18,7 +18,7 @@ from tasks.core.errors import PermanentError
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.steps import fetch_order
-from tasks.sync import sync_order_state, with_batch_lookups
+from tasks.sync import sync_order_state, sync_prepared, with_batch_lookups
 from tests.conftest import shopify_fixture
 from tests.fakes import FakeSalesforce, FakeShopify
 
@@ -135,11 +135,13 @@ def test_a_batch_asks_for_its_new_customers_emails_once(runtime: Runtime) -> Non
     seeded = salesforce.seed("Contact", LastName="Lindqvist", Email=EMAIL)
     order = fetch_order.fn(shopify, ORDER_ID)
 
-    ctx = with_batch_lookups([order], runtime.sync_context())
+    base = runtime.sync_context()
+    prepared = base.preparer()(order)
+    ctx = with_batch_lookups([prepared], base)
 
     assert salesforce.calls["contacts_by_emails"] == 1
     assert ctx.contacts_by_email is not None
     assert [c["Id"] for c in ctx.contacts_by_email[EMAIL]] == [seeded]
-    outcome = sync_order_state(order, ctx)
+    outcome = sync_prepared(prepared, ctx)
     assert outcome.contact_id == seeded  # adopted from the batch's answer, no second lookup
     assert salesforce.calls["contacts_by_emails"] == 1
