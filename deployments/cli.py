@@ -55,6 +55,7 @@ _register()
 
 def main() -> None:
     """Console-script entry point: failures are one clear line, not a traceback."""
+    from deployments.local import PrefectServerFailed
     from tasks.core.errors import SyncError
     from tasks.settings import SettingsError
 
@@ -62,7 +63,7 @@ def main() -> None:
         sys.exit(app())
     except SettingsError as exc:
         _print_and_exit(exc.problems, EXIT_CONFIG)
-    except SyncError as exc:
+    except (SyncError, PrefectServerFailed) as exc:
         _print_and_exit([f"shopsync: {exc}"], EXIT_FAILED)
     except KeyboardInterrupt:
         _print_and_exit(["interrupted"], 130)
