@@ -722,21 +722,7 @@ class StateStore:
         now = utcnow()
         with self._tx() as s:
             _apply_syncs(s, records, now)
-            keys = list(customers)
-            known: dict[str, CustomerEntry] = {}
-            for start in range(0, len(keys), 500):
-                query = select(CustomerEntry).where(
-                    CustomerEntry.customer_key.in_(keys[start : start + 500])
-                )
-                known.update((row.customer_key, row) for row in s.scalars(query))
-            for key, (account_id, contact_id) in customers.items():
-                row = known.get(key)
-                if row is None:
-                    row = CustomerEntry(customer_key=key)
-                    s.add(row)
-                row.account_id = account_id or row.account_id
-                row.contact_id = contact_id or row.contact_id
-                row.synced_at = now
+            _upsert_customers(s, customers, now)
 
     def flag_deleted(self, order_id: str, at: datetime) -> bool:
         """Note that Shopify deleted an order we synced; False when the ledger does not know it."""
@@ -772,13 +758,7 @@ class StateStore:
     ) -> None:
         """Record that a customer's Account and Contact exist in Salesforce."""
         with self._tx() as s:
-            row = s.get(CustomerEntry, customer_key)
-            if row is None:
-                row = CustomerEntry(customer_key=customer_key)
-                s.add(row)
-            row.account_id = account_id or row.account_id
-            row.contact_id = contact_id or row.contact_id
-            row.synced_at = utcnow()
+            _upsert_customers(s, {customer_key: (account_id, contact_id)}, utcnow())
 
     def forget_customer(self, customer_key: str) -> None:
         """Drop a customer whose cached Salesforce ids turned out to be stale."""
@@ -1031,31 +1011,79 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
 
 
 def _apply_syncs(s: Session, records: Iterable[SyncRecord], now: datetime) -> None:
-    """Apply many syncs to the ledger in the caller's transaction, 500 orders a read."""
-    pending = {r.order_id: r for r in records}
-    ids = list(pending)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = {
-            row.order_id: row
-            for row in s.scalars(select(LedgerEntry).where(LedgerEntry.order_id.in_(chunk)))
+    """Upsert many syncs into the ledger in the caller's transaction, 500 orders a statement.
+
+    An INSERT … ON CONFLICT DO UPDATE, not a read then a write: two processes recording the same
+    order (a drain and a reconcile repair on PostgreSQL) must not fail on the primary key. The
+    update applies only when the recorded state is not older than the stored one, so an older
+    state never overwrites a newer one."""
+    rows = [
+        {
+            "order_id": r.order_id,
+            "order_updated_at": r.order_updated_at,
+            "payload_hash": r.payload_hash,
+            "account_id": r.account_id,
+            "contact_id": r.contact_id,
+            "opportunity_id": r.opportunity_id,
+            "synced_at": now,
         }
-        for order_id in chunk:
-            _apply_sync(s, rows.get(order_id), pending[order_id], now)
+        for r in {r.order_id: r for r in records}.values()
+    ]
+    insert = _dialect_insert(s)(LedgerEntry)
+    table = LedgerEntry.__table__.c
+    new = insert.excluded
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.order_id],
+        set_={
+            "order_updated_at": new.order_updated_at,
+            "payload_hash": new.payload_hash,
+            "account_id": func.coalesce(new.account_id, table.account_id),
+            "contact_id": func.coalesce(new.contact_id, table.contact_id),
+            "opportunity_id": func.coalesce(new.opportunity_id, table.opportunity_id),
+            "synced_at": new.synced_at,
+        },
+        where=table.order_updated_at <= new.order_updated_at,
+    )
+    for start in range(0, len(rows), 500):
+        s.execute(statement, rows[start : start + 500])
 
 
-def _apply_sync(s: Session, row: LedgerEntry | None, record: SyncRecord, now: datetime) -> None:
-    if row is None:
-        row = LedgerEntry(order_id=record.order_id)
-        s.add(row)
-    elif row.order_updated_at > record.order_updated_at:
-        return  # never let an older state overwrite a newer one
-    row.order_updated_at = record.order_updated_at
-    row.payload_hash = record.payload_hash
-    row.account_id = record.account_id or row.account_id
-    row.contact_id = record.contact_id or row.contact_id
-    row.opportunity_id = record.opportunity_id or row.opportunity_id
-    row.synced_at = now
+def _upsert_customers(
+    s: Session, customers: Mapping[str, tuple[str | None, str | None]], now: datetime
+) -> None:
+    """Upsert customers' (Account id, Contact id) into the cache in the caller's transaction.
+
+    ON CONFLICT, because drains in other processes record the same repeat customer at the same
+    moment on PostgreSQL; an id not known this time keeps the one stored."""
+    rows = [
+        {"customer_key": key, "account_id": account, "contact_id": contact, "synced_at": now}
+        for key, (account, contact) in customers.items()
+    ]
+    if not rows:
+        return
+    insert = _dialect_insert(s)(CustomerEntry)
+    table = CustomerEntry.__table__.c
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.customer_key],
+        set_={
+            "account_id": func.coalesce(insert.excluded.account_id, table.account_id),
+            "contact_id": func.coalesce(insert.excluded.contact_id, table.contact_id),
+            "synced_at": insert.excluded.synced_at,
+        },
+    )
+    for start in range(0, len(rows), 500):
+        s.execute(statement, rows[start : start + 500])
+
+
+def _dialect_insert(s: Session) -> Any:
+    """The INSERT construct with ON CONFLICT of the session's database (SQLite or PostgreSQL)."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _warning_key(warning: FieldWarning) -> tuple[str, str, str, str]:

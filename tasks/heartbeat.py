@@ -3,6 +3,7 @@ seconds) and renewed while the drain is alive (so a long batch never loses them)
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ from datetime import timedelta
 from typing import Protocol
 
 BEATS_PER_LEASE = 3  # renew three times per lease: two missed beats still keep the claims
+
+log = logging.getLogger(__name__)
 
 
 class Renewer(Protocol):
@@ -26,7 +29,12 @@ def lease_heartbeat(store: Renewer, owner: str, lease: timedelta) -> Iterator[No
 
     def beat() -> None:
         while not stop.wait(every):
-            store.renew(owner, lease)
+            try:
+                store.renew(owner, lease)
+            except Exception as error:
+                # A failed renewal (the database restarting, a deadlock victim) must not end
+                # the heartbeat: the next beat renews, and only a lease without any expires.
+                log.warning("inbox lease renewal failed (%s); retrying at the next beat", error)
 
     thread = threading.Thread(target=beat, name="inbox-lease-heartbeat", daemon=True)
     thread.start()

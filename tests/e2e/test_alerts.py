@@ -40,6 +40,10 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     from deployments.local import prefect_server
 
+    # The event worker is a process-wide singleton bound to the API it first talked to: one left
+    # from an earlier module (the session's harness, under xdist) would send this module's task
+    # runs there. Drain it so the next event starts a worker bound to this server.
+    drain_prefect_workers()
     with (
         prefect_server(tmp_path_factory.mktemp("prefect"), port=0) as url,
         temporary_settings({PREFECT_API_URL: url}),

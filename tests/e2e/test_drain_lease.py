@@ -36,7 +36,10 @@ def test_a_drain_longer_than_its_lease_keeps_its_claims(
     assert shop.webhooks.flush(timeout=60)
     # 16 orders, 4 at a time, 1.5 s each: the batch outlasts its 2 s lease several times over.
     salesforce.fault(kind="latency", latency=1.5, path="/composite")
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_DRAIN], env=dict(os.environ))
+    # The session's Prefect server, not an ephemeral one the child would start (slow on a busy
+    # machine: it timed out once).
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_DRAIN], env=env)
     taken_over = []
     try:
         deadline = time.monotonic() + 120

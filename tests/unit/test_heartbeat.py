@@ -31,3 +31,19 @@ def test_the_heartbeat_renews_the_owners_claims_until_the_block_ends() -> None:
     assert store.calls[0] == ("drain-a", lease)
     time.sleep(1)  # several beat intervals: a heartbeat still running would renew again
     assert len(store.calls) == stopped_at
+
+
+class Flaky(Recorder):
+    """A store whose first renewals fail, as a database restarting would."""
+
+    def renew(self, owner: str, lease: timedelta) -> int:
+        if len(self.calls) < 2:
+            self.calls.append((owner, lease))
+            raise ConnectionError("server closed the connection unexpectedly")
+        return super().renew(owner, lease)
+
+
+def test_a_failed_renewal_does_not_stop_the_heartbeat() -> None:
+    store = Flaky(beats_wanted=4)
+    with lease_heartbeat(store, "drain-a", timedelta(seconds=0.3)):
+        assert store.enough.wait(timeout=30)  # two failures, then renewals again

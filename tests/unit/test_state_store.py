@@ -335,6 +335,44 @@ def test_a_drained_batch_records_its_ledger_and_customers_in_one_go(store: State
     assert store.customers(["7", "404", "7"]) == {"7": ("001A", "003A"), "404": None}
 
 
+def test_two_drains_recording_the_same_new_customer_and_order_at_once_both_succeed(
+    db_url: str,
+) -> None:
+    """Drains in two processes record a repeat customer (and, with a reconcile repair, an order)
+    at the same moment: on PostgreSQL a read-then-insert fails on the primary key; the upsert
+    does not, and neither loses the other's ids."""
+    stores = [StateStore.open(db_url), StateStore.open(db_url)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[Exception] = []
+
+    def record(store: StateStore, contact: str) -> None:
+        for n in range(30):
+            barrier.wait(timeout=60)
+            try:
+                store.record_batch(
+                    [SyncRecord(f"20{n}", at(5), "h", "001A", None, "006A")],
+                    {f"customer-{n}": ("001A", contact if n % 2 else None)},
+                )
+            except Exception as error:  # collected: the assertion shows them
+                errors.append(error)
+
+    threads = [
+        threading.Thread(target=record, args=(store, f"003{i}")) for i, store in enumerate(stores)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert errors == []
+        assert stores[0].customer("customer-0") == ("001A", None)
+        assert stores[0].customer("customer-1") in {("001A", "0030"), ("001A", "0031")}
+        assert stores[1].ledger("200").opportunity_id == "006A"
+    finally:
+        for store in stores:
+            store.close()
+
+
 def test_ledger_records_and_never_goes_back_in_time(store: StateStore) -> None:
     store.record_sync(
         "1001",
