@@ -15,8 +15,12 @@ Figures per round, all from outside the product:
   was settled, over the Opportunities created;
 - ``first_opportunity_s``: the first webhook sent → the first Opportunity visible;
 - ``drain_cpu_ms_per_order``: CPU time of the flow-run subprocesses (reaped children of the serve
-  process) over the Opportunities created; the serve process's own CPU (receiver, runner,
-  watcher) is reported apart.
+  process) over the Opportunities created, their start-up and linger included; the serve
+  process's own CPU (receiver, runner, watcher) is reported apart;
+- ``drain_working_cpu_ms_per_order``: the drain runs' own CPU from their first claim to their
+  last batch settled (each run logs it at its end: ``drain finished: {...}``, read from
+  Prefect's logs), over the Opportunities created; ``drain_startup_cpu_s`` is the rest before
+  the first claim (interpreter, imports, Prefect's engine).
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ from bench.common import (
     start_salesforce,
     start_shopify,
 )
-from bench.serve_path import Watcher, drain_runs, run_states, shopsync_serve
+from bench.serve_path import (
+    Watcher,
+    drain_cpu_figures,
+    drain_reports,
+    drain_runs,
+    run_states,
+    shopsync_serve,
+)
 
 NAME = "flash_sale"
 LATENCY_S = 0.2
@@ -71,7 +82,7 @@ def one_round(
             sent = deliver(shop.url, served.webhook_url, 0, orders)
             sent_s = time.time() - began
             settled = _wait_settled(served, orders, began + timeout)
-            idle = served.wait_idle(30)
+            idle = served.wait_idle(60)  # the drain lingers 20 s after the burst, then exits
             time.sleep(2 * 0.05)
         after = served.child.usage()
         inbox = served.inbox()
@@ -104,6 +115,7 @@ def one_round(
         "drain_cpu_s": round(drain_cpu, 2),
         "drain_cpu_ms_per_order": round(drain_cpu * 1000 / synced, 2) if synced else None,
         "serve_cpu_ms_per_order": round(serve_cpu * 1000 / synced, 2) if synced else None,
+        **drain_cpu_figures(drain_reports(prefect_api, runs), synced),
         "drain_runs": run_states(runs),
         "first_run_created_s": round(runs[0]["created"] - began, 2) if runs else None,
         "first_run_started_s": round(runs[0]["started"] - began, 2)
@@ -142,6 +154,7 @@ def run(profile: Profile, run_dir: Path, prefect_api: str, results: Results) -> 
         "calls_per_order_0.05": (adaptive["calls_per_order"] or 99) <= 0.05,
         "first_opportunity_3s": (adaptive["first_opportunity_s"] or 99) <= 3,
         "drain_cpu_5ms": (adaptive["drain_cpu_ms_per_order"] or 99) <= 5,
+        "drain_working_cpu_5ms": (adaptive["drain_working_cpu_ms_per_order"] or 99) <= 5,
     }
     results.add(
         NAME,

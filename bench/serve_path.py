@@ -96,6 +96,9 @@ def shopsync_serve(
         **product_env(salesforce_url, shopify_url, data),
         "PREFECT_API_URL": prefect_api,
         "SHOPSYNC_WEBHOOK_PORT": str(port),
+        # The drain's "drain finished: {...}" line (its own CPU) reaches Prefect's logs; the
+        # rest of Prefect stays at WARNING (python_env).
+        "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
         **(extra_env or {}),
     }
     child = start_child(name, ["-m", "deployments.cli", "serve"], work, env)
@@ -233,6 +236,7 @@ def drain_runs(prefect_api: str, since: float) -> list[dict[str, Any]]:
             continue  # SCHEDULED: the hourly safety net's future runs, created at serve's start
         runs.append(
             {
+                "id": run.get("id"),
                 "state": run.get("state_type"),
                 "created": created,
                 "started": ts(run.get("start_time")),
@@ -248,3 +252,47 @@ def run_states(runs: list[dict[str, Any]]) -> dict[str, int]:
     for run in runs:
         out[str(run["state"])] = out.get(str(run["state"]), 0) + 1
     return out
+
+
+def drain_reports(prefect_api: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each drain run logged at its end (``drain finished: {...}``: outcomes, and its own
+    CPU: before the first claim, first claim → last batch, total), read from Prefect's logs."""
+    import ast
+
+    reports = []
+    for run in runs:
+        if not run.get("id") or not run.get("started"):
+            continue
+        body = {
+            "logs": {"flow_run_id": {"any_": [run["id"]]}},
+            "sort": "TIMESTAMP_DESC",
+            "limit": 50,
+        }
+        response = httpx.post(f"{prefect_api}/logs/filter", json=body, timeout=30)
+        response.raise_for_status()
+        for entry in response.json():
+            message = str(entry.get("message", ""))
+            if message.startswith("drain finished: "):
+                with suppress(ValueError, SyntaxError):
+                    reports.append(ast.literal_eval(message.removeprefix("drain finished: ")))
+                break
+    return reports
+
+
+def drain_cpu_figures(reports: list[dict[str, Any]], orders: int) -> dict[str, Any]:
+    """The drain runs' own CPU over ``orders``: start-up (process start → first claim) apart
+    from the drain's work (first claim → last batch settled)."""
+
+    def total(key: str) -> float:
+        return sum(float(r.get(key) or 0) for r in reports)
+
+    working, startup = total("cpu_s_working"), total("cpu_s_before_first_claim")
+    return {
+        "drain_reports": len(reports),
+        "drain_startup_cpu_s": round(startup, 2),
+        "drain_working_cpu_s": round(working, 2),
+        "drain_working_cpu_ms_per_order": round(working * 1000 / orders, 2)
+        if orders and reports
+        else None,
+        "lingered_s": round(total("lingered_s"), 1),
+    }

@@ -93,7 +93,7 @@ def trickle_round(
                 time.sleep(0.5)
             time.sleep(1)
         inbox = served.inbox()
-        served.wait_idle(30)
+        served.wait_idle(60)  # the drain lingers 20 s after the last order, then exits
     runs = drain_runs(prefect_api, began - 1)
     got = receipts(sandbox_get(shop.url, "webhooks/deliveries")["deliveries"])
     trickled = sorted(((at, o) for o, at in got.items() if at >= began))

@@ -165,7 +165,9 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
+    # A few seconds on an idle machine; 80-100 s (its database migrations) were measured on a
+    # 2-core machine at load 12. A server that dies is reported at once, not after the wait.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -39,6 +39,10 @@ PROCESS_LIMIT = 4  # flow-run subprocesses at once; never unbounded (prefect.md 
 # small query a second against our own server is cheap. Passed as ``Runner(query_seconds=…)``.
 RUNNER_POLL_SECONDS = 1.0
 SAFETY_NET = timedelta(hours=1)  # last resort; the due-work watcher covers retries every minute
+# A served drain stays this long after its last batch, looking for new work every 0.25 s, so an
+# order that arrives meanwhile is synced at once instead of after a new flow-run process starts
+# (seconds of imports; flows/drain_linger.py). One drain run covers a trickle of orders.
+DRAIN_LINGER_SECONDS = 20.0
 
 
 def build_deployments(settings: Settings, shop_timezone: str) -> list[Any]:
@@ -82,9 +86,11 @@ def build_deployments(settings: Settings, shop_timezone: str) -> list[Any]:
             description="Drain the webhook inbox into Salesforce. Started by the receiver's "
             "nudges (when work waits and no drain is at work or on its way; retries that come "
             "due too), and hourly as "
-            "a last-resort safety net. Fails when it dead-lettered an order or was held.",
+            "a last-resort safety net. Stays linger_seconds after the inbox empties, so the "
+            "next orders need no new run. Fails when it dead-lettered an order or was held.",
             triggers=[_webhook_trigger()],
             schedules=[Interval(SAFETY_NET, slug="safety-net")],
+            parameters={"linger_seconds": DRAIN_LINGER_SECONDS},
             concurrency_limit=ConcurrencyLimitConfig(
                 limit=settings.drain_concurrency,
                 collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW,

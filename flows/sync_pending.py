@@ -8,7 +8,6 @@ budget is spent. Started by a debounced event trigger and an every-minute safety
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,6 +17,7 @@ from prefect import Task, flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.drain_linger import LINGER_POLL_SECONDS, DrainClock, DrainCpu, Linger
 from flows.outcome import RunOutcome, final_state, judge
 from state import ClaimedOrder, StateStore
 from state.models import utcnow
@@ -63,6 +63,8 @@ class DrainReport:
     # What happened to each order, in the order settled: the artifact answers "what about #1301".
     orders: list[OrderNote] = field(default_factory=list)
     batch_calls: int = 0  # Salesforce calls the Collections path made
+    lingered_s: float = 0.0  # time spent waiting for new work with the inbox empty
+    cpu: DrainCpu = field(default_factory=DrainCpu)
 
     def order_note(self, label: str, action: str, why: str = "") -> None:
         """Note one order's outcome for the run's artifact."""
@@ -85,6 +87,8 @@ class DrainReport:
             "field_warnings": len(self.warned),
             "orders_with_field_warnings": len({key[0] for key in self.warned}),
             "collections_calls": self.batch_calls,
+            "lingered_s": round(self.lingered_s, 1),
+            **self.cpu.as_dict(),
         }
 
     def outcome(self) -> RunOutcome:
@@ -107,6 +111,12 @@ class DrainReport:
             self.dead_lettered,
             self.orders,
         )
+        if self.lingered_s >= LINGER_POLL_SECONDS:
+            report += (
+                f"\n\nWaited {self.lingered_s:.0f} s in all for new work with the inbox empty "
+                "(the drain lingers after its last batch, so the next order is synced without "
+                "starting a new run)."
+            )
         if not self.warned:
             return report
         return f"{report}\n\n{field_warnings_markdown(self.field_warnings)}"
@@ -114,7 +124,10 @@ class DrainReport:
 
 @flow(name="sync-pending-orders", flow_run_name="drain")
 def sync_pending_orders(
-    max_seconds: float = 240.0, batch_size: int | None = None, lease_seconds: float | None = None
+    max_seconds: float = 240.0,
+    batch_size: int | None = None,
+    lease_seconds: float | None = None,
+    linger_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """Sync every pending webhook delivery into Salesforce.
 
@@ -126,6 +139,10 @@ def sync_pending_orders(
         lease_seconds: How long a claim outlives its drain (renewed while the drain runs): a
             killed drain's orders are taken over after this long (default:
             ``SHOPSYNC_INBOX_LEASE_SECONDS``).
+        linger_seconds: After the inbox empties, keep looking for new work (every
+            ``LINGER_POLL_SECONDS``) this long after the last work, within ``max_seconds``, so
+            an order that arrives meanwhile is synced in about a second instead of waiting for
+            a new flow-run process (the served deployment lingers; 0 ends at once).
     """
     settings = get_settings()
     lease = timedelta(seconds=lease_seconds or settings.inbox_lease_seconds)
@@ -135,7 +152,7 @@ def sync_pending_orders(
         _drain(
             runtime,
             report,
-            max_seconds,
+            DrainClock(max_seconds, linger_seconds),
             claim_size(batch_size, settings.drain_mode, settings.salesforce_concurrency),
             lease,
         )
@@ -150,21 +167,44 @@ def sync_pending_orders(
 
 
 def _drain(
-    runtime: Runtime, report: DrainReport, max_seconds: float, batch: int, lease: timedelta
+    runtime: Runtime, report: DrainReport, clock: DrainClock, batch: int, lease: timedelta
 ) -> None:
-    deadline = time.monotonic() + max_seconds
-    ctx: SyncContext | None = None
     owner = claim_owner()  # host:pid:random: a claimed row shows which drain process holds it
-    with lease_heartbeat(runtime.store, owner, lease):  # a short lease, renewed while we work
-        while time.monotonic() < deadline and report.stopped_because is None:
-            claims = runtime.store.claim(max_orders=batch, lease=lease, owner=owner)
-            if not claims:
-                return
+    linger = Linger(runtime.store, owner, clock)
+    with lease_heartbeat(runtime.store, owner, lease), linger:  # a short lease, renewed
+        _claim_and_sync(runtime, report, clock, linger, batch, lease, owner)
+    report.lingered_s = linger.lingered_s
+
+
+def _claim_and_sync(
+    runtime: Runtime,
+    report: DrainReport,
+    clock: DrainClock,
+    linger: Linger,
+    batch: int,
+    lease: timedelta,
+    owner: str,
+) -> None:
+    """Claim and sync until the inbox stays empty past the linger window, the time budget is
+    spent, or Salesforce says stop."""
+    ctx: SyncContext | None = None
+    store = runtime.store
+    while not clock.out_of_time() and report.stopped_because is None:
+        due = linger.due()
+        claims = store.claim(max_orders=batch, lease=lease, owner=owner) if due else []
+        if not claims:
+            if linger.idle():
+                continue
+            return
+        report.cpu.first_claim()
+        if ctx is None:
+            ctx = _context_or_hold(runtime, claims, report)
             if ctx is None:
-                ctx = _context_or_hold(runtime, claims, report)
-                if ctx is None:
-                    return
-            _sync_batch(runtime, ctx, claims, report)
+                return
+        _sync_batch(runtime, ctx, claims, report)
+        clock.worked()
+        linger.worked()
+        report.cpu.worked()
 
 
 def claim_size(batch_size: int | None, mode: str, concurrency: int) -> int:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.applications import Starlette
 
 from state import Delivery, StateStore
+from state.drain_marks import drain_live_until
 from tasks.settings import Settings
 from webhooks.app import ReceiverConfig, create_app
 
@@ -97,7 +98,9 @@ class DrainNudger:
     emits the drain trigger's event per :func:`should_nudge`. It also looks every ``every``
     seconds, so a retry whose backoff ended, a delivery whose event was lost or a dead drain's
     expired claims get a drain within seconds, without a run per minute: an empty inbox costs one
-    query, not a flow run (the run history holds drains that had work).
+    query, not a flow run (the run history holds drains that had work). A drain that lingers
+    after emptying the inbox holds no claims but keeps an "alive until" mark
+    (``state.drain_marks``): while it lasts the drain is live, and no run is asked for.
     """
 
     def __init__(
@@ -152,6 +155,8 @@ class DrainNudger:
         """One look at the inbox; True when it asked for a drain."""
         now = now or datetime.now(UTC)
         next_due, live_claims = self._store.drain_outlook(now)
+        if due_work_waiting(next_due, live_claims, now) and drain_live_until(self._store, now):
+            live_claims = 1  # a lingering drain claims it within a moment (flows/drain_linger.py)
         with self._memory.lock:
             last = self._memory.last_nudge
             if not should_nudge(next_due, live_claims, now, last, self._resend_after):
