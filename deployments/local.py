@@ -142,7 +142,7 @@ def prefect_server(home: Path, port: int = 4200, database_url: str | None = None
         preexec_fn=_die_with_parent,
     )
     try:
-        _wait_healthy(url, process)
+        _wait_healthy(url, process, home / "server.log")
         yield url
     finally:
         process.terminate()
@@ -165,20 +165,31 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
+class PrefectServerFailed(Exception):
+    """The local Prefect server exited or never became healthy (the message names its log)."""
+
+
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 240
+) -> None:
     # A few seconds on an idle machine; 80-100 s (its database migrations) were measured on a
     # 2-core machine at load 12. A server that dies is reported at once, not after the wait.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited with {process.returncode}")
+            raise PrefectServerFailed(
+                f"the local Prefect server exited with {process.returncode}; its log: {log}"
+            )
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the Prefect server at {url} did not become healthy in {timeout:.0f} s")
+    raise PrefectServerFailed(
+        f"the local Prefect server at {url} did not become healthy in {timeout:.0f} s (its log: "
+        f"{log}); on a busy machine retry, or set PREFECT_API_URL to a running Prefect server"
+    )
 
 
 class PortBusy(Exception):

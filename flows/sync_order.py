@@ -15,7 +15,7 @@ from tasks.reporting.artifacts import current_flow_run_id
 from tasks.reporting.dead_letter_board import publish_board
 from tasks.runtime import build_runtime
 from tasks.settings import get_settings
-from tasks.shopify.client import ShopifyClient
+from tasks.shopify.port import ShopifyPort
 from tasks.steps import fetch_order, park_order, sync_order_step, with_retries
 
 
@@ -84,9 +84,9 @@ def sync_order(order_id: str) -> Any:
     return final_state(RunOutcome("sync-order", 1, done={outcome.action: 1}), result)
 
 
-def _id_of_name(shopify: ShopifyClient, name: str) -> str:
+def _id_of_name(shopify: ShopifyPort, name: str) -> str:
     """The id of the one order named ``name`` (Shopify's ``name:`` search)."""
-    found = shopify.order_ids_named(name)
+    found = shopify.orders_named(name)
     if len(found) != 1:
         raise ValueError(
             f"Shopify has no order named {name}"

@@ -47,7 +47,7 @@ from tasks.core.errors import StaleReference, SyncError
 from tasks.core.mapping import CONTACT, OPPORTUNITY
 from tasks.core.orders import Order
 from tasks.reporting.field_warnings import field_warnings
-from tasks.salesforce import RecordResult, SalesforceGateway
+from tasks.salesforce.port import RecordResult, SalesforcePort, WriteKind
 from tasks.settings import Settings
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import (
@@ -85,7 +85,7 @@ class Lookups:
     task_run_name="look up {count} orders",
 )
 def look_up(
-    gateway: SalesforceGateway,
+    gateway: SalesforcePort,
     count: int,
     emails: list[str],
     contact_field: str,
@@ -94,7 +94,7 @@ def look_up(
 ) -> Lookups:
     """The Contacts with the batch's new e-mails and which of its unknown Opportunities
     Salesforce has: every query bundled, five to a ``/composite`` call."""
-    contacts, ids = gateway.find_contacts_and_records(
+    contacts, ids = gateway.lookups_for(
         emails, contact_field, OPPORTUNITY, opportunity_field, order_keys
     )
     return Lookups(contacts, ids)
@@ -106,32 +106,30 @@ def look_up(
     retry_condition_fn=retry_if_transient,
     task_run_name="{chunk.name}",
 )
-def write_chunk(gateway: SalesforceGateway, chunk: Chunk, contact_field: str) -> list[RecordResult]:
+def write_chunk(gateway: SalesforcePort, chunk: Chunk, contact_field: str) -> list[RecordResult]:
     """One sObject Collections call; results in the chunk's record order."""
-    if chunk.operation == "upsert":
-        return gateway.upsert_collection(chunk.sobject, chunk.key_field, chunk.records)
-    if chunk.operation == "update":
-        return gateway.update_collection(chunk.sobject, chunk.records)
-    return _insert_once(gateway, chunk, contact_field)
+    if chunk.operation == "insert":
+        return _insert_once(gateway, chunk, contact_field)
+    kind: WriteKind = "update" if chunk.operation == "update" else "upsert"
+    return gateway.save_many(chunk.sobject, chunk.key_field, chunk.records, kind=kind)
 
 
 def _insert_once(
-    gateway: SalesforceGateway, chunk: Chunk, contact_field: str
+    gateway: SalesforcePort, chunk: Chunk, contact_field: str
 ) -> list[RecordResult]:
     """Create guests' Contacts. Creating is not idempotent: a retry first takes the Contacts an
     earlier attempt may have created (found by e-mail) and creates only the others."""
     if not _retrying():
-        return gateway.insert_collection(chunk.sobject, chunk.key_field, chunk.records)
+        return gateway.save_many(chunk.sobject, chunk.key_field, chunk.records, kind="insert")
     emails = [str(r.get("Email") or "").lower() for r in chunk.records]
-    found = gateway.find_contacts_by_emails(sorted({e for e in emails if e}), contact_field)
+    found = gateway.contacts_by_emails(sorted({e for e in emails if e}), contact_field)
     results: list[RecordResult | None] = [
         RecordResult(email, True, str(found[email][0]["Id"])) if found.get(email) else None
         for email in emails
     ]
     todo = [i for i, result in enumerate(results) if result is None]
-    created = gateway.insert_collection(
-        chunk.sobject, chunk.key_field, [chunk.records[i] for i in todo]
-    )
+    todo_records = [chunk.records[i] for i in todo]
+    created = gateway.save_many(chunk.sobject, chunk.key_field, todo_records, kind="insert")
     for index, result in zip(todo, created, strict=False):
         results[index] = result
     return [r for r in results if r is not None]

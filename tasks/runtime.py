@@ -8,11 +8,14 @@ from zoneinfo import ZoneInfo
 
 from state import StateStore
 from tasks.core.errors import SyncError
-from tasks.salesforce import SalesforceGateway, SimpleSalesforceGateway
+from tasks.salesforce import SalesforceGateway
+from tasks.salesforce.config import SalesforceConfig
 from tasks.salesforce.errors import schema_outdated
+from tasks.salesforce.gateway import SimpleSalesforceGateway
 from tasks.salesforce.org import invalidate, load_org_schema
 from tasks.settings import Settings
 from tasks.shopify.client import ShopifyClient
+from tasks.shopify.config import ShopifyConfig
 from tasks.sync import SyncContext
 
 
@@ -22,6 +25,8 @@ class Runtime:
 
     settings: Settings
     store: StateStore
+    # The wide types until the reconcile flow uses the intent methods too; every other caller
+    # takes a SalesforcePort / ShopifyPort (tests pass the in-memory fakes of tests/fakes.py).
     salesforce: SalesforceGateway
     shopify: ShopifyClient
 
@@ -67,6 +72,47 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         settings=settings,
         store=StateStore.open(settings.state_url),
-        salesforce=SimpleSalesforceGateway(settings),
-        shopify=ShopifyClient(settings),
+        salesforce=salesforce_adapter(settings),
+        shopify=shopify_adapter(settings),
     )
+
+
+def salesforce_config(settings: Settings) -> SalesforceConfig:
+    """The part of the settings the Salesforce adapter uses."""
+    return SalesforceConfig(
+        login_url=settings.salesforce_login_url,
+        auth_mode=settings.salesforce_auth_mode,
+        client_id=settings.salesforce_client_id,
+        client_secret=settings.salesforce_client_secret,
+        username=settings.salesforce_username,
+        password=settings.salesforce_password,
+        security_token=settings.salesforce_security_token,
+        jwt_private_key_path=settings.salesforce_jwt_private_key_path,
+        refresh_token=settings.salesforce_refresh_token,
+        api_version=settings.salesforce_api_version,
+        timeout_seconds=settings.salesforce_timeout_seconds,
+        api_reserve_percent=settings.salesforce_api_reserve_percent,
+        duplicate_rule_allow_save=settings.salesforce_duplicate_rule_allow_save,
+    )
+
+
+def shopify_config(settings: Settings) -> ShopifyConfig:
+    """The part of the settings the Shopify adapter uses."""
+    return ShopifyConfig(
+        base_url=settings.shopify_base_url,
+        api_version=settings.shopify_api_version,
+        auth_mode=settings.shopify_auth_mode,
+        access_token=settings.shopify_admin_api_access_token,
+        api_key=settings.shopify_api_key,
+        api_secret_key=settings.shopify_api_secret_key,
+    )
+
+
+def salesforce_adapter(settings: Settings) -> SimpleSalesforceGateway:
+    """The real Salesforce adapter for these settings."""
+    return SimpleSalesforceGateway(salesforce_config(settings))
+
+
+def shopify_adapter(settings: Settings) -> ShopifyClient:
+    """The real Shopify adapter for these settings."""
+    return ShopifyClient(shopify_config(settings))

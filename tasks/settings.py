@@ -1,16 +1,15 @@
 """Configuration: one typed settings object, read from the environment and ``.env``, loaded once.
 
 The blueprint's variable names (``SHOPIFY_*``, ``SALESFORCE_*``) are kept as they are; everything
-the product adds is prefixed ``SHOPSYNC_``. Secrets are ``SecretStr`` and never printed.
+the product adds is prefixed ``SHOPSYNC_``. Secrets are ``SecretStr`` and never printed. The rules
+behind the values (parsing, validity, what each part needs) are in ``tasks/settings_checks.py``.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AliasChoices,
@@ -21,13 +20,18 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tasks import settings_checks as checks
 from tasks.core.mapping import MappingConfig
+from tasks.settings_checks import AuthMode, ShopifyAuthMode
 
-AuthMode = Literal["jwt", "client_credentials", "refresh_token", "password"]
-ShopifyAuthMode = Literal["static_token", "client_credentials"]
-SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
-API_VERSION_SHOPIFY = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
-API_VERSION_SALESFORCE = re.compile(r"^\d{2}\.0$")
+__all__ = [
+    "AuthMode",
+    "Settings",
+    "SettingsError",
+    "ShopifyAuthMode",
+    "get_settings",
+    "load_settings",
+]
 
 
 def _env(*names: str) -> AliasChoices:
@@ -293,70 +297,42 @@ class Settings(BaseSettings):
     @field_validator("shopify_webhook_secret", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return checks.split_list(value)
 
     @field_validator("webhook_allowed_shops", mode="before")
     @classmethod
     def _split_shops(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip().lower() for part in value.split(",") if part.strip()]
-        return value
+        return checks.split_shops(value)
 
     @field_validator("retry_delays_seconds", "inbox_backoff_seconds", mode="before")
     @classmethod
     def _split_delays(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [float(part) for part in value.split(",") if part.strip()]
-        return value
+        return checks.split_delays(value)
 
     @field_validator("shopify_store_domain")
     @classmethod
     def _check_domain(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().lower().removeprefix("https://").rstrip("/")
-        if not SHOP_DOMAIN.match(value):
-            raise ValueError(f"{value!r} is not a <shop>.myshopify.com domain")
-        return value
+        return checks.shop_domain(value)
 
     @field_validator("shopify_api_version")
     @classmethod
     def _check_shopify_version(cls, value: str) -> str:
-        if not API_VERSION_SHOPIFY.match(value):
-            raise ValueError(f"{value!r} is not a Shopify API version like 2026-10")
-        return value
+        return checks.shopify_api_version(value)
 
     @field_validator("salesforce_api_version")
     @classmethod
     def _check_salesforce_version(cls, value: str) -> str:
-        value = value.removeprefix("v")
-        if not API_VERSION_SALESFORCE.match(value):
-            raise ValueError(f"{value!r} is not a Salesforce API version like 62.0")
-        if float(value) < 46.0:
-            raise ValueError("Salesforce API version must be 46.0 or newer (upsert results)")
-        return value
+        return checks.salesforce_api_version(value)
 
     @field_validator("shop_timezone")
     @classmethod
     def _check_timezone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA timezone like America/New_York") from None
-        return value
+        return checks.timezone(value)
 
     @field_validator("salesforce_login_url", "shopify_admin_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("https://", "http://")):
-            raise ValueError(f"{value!r} must start with https://")
-        return value.rstrip("/")
+        return checks.url(value)
 
     # -- derived -------------------------------------------------------------------------------
 
@@ -386,72 +362,7 @@ class Settings(BaseSettings):
 
     def problems(self, *, need: set[str] | None = None) -> list[str]:
         """What is missing for the given parts (``shopify``, ``salesforce``, ``webhooks``)."""
-        need = need or {"shopify", "salesforce", "webhooks"}
-        found: list[str] = []
-        if "shopify" in need:
-            found += _missing(self, ("shopify_store_domain", "SHOPIFY_STORE_DOMAIN"))
-            found += self._shopify_credential_problems()
-        if "webhooks" in need and not self.shopify_webhook_secret:
-            found.append("SHOPIFY_WEBHOOK_SECRET: missing (the app's client secret signs webhooks)")
-        if "salesforce" in need:
-            found += self._salesforce_problems()
-        return found
-
-    def _shopify_credential_problems(self) -> list[str]:
-        explicit = self.shopify_auth_mode_setting is not None
-        has_key = bool(self.shopify_api_key or self.shopify_api_secret_key)
-        if not explicit and not self.shopify_admin_api_access_token and not has_key:
-            return [
-                "SHOPIFY_API_KEY, SHOPIFY_API_SECRET_KEY: missing (a Dev Dashboard app's client "
-                "id and secret; a legacy custom app sets SHOPIFY_ADMIN_API_ACCESS_TOKEN instead)"
-            ]
-        mode = self.shopify_auth_mode
-        why = f"SHOPSYNC_SHOPIFY_AUTH_MODE={mode}" if explicit else f"Shopify {mode} mode"
-        required = {
-            "static_token": [
-                ("shopify_admin_api_access_token", "SHOPIFY_ADMIN_API_ACCESS_TOKEN"),
-            ],
-            "client_credentials": [
-                ("shopify_api_key", "SHOPIFY_API_KEY"),
-                ("shopify_api_secret_key", "SHOPIFY_API_SECRET_KEY"),
-            ],
-        }[mode]
-        return [f"{line} (needed by {why})" for line in _missing(self, *required)]
-
-    def _salesforce_problems(self) -> list[str]:
-        required = {
-            "client_credentials": [
-                ("salesforce_client_id", "SALESFORCE_CLIENT_ID"),
-                ("salesforce_client_secret", "SALESFORCE_CLIENT_SECRET"),
-            ],
-            "jwt": [
-                ("salesforce_client_id", "SALESFORCE_CLIENT_ID"),
-                ("salesforce_username", "SALESFORCE_USERNAME"),
-                ("salesforce_jwt_private_key_path", "SALESFORCE_JWT_PRIVATE_KEY_PATH"),
-            ],
-            "refresh_token": [
-                ("salesforce_client_id", "SALESFORCE_CLIENT_ID"),
-                ("salesforce_refresh_token", "SALESFORCE_REFRESH_TOKEN"),
-            ],
-            "password": [
-                ("salesforce_client_id", "SALESFORCE_CLIENT_ID"),
-                ("salesforce_client_secret", "SALESFORCE_CLIENT_SECRET"),
-                ("salesforce_username", "SALESFORCE_USERNAME"),
-                ("salesforce_password", "SALESFORCE_PASSWORD"),
-            ],
-        }[self.salesforce_auth_mode]
-        found = [
-            f"{line} (needed by SALESFORCE_AUTH_MODE={self.salesforce_auth_mode})"
-            for line in _missing(self, *required)
-        ]
-        key = self.salesforce_jwt_private_key_path
-        if self.salesforce_auth_mode == "jwt" and key is not None and not key.is_file():
-            found.append(f"SALESFORCE_JWT_PRIVATE_KEY_PATH: {key} is not a readable file")
-        return found
-
-
-def _missing(settings: Settings, *pairs: tuple[str, str]) -> list[str]:
-    return [f"{env}: missing" for attr, env in pairs if not getattr(settings, attr)]
+        return checks.problems(self, need or {"shopify", "salesforce", "webhooks"})
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -459,46 +370,12 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = [_describe(err) for err in exc.errors()]
-        raise SettingsError(problems + _missing_besides(exc, overrides)) from None
+        problems = [checks.describe(err, _ENV_NAMES) for err in exc.errors()]
+        also = checks.missing_besides(Settings, exc, overrides, _ENV_NAMES)
+        raise SettingsError(problems + also) from None
 
 
-def _missing_besides(exc: ValidationError, overrides: dict[str, Any]) -> list[str]:
-    """What is also missing, found by reading again with the invalid values at their defaults."""
-    invalid_env = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
-    defaults = {
-        name: info.get_default(call_default_factory=True)
-        for name, info in Settings.model_fields.items()
-        if _ENV_NAMES.get(name) in invalid_env or name in invalid_env
-    }
-    try:
-        settings = Settings(**{**overrides, **defaults})
-    except ValidationError:
-        return []
-    return [p for p in settings.problems() if p.split(":")[0] not in invalid_env]
-
-
-def _describe(error: Any) -> str:
-    location = error.get("loc") or ()
-    field_name = str(location[0]) if location else "settings"
-    env = _ENV_NAMES.get(field_name, field_name.upper())
-    if len(location) > 1:
-        env += "__" + "__".join(str(part).upper() for part in location[1:])
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{env}: {message}"
-
-
-def _env_names() -> dict[str, str]:
-    names: dict[str, str] = {}
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names[name] = str(alias.choices[0])
-            names[str(alias.choices[0])] = str(alias.choices[0])
-    return names
-
-
-_ENV_NAMES = _env_names()
+_ENV_NAMES = checks.env_names(Settings)
 
 
 @functools.cache

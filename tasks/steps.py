@@ -20,7 +20,7 @@ from tasks.core.errors import PermanentError, SyncError
 from tasks.core.inbox import SyncPlan
 from tasks.core.orders import Order, parse_graphql_order
 from tasks.settings import Settings
-from tasks.shopify.client import ShopifyClient
+from tasks.shopify.port import ShopifyPort
 from tasks.sync import SyncContext, SyncOutcome, sync_order_state
 
 JITTER = 0.5
@@ -43,9 +43,9 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
 
 
 @task(name="fetch-order", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
-def fetch_order(shopify: ShopifyClient, order_id: str) -> Order:
+def fetch_order(shopify: ShopifyPort, order_id: str) -> Order:
     """The order's current state from Shopify's GraphQL Admin API."""
-    node = shopify.fetch_order(order_id)
+    node = shopify.order(order_id)
     if node is None:
         raise PermanentError(
             f"Shopify has no order {order_id} (deleted, or older than 60 days without the "
@@ -138,11 +138,11 @@ def park_order(
     retry_condition_fn=retry_if_transient,
     task_run_name="sync {plan.label}",
 )
-def sync_claimed_order(plan: SyncPlan, ctx: SyncContext, shopify: ShopifyClient) -> SyncOutcome:
+def sync_claimed_order(plan: SyncPlan, ctx: SyncContext, shopify: ShopifyPort) -> SyncOutcome:
     """Sync one claimed order: its newest webhook payload, or its state fetched from Shopify."""
     order = plan.order
     if order is None:
-        node = shopify.fetch_order(plan.order_id)
+        node = shopify.order(plan.order_id)
         if node is None:
             raise PermanentError(
                 f"Shopify has no order {plan.order_id} any more",

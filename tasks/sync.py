@@ -30,8 +30,8 @@ from tasks.core.mapping import (
 )
 from tasks.core.orders import Order
 from tasks.reporting.field_warnings import field_warnings
-from tasks.salesforce import ContactWrite, OrderWrite, OrderWriteResult, SalesforceGateway
 from tasks.salesforce.errors import refused_create_only_field, required_fields_missing
+from tasks.salesforce.port import ContactWrite, OrderWrite, OrderWriteResult, SalesforcePort
 
 Action = Literal["created", "updated", "recreated", "unchanged", "stale", "skipped"]
 RECREATED = "the Opportunity had been deleted in Salesforce; recreated with its create-only fields"
@@ -41,7 +41,7 @@ RECREATED = "the Opportunity had been deleted in Salesforce; recreated with its 
 class SyncContext:
     """Everything a sync needs, built once per flow run."""
 
-    gateway: SalesforceGateway
+    gateway: SalesforcePort
     store: StateStore
     mapping: MappingConfig
     org: OrgSchema
@@ -192,7 +192,7 @@ def opportunity_exists(
 def _opportunity_ids(order_keys: list[str], ctx: SyncContext) -> dict[str, str | None]:
     key_field = ctx.mapping.key_field(OPPORTUNITY)
     found: dict[str, str | None] = dict.fromkeys(order_keys)
-    for row in ctx.gateway.records_by_keys(OPPORTUNITY, key_field, order_keys, ["Id"]):
+    for row in ctx.gateway.records(OPPORTUNITY, key_field, ["Id"], keys=order_keys):
         found[str(row.get(key_field))] = str(row["Id"])
     return found
 
@@ -300,7 +300,7 @@ def _contacts(email: str, ctx: SyncContext, key_field: str) -> list[dict[str, An
     hints = ctx.contacts_by_email
     if hints is not None and email.lower() in hints:
         return list(hints[email.lower()])
-    return ctx.gateway.find_contacts_by_email(email, key_field)
+    return ctx.gateway.contacts_by_emails([email], key_field).get(email.lower(), [])
 
 
 def _contact_by_email(records: SalesforceRecords, ctx: SyncContext, key_field: str) -> str | None:
@@ -341,7 +341,7 @@ def with_batch_lookups(orders: Iterable[Order], ctx: SyncContext) -> SyncContext
         elif records.contact_lookup_email and ctx.store.customer(customer_key(records)) is None:
             emails.add(records.contact_lookup_email)
     if emails:
-        found = ctx.gateway.find_contacts_by_emails(sorted(emails), ctx.mapping.key_field(CONTACT))
+        found = ctx.gateway.contacts_by_emails(sorted(emails), ctx.mapping.key_field(CONTACT))
         ctx = replace(ctx, contacts_by_email=found)
     if unknown:
         ctx = replace(ctx, opportunity_ids=_opportunity_ids(sorted(set(unknown)), ctx))

@@ -6,9 +6,13 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from state import StateStore
+    from tasks.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHOPIFY_FIXTURES = REPO / "tests" / "fixtures" / "shopify"
@@ -19,6 +23,7 @@ def shopify_fixture(name: str) -> Any:
     """The parsed JSON of ``tests/fixtures/shopify/<name>``."""
     return json.loads((SHOPIFY_FIXTURES / name).read_text(encoding="utf-8"))
 
+
 _PREFIXES = ("SHOPIFY_", "SALESFORCE_", "SHOPSYNC_")
 
 
@@ -28,6 +33,20 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def store(product: Settings) -> Iterator[StateStore]:
+    """The product's state store (the same database its runtime uses); closed afterwards.
+
+    ``product`` is the settings fixture of the tier asking (integration, e2e, reliability); the
+    unit tests that need a store open their own database.
+    """
+    from state import StateStore
+
+    s = StateStore.open(product.state_url)
+    yield s
+    s.close()
 
 
 # -- PostgreSQL tier ------------------------------------------------------------------------------

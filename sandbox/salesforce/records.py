@@ -20,6 +20,12 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TEXT_TYPES = {"string", "textarea", "phone", "url", "email", "picklist"}
 _NUMBER_TYPES = {"currency", "double", "int", "percent"}
 BULK_NULL = "#N/A"
+# What deleting a parent deletes with it, as (child object, its lookup to the parent): "When you
+# delete an account it's moved to the Recycle Bin along with … Contacts, Opportunities …"
+# (research/salesforce.md §8).
+CASCADE_DELETES: dict[str, tuple[tuple[str, str], ...]] = {
+    "Account": (("Contact", "AccountId"), ("Opportunity", "AccountId")),
+}
 
 
 class MultipleMatches(Exception):
@@ -164,15 +170,19 @@ class Engine:
         if fdef.unique:
             raise SfError(
                 "DUPLICATE_VALUE",
-                f"duplicate value found: {fdef.name} duplicates value on record with id: "
-                f"{winner}",
+                f"duplicate value found: {fdef.name} duplicates value on record with id: {winner}",
                 [],
             )
 
     def delete(self, obj: str, rid: str) -> None:
-        """Delete (to the recycle bin)."""
+        """Delete (to the recycle bin), with the children Salesforce deletes along with it: an
+        Account takes its Contacts and Opportunities (research/salesforce.md §8)."""
         odef = self.odef(obj)
         existing = self._existing(odef, rid)
+        for child_obj, lookup in CASCADE_DELETES.get(odef.name, ()):
+            children = self.store.records.get(child_obj, {}).values()
+            for child in [rec for rec in children if rec.get(lookup) == existing["Id"]]:
+                self.store.delete(child_obj, child["Id"])
         self.store.delete(odef.name, existing["Id"])
 
     def merge(self, obj: str, survivor: str, losers: list[str]) -> dict[str, int]:
@@ -493,9 +503,7 @@ class Engine:
                 # A lookup to a deleted (or merged-away) record: "entity is deleted", no fields.
                 raise SfError("ENTITY_IS_DELETED", "entity is deleted", [])
             if found is None:
-                raise SfError(
-                    "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [name]
-                )
+                raise SfError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [name])
             if odef.name == "Contact" and name == "AccountId" and found[1].get("IsPersonAccount"):
                 raise SfError(
                     "FIELD_INTEGRITY_EXCEPTION",
@@ -507,11 +515,7 @@ class Engine:
     def _finish(self, odef: ObjectDef, rec: Record, own_id: str | None) -> None:
         """Derived fields, required fields, validation rules, unique values (in that order)."""
         self._derive(odef, rec, own_id is None)
-        missing = [
-            f.name
-            for f in odef.fields.values()
-            if f.required and rec.get(f.name) is None
-        ]
+        missing = [f.name for f in odef.fields.values() if f.required and rec.get(f.name) is None]
         missing += self._person_required(odef, rec)
         if missing:
             raise SfError(
@@ -521,22 +525,31 @@ class Engine:
             )
         # Every failing validation rule is reported, not only the first.
         broken = [
-            ErrorItem("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message,
-                      [rule.error_field] if rule.error_field else [])
+            ErrorItem(
+                "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                rule.message,
+                [rule.error_field] if rule.error_field else [],
+            )
             for rule in self.rules
             if rule.object.lower() == odef.name.lower() and rule.fails(rec)
         ]
         if broken:
             raise SfError.of(broken)
         if self.duplicate_rules:
-            duplicates.check(self.duplicate_rules, odef.name, rec, own_id,
-                             self.store.records.get(odef.name, {}).values())
+            duplicates.check(
+                self.duplicate_rules,
+                odef.name,
+                rec,
+                own_id,
+                self.store.records.get(odef.name, {}).values(),
+            )
         for fdef in odef.fields.values():
             if fdef.unique and rec.get(fdef.name) is not None:
                 others = [
                     i
-                    for i in self.store.find(odef.name, fdef.name, rec[fdef.name],
-                                             fdef.case_sensitive)
+                    for i in self.store.find(
+                        odef.name, fdef.name, rec[fdef.name], fdef.case_sensitive
+                    )
                     if i != own_id
                 ]
                 if others:
@@ -549,9 +562,9 @@ class Engine:
 
     def _derive(self, odef: ObjectDef, rec: Record, creating: bool) -> None:
         if odef.name == "Contact" or rec.get("IsPersonAccount"):
-            rec["Name"] = " ".join(
-                p for p in (rec.get("FirstName"), rec.get("LastName")) if p
-            ) or None
+            rec["Name"] = (
+                " ".join(p for p in (rec.get("FirstName"), rec.get("LastName")) if p) or None
+            )
         if odef.name == "Opportunity":
             stage = rec.get("StageName") or ""
             rec["IsClosed"] = stage.startswith("Closed")
@@ -580,8 +593,13 @@ class Engine:
             return []
         if rec.get("IsPersonAccount"):
             return [] if rec.get("LastName") else ["LastName"]
-        person_only = ("FirstName", "LastName", "PersonEmail", "PersonMobilePhone",
-                       "External_Shopify_ID__pc")
+        person_only = (
+            "FirstName",
+            "LastName",
+            "PersonEmail",
+            "PersonMobilePhone",
+            "External_Shopify_ID__pc",
+        )
         used = [f for f in person_only if rec.get(f) is not None]
         if used:
             raise SfError(
@@ -604,8 +622,6 @@ def render(odef: ObjectDef, rec: Record, version: str, fields: list[str] | None 
     for name in names:
         fdef = odef.field(name)
         if fdef is None:
-            raise SfError(
-                "INVALID_FIELD", f"No such column '{name}' on entity '{odef.name}'", []
-            )
+            raise SfError("INVALID_FIELD", f"No such column '{name}' on entity '{odef.name}'", [])
         out[fdef.name] = rec.get(fdef.name)
     return out

@@ -6,41 +6,35 @@ The checks are pure functions over what describe, the token endpoint and the Adm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from tasks.checks.org_checks import (
+    Check,
+    added_field_checks,
+    duplicate_rule_checks,
+    duplicate_rules_check,
+    external_id_checks,
+    org_feature_checks,
+    person_account_checks,
+    stage_checks,
+)
 from tasks.core.errors import AuthError, SyncError
 from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, MappingConfig, OrgSchema
 from tasks.core.topics import DeleteAction, Topic, registered_topics
-from tasks.salesforce import queries
-from tasks.salesforce.org import (
-    choose_person_record_type,
-    person_record_type_problem,
-)
+from tasks.salesforce.port import SalesforcePort
+from tasks.shopify.port import ShopifyPort
+
+__all__ = [
+    "Check",
+    "added_field_checks",
+    "duplicate_rule_checks",
+    "failed",
+    "fix_for",
+    "run_doctor",
+]
 
 REQUIRED_SCOPES = ("read_orders", "read_customers", "read_all_orders")
-
-SUBSCRIPTIONS_QUERY = """
-query Subscriptions {
-  webhookSubscriptions(first: 100) {
-    nodes { topic endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } } }
-  }
-}
-"""
-
-
-RECENT_ORDERS_QUERY = """
-query RecentOrders {
-  orders(first: 10, sortKey: CREATED_AT, reverse: true) {
-    nodes {
-      legacyResourceId email phone
-      customer { legacyResourceId firstName lastName defaultEmailAddress { emailAddress } }
-      billingAddress { firstName lastName address1 }
-    }
-  }
-}
-"""
 
 AUTH_MODES = {
     "static_token": "static token (legacy custom app, SHOPIFY_ADMIN_API_ACCESS_TOKEN)",
@@ -71,210 +65,6 @@ REDACTION_FIX = (
     "version on the shop. Until then orders still sync, named after the customer id and without "
     "a Contact (README: Shopify app setup)."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One preflight finding."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    severity: str = "error"  # error | warning | info
-
-
-def external_id_checks(
-    describes: Mapping[str, Mapping[str, Any]], mapping: MappingConfig
-) -> list[Check]:
-    """Each external-id field exists, is External ID, and Unique (DESIGN §3)."""
-    checks = []
-    for sobject in (ACCOUNT, CONTACT, OPPORTUNITY):
-        name = mapping.key_field(sobject)
-        fields = {f.get("name"): f for f in describes.get(sobject, {}).get("fields", [])}
-        field = fields.get(name)
-        label = f"{sobject}.{name}"
-        if field is None:
-            checks.append(
-                Check(
-                    label,
-                    False,
-                    "field is missing",
-                    f"Create {label} as Text(255), External ID, Unique, case-sensitive.",
-                )
-            )
-        elif not field.get("externalId"):
-            checks.append(
-                Check(
-                    label,
-                    False,
-                    "field is not marked External ID",
-                    f"Edit {label}: tick 'External ID' (and 'Unique').",
-                )
-            )
-        elif not field.get("unique"):
-            checks.append(
-                Check(
-                    label,
-                    False,
-                    "field is External ID but not Unique: concurrent creates "
-                    "can make duplicates and upserts then fail with 300",
-                    f"Edit {label}: tick 'Unique' (merge any duplicates first).",
-                )
-            )
-        else:
-            checks.append(Check(label, True, "External ID, Unique"))
-    return checks
-
-
-def stage_checks(opportunity: Mapping[str, Any], mapping: MappingConfig) -> list[Check]:
-    """The stages the mapping writes exist (and are active) in the StageName picklist."""
-    fields = opportunity.get("fields", [])
-    stage: Mapping[str, Any] = next((f for f in fields if f.get("name") == "StageName"), {})
-    active = {p.get("value") for p in stage.get("picklistValues", []) if p.get("active", True)}
-    checks = []
-    for value in dict.fromkeys([mapping.stage_on_create, mapping.stage_when_cancelled]):
-        ok = value in active
-        checks.append(
-            Check(
-                f"Opportunity stage '{value}'",
-                ok,
-                "present in the StageName picklist" if ok else "missing from the picklist",
-                ""
-                if ok
-                else (
-                    f"Add '{value}' to Setup → Opportunity Stages, or set "
-                    "SHOPSYNC_MAPPING__STAGE_ON_CREATE / _STAGE_WHEN_CANCELLED to stages you use."
-                ),
-            )
-        )
-    return checks
-
-
-def added_field_checks(
-    describes: Mapping[str, Mapping[str, Any]], mapping: MappingConfig
-) -> list[Check]:
-    """Each field added by configuration (``SHOPSYNC_MAPPING__<OBJECT>_FIELDS``) exists in the
-    org and the integration user may write it (on update too, when it is owned)."""
-    checks = []
-    for sobject in (ACCOUNT, CONTACT, OPPORTUNITY):
-        fields = {f.get("name"): f for f in describes.get(sobject, {}).get("fields", [])}
-        owned = mapping.owned(sobject)
-        for name, source in mapping.extra_fields(sobject).items():
-            label = f"{sobject}.{name}"
-            field = fields.get(name)
-            if field is None:
-                problem = "field is missing (or the integration user cannot see it)"
-                fix = f"Create {label}, or give the integration user field-level access to it."
-            elif not field.get("createable", True) or (
-                name in owned and not field.get("updateable", True)
-            ):
-                problem = "the integration user cannot write it"
-                fix = f"Grant the integration user edit access to {label} (field-level security)."
-            else:
-                checks.append(Check(label, True, f"mapped from {source}"))
-                continue
-            checks.append(Check(label, False, f"{problem}; it is never written", fix))
-    return checks
-
-
-def org_feature_checks(describes: Mapping[str, Mapping[str, Any]]) -> list[Check]:
-    """Person Accounts and multi-currency, detected (informational)."""
-    account = {f.get("name") for f in describes.get(ACCOUNT, {}).get("fields", [])}
-    opportunity = {f.get("name") for f in describes.get(OPPORTUNITY, {}).get("fields", [])}
-    person = "IsPersonAccount" in account
-    currency = "CurrencyIsoCode" in opportunity
-    return [
-        Check(
-            "Person Accounts",
-            True,
-            "enabled: orders become person accounts"
-            if person
-            else "not enabled: orders become Account + Contact",
-            severity="info",
-        ),
-        Check(
-            "Multi-currency",
-            True,
-            "enabled: CurrencyIsoCode is set from the shop currency"
-            if currency
-            else "not enabled: amounts are in the org currency",
-            severity="info",
-        ),
-    ]
-
-
-def person_account_checks(
-    record_types: Sequence[Mapping[str, Any]], mapping: MappingConfig
-) -> list[Check]:
-    """On a Person Account org: the record type new Accounts are created with exists."""
-    configured = mapping.person_account_record_type
-    chosen = choose_person_record_type(record_types, configured)
-    if chosen is None:
-        return [
-            Check(
-                "Person Account record type",
-                False,
-                person_record_type_problem(record_types, configured),
-                "Activate a Person Account record type for the integration user's profile, or "
-                "set SHOPSYNC_MAPPING__PERSON_ACCOUNT_RECORD_TYPE to one of the active ones.",
-            )
-        ]
-    name = next(
-        (r.get("DeveloperName") for r in record_types if str(r.get("Id")) == chosen), chosen
-    )
-    how = "configured" if configured else "found by RecordType query"
-    return [Check("Person Account record type", True, f"{name} ({chosen}), {how}")]
-
-
-def duplicate_rule_checks(rules: Sequence[Mapping[str, Any]], allow_save: bool) -> list[Check]:
-    """Active duplicate rules on the three objects: they can reject the sync's saves."""
-    if not rules:
-        return [
-            Check(
-                "Duplicate rules",
-                True,
-                "none active on Account, Contact, Opportunity",
-                severity="info",
-            )
-        ]
-    names = ", ".join(f"{r.get('SobjectType')}: {r.get('DeveloperName')}" for r in rules)
-    if allow_save:
-        detail = (
-            f"active: {names}; writes send allowSave=true, so alert rules let orders through, "
-            "but a rule whose action is Block rejects them (DUPLICATES_DETECTED dead letters)"
-        )
-        fix = (
-            "Set those rules' action to Allow with an alert, or exclude the integration user "
-            "in the rule's conditions."
-        )
-    else:
-        detail = (
-            f"active: {names}; SHOPSYNC_SALESFORCE_DUPLICATE_RULE_ALLOW_SAVE=false, so any "
-            "match rejects the order (DUPLICATES_DETECTED dead letters)"
-        )
-        fix = (
-            "Set SHOPSYNC_SALESFORCE_DUPLICATE_RULE_ALLOW_SAVE=true, or exclude the "
-            "integration user in the rules' conditions."
-        )
-    return [Check("Duplicate rules", False, detail, fix, severity="warning")]
-
-
-def _duplicate_rules(salesforce: Any, allow_save: bool) -> list[Check]:
-    try:
-        rules = salesforce.query(queries.ACTIVE_DUPLICATE_RULES)
-    except SyncError as exc:  # DuplicateRule needs "View Setup and Configuration"
-        return [
-            Check(
-                "Duplicate rules",
-                False,
-                f"could not list them: {exc}",
-                "Give the integration user View Setup and Configuration, or check the rules "
-                "on Account, Contact and Opportunity by hand (Setup → Duplicate Rules).",
-                severity="warning",
-            )
-        ]
-    return duplicate_rule_checks(rules, allow_save)
 
 
 def scope_checks(scopes: Iterable[str]) -> list[Check]:
@@ -406,8 +196,8 @@ def failed(checks: Iterable[Check]) -> list[Check]:
 
 
 def run_doctor(
-    salesforce: Any,
-    shopify: Any,
+    salesforce: SalesforcePort,
+    shopify: ShopifyPort,
     mapping: MappingConfig,
     *,
     allow_save: bool = True,
@@ -428,9 +218,9 @@ def run_doctor(
         found += added_field_checks(describes, mapping)
         found += org_feature_checks(describes)
         if OrgSchema.from_describe(describes).person_accounts:
-            record_types = salesforce.query(queries.PERSON_RECORD_TYPES)
+            record_types = salesforce.person_record_types()
             found += person_account_checks(record_types, mapping)
-        return found + _duplicate_rules(salesforce, allow_save)
+        return found + duplicate_rules_check(salesforce, allow_save)
 
     tokens = getattr(shopify, "tokens", None)
     mode = str(getattr(tokens, "mode", "static_token"))
@@ -447,12 +237,10 @@ def run_doctor(
         return found + scope_checks(info.scopes)
 
     def customer_data() -> list[Check]:
-        data = shopify.graphql(RECENT_ORDERS_QUERY)
-        return [redaction_check((data.get("orders") or {}).get("nodes") or [])]
+        return [redaction_check(shopify.recent_orders())]
 
     def webhooks() -> list[Check]:
-        data = shopify.graphql(SUBSCRIPTIONS_QUERY)
-        nodes = (data.get("webhookSubscriptions") or {}).get("nodes") or []
+        nodes = shopify.webhook_subscriptions()
         return subscription_checks(nodes, registered_topics(delete_action))
 
     checks += guarded("Salesforce", org)

@@ -177,9 +177,10 @@ class SmokeRun:
     # -- the steps ---------------------------------------------------------------------------
 
     def salesforce_login(self) -> str:
-        daily = self.runtime.salesforce.limits().get("DailyApiRequests", {})
-        used = int(daily.get("Max", 0)) - int(daily.get("Remaining", 0))
-        return f"logged in; {used}/{daily.get('Max', '?')} API calls used in the last 24 h"
+        usage = self.runtime.salesforce.usage(refresh=True)
+        if usage is None:
+            return "logged in; the org did not report its API usage"
+        return f"logged in; {usage.used}/{usage.limit} API calls used in the last 24 h"
 
     def shopify_access(self) -> str:
         return f"shop answers; timezone {self.runtime.shop_timezone()}"
@@ -244,8 +245,11 @@ class SmokeRun:
         found: dict[str, list[dict[str, Any]]] = {}
         for sobject in self._bodies():
             key_field = self.ctx.mapping.key_field(sobject)
-            found[sobject] = self.runtime.salesforce.records_by_keys(
-                sobject, key_field, [str(keys[sobject])], ["Id", _name_field(sobject)]
+            fields = ["Id", _name_field(sobject)]
+            found[sobject] = list(
+                self.runtime.salesforce.records(
+                    sobject, key_field, fields, keys=[str(keys[sobject])]
+                )
             )
         return found
 

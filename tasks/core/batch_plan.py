@@ -39,8 +39,8 @@ from tasks.core.mapping import (
     skip_reason,
 )
 from tasks.core.orders import Order
-from tasks.salesforce import ContactWrite, OrderWrite, RecordResult
 from tasks.salesforce.errors import classify_record
+from tasks.salesforce.port import ContactWrite, OrderWrite, RecordResult
 from tasks.sync import SyncOutcome, customer_key, freshness
 
 COLLECTION_SIZE = 200  # research §2: sObject Collections take up to 200 records per call

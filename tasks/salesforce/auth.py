@@ -17,7 +17,7 @@ import requests
 from pydantic import SecretStr
 
 from tasks.core.errors import AuthError, ConfigError, RetryableError
-from tasks.settings import Settings
+from tasks.salesforce.config import SalesforceConfig
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -33,56 +33,55 @@ class AccessToken:
 
 @dataclass(frozen=True, slots=True)
 class TokenRequest:
-    """The form a token request posts; built from the settings, no I/O."""
+    """The form a token request posts; built from the config, no I/O."""
 
     url: str
     form: dict[str, str]
 
 
-def token_request(settings: Settings, *, now: float | None = None) -> TokenRequest:
+def token_request(config: SalesforceConfig, *, now: float | None = None) -> TokenRequest:
     """Build the OAuth token request for the configured grant."""
-    mode = settings.salesforce_auth_mode
-    url = f"{settings.salesforce_login_url}/services/oauth2/token"
-    client_id = _secret(settings.salesforce_client_id)
+    mode = config.auth_mode
+    url = f"{config.login_url}/services/oauth2/token"
+    client_id = _secret(config.client_id)
     if mode == "client_credentials":
         form = {
             "grant_type": "client_credentials",
             "client_id": client_id,
-            "client_secret": _secret(settings.salesforce_client_secret),
+            "client_secret": _secret(config.client_secret),
         }
     elif mode == "jwt":
-        form = {"grant_type": JWT_GRANT, "assertion": jwt_assertion(settings, now=now)}
+        form = {"grant_type": JWT_GRANT, "assertion": jwt_assertion(config, now=now)}
     elif mode == "refresh_token":
         form = {
             "grant_type": "refresh_token",
             "client_id": client_id,
-            "refresh_token": _secret(settings.salesforce_refresh_token),
+            "refresh_token": _secret(config.refresh_token),
         }
-        if settings.salesforce_client_secret is not None:
-            form["client_secret"] = _secret(settings.salesforce_client_secret)
+        if config.client_secret is not None:
+            form["client_secret"] = _secret(config.client_secret)
     else:
         form = {
             "grant_type": "password",
             "client_id": client_id,
-            "client_secret": _secret(settings.salesforce_client_secret),
-            "username": settings.salesforce_username or "",
+            "client_secret": _secret(config.client_secret),
+            "username": config.username or "",
             # The password flow wants the security token appended to the password.
-            "password": _secret(settings.salesforce_password)
-            + _secret(settings.salesforce_security_token),
+            "password": _secret(config.password) + _secret(config.security_token),
         }
     return TokenRequest(url=url, form=form)
 
 
-def jwt_assertion(settings: Settings, *, now: float | None = None) -> str:
+def jwt_assertion(config: SalesforceConfig, *, now: float | None = None) -> str:
     """An RS256 JWT bearer assertion: iss = consumer key, sub = user, aud = login host."""
-    path = settings.salesforce_jwt_private_key_path
+    path = config.jwt_private_key_path
     if path is None or not path.is_file():
         raise ConfigError(f"SALESFORCE_JWT_PRIVATE_KEY_PATH {path} is not a readable file")
     issued = int(now if now is not None else time.time())
     claims = {
-        "iss": _secret(settings.salesforce_client_id),
-        "sub": settings.salesforce_username,
-        "aud": _audience(settings.salesforce_login_url),
+        "iss": _secret(config.client_id),
+        "sub": config.username,
+        "aud": _audience(config.login_url),
         "exp": issued + 180,  # Salesforce wants exp within three minutes
     }
     return jwt.encode(claims, path.read_bytes(), algorithm="RS256")
@@ -97,13 +96,11 @@ def _audience(login_url: str) -> str:
     return login_url  # an Experience Cloud site, or the local sandbox
 
 
-def fetch_token(settings: Settings, session: requests.Session) -> AccessToken:
+def fetch_token(config: SalesforceConfig, session: requests.Session) -> AccessToken:
     """Obtain an access token; classify failures (bad credentials are not retryable)."""
-    request = token_request(settings)
+    request = token_request(config)
     try:
-        response = session.post(
-            request.url, data=request.form, timeout=settings.salesforce_timeout_seconds
-        )
+        response = session.post(request.url, data=request.form, timeout=config.timeout_seconds)
     except requests.RequestException as exc:
         raise RetryableError(
             f"could not reach {request.url}: {exc}", code="CONNECTION_ERROR"
@@ -115,7 +112,7 @@ def fetch_token(settings: Settings, session: requests.Session) -> AccessToken:
         error = body.get("error", f"HTTP_{response.status_code}")
         description = body.get("error_description", "token request refused")
         raise AuthError(
-            f"Salesforce refused the {settings.salesforce_auth_mode} login: {description}",
+            f"Salesforce refused the {config.auth_mode} login: {description}",
             code=str(error),
         )
     return AccessToken(

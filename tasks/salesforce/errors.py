@@ -14,9 +14,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import requests
-from simple_salesforce.exceptions import SalesforceError
-
 from tasks.core.errors import (
     AuthError,
     ConfigError,
@@ -234,6 +231,10 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
 
 def classify_exception(exc: BaseException, *, retry_after: float | None = None) -> SyncError:
     """Classify whatever simple-salesforce or requests raised (``retry_after`` from headers)."""
+    # Imported here: the rest of this module is pure, and the interface (``port``) uses it.
+    import requests
+    from simple_salesforce.exceptions import SalesforceError
+
     if isinstance(exc, SyncError):
         return exc
     if isinstance(exc, SalesforceError):

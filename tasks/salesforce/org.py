@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from tasks.core.errors import ConfigError
 from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, OrgSchema
-from tasks.salesforce import queries
 
 DESCRIBED = (ACCOUNT, CONTACT, OPPORTUNITY)
 MAX_AGE_SECONDS = 24 * 3600
@@ -27,9 +26,11 @@ DEFAULT_PERSON_RECORD_TYPE = "PersonAccount"  # the DeveloperName Salesforce cre
 
 
 class Describes(Protocol):
+    """The part of :class:`~tasks.salesforce.port.SalesforcePort` the org schema is read with."""
+
     def describe(self, sobject: str) -> dict[str, Any]: ...
 
-    def query(self, soql: str) -> list[dict[str, Any]]: ...
+    def person_record_types(self) -> list[dict[str, Any]]: ...
 
 
 def load_org_schema(
@@ -54,7 +55,7 @@ def load_org_schema(
         if org.person_accounts:
             data[PERSON_RECORD_TYPES] = [
                 {k: r.get(k) for k in ("Id", "DeveloperName", "Name")}
-                for r in gateway.query(queries.PERSON_RECORD_TYPES)
+                for r in gateway.person_record_types()
             ]
         _write_cache(cache, data)
     org = OrgSchema.from_describe({name: data[name] for name in DESCRIBED})

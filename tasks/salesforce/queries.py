@@ -16,6 +16,9 @@ from simple_salesforce import format_soql
 
 from tasks.core.errors import ConfigError
 
+SOQL_IN_CHUNK = 300  # research §4: GET URLs cap at 16 KB; 300 quoted ids stay well inside
+EMAIL_CHUNK = 100  # e-mails are longer than ids; 100 quoted ones stay well under 16 KB
+
 _API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*")
 
 # The active Person Account record types (an org with Person Accounts creates one, more may
@@ -52,16 +55,6 @@ def merged_into(sobject: str, record_id: str) -> str:
     """A record and its ``MasterRecordId`` (send with queryAll: the record is deleted)."""
     return format_soql(
         "SELECT Id, MasterRecordId FROM {:literal} WHERE Id = {}", api_name(sobject), record_id
-    )
-
-
-def contacts_by_email(email: str, key_field: str) -> str:
-    """Contacts with this e-mail, oldest first, at most 10."""
-    return format_soql(
-        "SELECT Id, AccountId, {:literal} FROM Contact WHERE Email = {} "
-        "ORDER BY CreatedDate ASC LIMIT 10",
-        api_name(key_field),
-        email,
     )
 
 
@@ -113,3 +106,21 @@ def keyed_records(sobject: str, key_field: str, fields: Sequence[str]) -> str:
     """Every record with an external id (a Bulk 2.0 query; the caller filters)."""
     select = select_list(fields)
     return f"SELECT {select} FROM {api_name(sobject)} WHERE {api_name(key_field)} != null"  # noqa: S608
+
+
+def contacts_by_emails_chunked(emails: Sequence[str], key_field: str) -> list[str]:
+    """:func:`contacts_by_emails` for any number of e-mails: 100 e-mails a query."""
+    return [
+        contacts_by_emails(emails[start : start + EMAIL_CHUNK], key_field)
+        for start in range(0, len(emails), EMAIL_CHUNK)
+    ]
+
+
+def records_by_keys_chunked(
+    sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+) -> list[str]:
+    """:func:`records_by_keys` for any number of keys: 300 keys a query."""
+    return [
+        records_by_keys(sobject, key_field, keys[start : start + SOQL_IN_CHUNK], fields)
+        for start in range(0, len(keys), SOQL_IN_CHUNK)
+    ]

@@ -17,37 +17,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from tasks.core.errors import PermanentError, RetryableError
-from tasks.core.orders import ORDER_FIELDS
 from tasks.reporting.progress import report as report_progress
-from tasks.shopify.client import ShopifyClient, order_gid, window_query
+from tasks.shopify.port import ShopifyPort
+from tasks.shopify.queries import BULK_RUN, BULK_STATUS, bulk_orders_query
 
-BULK_RUN = """
-mutation RunBulk($query: String!) {
-  bulkOperationRunQuery(query: $query) {
-    bulkOperation { id status }
-    userErrors { field message }
-  }
-}
-"""
+if TYPE_CHECKING:
+    from tasks.shopify.client import ShopifyClient
 
-BULK_STATUS = """
-query BulkStatus($id: ID!) {
-  bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
-}
-"""
-
-NODES_QUERY = """
-query OrdersExist($ids: [ID!]!) {
-  nodes(ids: $ids) { ... on Order { id legacyResourceId } }
-}
-"""
-
-NODES_CHUNK = 250
 PROGRESS_EVERY = 1_000  # orders downloaded between two progress reports
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
 
@@ -60,15 +41,6 @@ class SpoolResult:
     orders: int
     method: str  # "pages" or "bulk"
     shopify_calls: int
-
-
-def bulk_orders_query(start: datetime, end: datetime) -> str:
-    """The inner query of a bulk operation listing the window (fields inlined, no fragments)."""
-    search = json.dumps(window_query(start, end))
-    return (
-        f"{{ orders(query: {search}, sortKey: UPDATED_AT) "
-        f"{{ edges {{ node {{ {ORDER_FIELDS} }} }} }} }}"
-    )
 
 
 def stitch(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
@@ -93,12 +65,12 @@ def stitch(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
 
 
 def spool_pages(
-    shopify: ShopifyClient, start: datetime, end: datetime, path: Path, bulk_after_pages: int
+    shopify: ShopifyPort, start: datetime, end: datetime, path: Path, bulk_after_pages: int
 ) -> int | None:
     """Write the window's orders page by page; ``None`` when the window is too large for pages."""
     count = 0
     with path.open("w", encoding="utf-8") as out:
-        for number, page in enumerate(shopify.iter_order_pages(start, end), start=1):
+        for number, page in enumerate(shopify.order_pages(start, end), start=1):
             for node in page:
                 out.write(json.dumps(node, separators=(",", ":")) + "\n")
                 count += 1
@@ -149,15 +121,16 @@ def wait_bulk(
         delay = min(delay * 1.5, 5.0)
 
 
-def download_bulk(url: str, path: Path, *, timeout: float = 300.0) -> int:
-    """Stream the JSONL result to ``path`` (stitched: one order per line); returns the count."""
+def download_bulk(shopify: ShopifyClient, url: str, path: Path) -> int:
+    """Stream the JSONL result to ``path`` (stitched: one order per line) through the client's
+    connection pool; returns the count."""
     count = 0
     if not url:
         path.write_text("", encoding="utf-8")
         return 0
     try:
         with (
-            httpx.stream("GET", url, timeout=timeout) as response,
+            shopify.stream(url) as response,
             path.open("w", encoding="utf-8") as out,
         ):
             if response.status_code != 200:
@@ -175,9 +148,7 @@ def download_bulk(url: str, path: Path, *, timeout: float = 300.0) -> int:
     return count
 
 
-def wants_bulk(
-    shopify: ShopifyClient, start: datetime, end: datetime, bulk_over: int | None
-) -> bool:
+def wants_bulk(shopify: ShopifyPort, start: datetime, end: datetime, bulk_over: int | None) -> bool:
     """Whether the window holds more than ``bulk_over`` orders (counted only that far)."""
     if bulk_over is None:
         return False
@@ -185,7 +156,7 @@ def wants_bulk(
 
 
 def spool_window(
-    shopify: ShopifyClient,
+    shopify: ShopifyPort,
     start: datetime,
     end: datetime,
     path: Path,
@@ -205,9 +176,7 @@ def spool_window(
         count = spool_pages(shopify, start, end, path, bulk_after_pages)
     if count is not None:
         return SpoolResult(path, count, "pages", shopify.calls - calls)
-    operation = start_bulk(shopify, start, end)
-    url = wait_bulk(shopify, operation)
-    count = download_bulk(url, path)
+    count = shopify.bulk_orders(start, end, path)
     return SpoolResult(path, count, "bulk", shopify.calls - calls)
 
 
@@ -219,14 +188,7 @@ def read_spool(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def existing_order_ids(shopify: ShopifyClient, order_ids: Iterable[str]) -> set[str]:
-    """Which of these numeric order ids Shopify still has (and this app may see)."""
-    ids = [i for i in dict.fromkeys(order_ids) if i.isdigit()]
-    found: set[str] = set()
-    for start in range(0, len(ids), NODES_CHUNK):
-        chunk = [order_gid(i) for i in ids[start : start + NODES_CHUNK]]
-        data = shopify.graphql(NODES_QUERY, {"ids": chunk})
-        for node in data.get("nodes") or []:
-            if isinstance(node, dict) and node.get("legacyResourceId"):
-                found.add(str(node["legacyResourceId"]))
-    return found
+def existing_order_ids(shopify: ShopifyPort, order_ids: Iterable[str]) -> set[str]:
+    """Which of these numeric order ids Shopify still has (reconcile only: to be replaced by
+    ``shopify.existing_order_ids``)."""
+    return shopify.existing_order_ids(order_ids)

@@ -1,105 +1,49 @@
-"""The Shopify adapter: the GraphQL Admin API over httpx, with cost-based pacing.
+"""The Shopify adapter: the GraphQL Admin API over one pooled httpx client, with cost-based
+pacing. It implements :class:`tasks.shopify.port.ShopifyPort`.
 
-Facts from research/shopify.md §2: every response carries ``extensions.cost.throttleStatus``;
-THROTTLED comes back as HTTP 200 with an error; a single query may not cost more than 1,000 points;
-connections are priced by page size. Failures are classified here and only here.
+Facts from research/shopify.md §2: a single query may not cost more than 1,000 points;
+connections are priced by page size. Failures are classified in ``tasks.shopify.errors``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
-from tasks.core.errors import (
-    AuthError,
-    ConfigError,
-    PermanentError,
-    RateLimited,
-    RetryableError,
-    SyncError,
-)
+from tasks.core.errors import PermanentError, RetryableError, SyncError
 from tasks.core.orders import ORDER_FIELDS
-from tasks.settings import Settings
+from tasks.shopify import bulk, queries
 from tasks.shopify.auth import ClientCredentialsToken, Grant, StaticToken, TokenSource
+from tasks.shopify.config import ShopifyConfig
+from tasks.shopify.errors import ThrottleStatus, classify_grant, classify_response, throttle_status
+from tasks.shopify.port import Node, ShopInfo
+from tasks.shopify.queries import order_gid, window_query
 
 MAX_QUERY_COST = 1000
 MAX_PAGE = 250
 MAX_PACING_WAIT = 30.0
+NODES_CHUNK = 250
 
-ORDER_QUERY = f"""
-query OrderById($id: ID!) {{
-  order(id: $id) {{ ...OrderFields }}
-}}
-fragment OrderFields on Order {{ {ORDER_FIELDS} }}
-"""
-
-ORDERS_QUERY = f"""
-query OrdersPage($first: Int!, $after: String, $query: String) {{
-  orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {{
-    pageInfo {{ hasNextPage endCursor }}
-    nodes {{ ...OrderFields }}
-  }}
-}}
-fragment OrderFields on Order {{ {ORDER_FIELDS} }}
-"""
-
-# ordersCount (Admin API 2024-07+): a Count {count, precision}; counted up to ``limit``
-# (default 10,000), ``precision`` AT_LEAST when the limit was reached.
-ORDERS_COUNT_QUERY = """
-query OrdersCount($query: String, $limit: Int) {
-  ordersCount(query: $query, limit: $limit) { count precision }
-}
-"""
-
-ORDER_BY_NAME_QUERY = """
-query OrderByName($query: String!) {
-  orders(first: 2, query: $query) { nodes { legacyResourceId name } }
-}
-"""
-
-SUBSCRIBE_MUTATION = """
-mutation Subscribe($topic: WebhookSubscriptionTopic!, $url: URL!) {
-  webhookSubscriptionCreate(
-    topic: $topic, webhookSubscription: {callbackUrl: $url, format: JSON}
-  ) {
-    webhookSubscription { id topic }
-    userErrors { field message }
-  }
-}
-"""
-
-SHOP_QUERY = """
-query ShopInfo {
-  shop { name myshopifyDomain ianaTimezone currencyCode }
-  currentAppInstallation { accessScopes { handle } }
-}
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class ThrottleStatus:
-    """The shop's GraphQL cost bucket as of the last response."""
-
-    maximum: float
-    available: float
-    restore_rate: float
-
-
-@dataclass(frozen=True, slots=True)
-class ShopInfo:
-    """What the product needs to know about the shop."""
-
-    domain: str
-    timezone: str
-    currency: str
-    scopes: frozenset[str]
+__all__ = [
+    "ORDER_FIELDS",
+    "ShopInfo",
+    "ShopifyClient",
+    "classify_grant",
+    "classify_response",
+    "node_cost",
+    "order_gid",
+    "page_size_for",
+    "throttle_status",
+    "token_source_for",
+    "window_query",
+]
 
 
 def node_cost(selection: str) -> int:
@@ -112,135 +56,8 @@ def page_size_for(selection: str, limit: int = MAX_QUERY_COST) -> int:
     return max(1, min(MAX_PAGE, (limit - 2) // node_cost(selection)))
 
 
-def order_gid(order_id: str) -> str:
-    """The GraphQL id of an order from its numeric (REST) id."""
-    return f"gid://shopify/Order/{order_id}"
-
-
-def window_query(start: datetime, end: datetime) -> str:
-    """Shopify search syntax for ``start <= updated_at < end``."""
-    return f"updated_at:>='{_iso(start)}' AND updated_at:<'{_iso(end)}'"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-# -- classification ---------------------------------------------------------------------------
-
-
-def classify_response(status: int, headers: Mapping[str, str], body: Any) -> SyncError | None:
-    """Classify a Shopify response; None means it succeeded."""
-    if status == 429:
-        return RateLimited("Shopify rate limit", retry_after=_float(headers.get("retry-after")))
-    if status >= 500:
-        return RetryableError(f"Shopify answered {status}", code=f"HTTP_{status}")
-    if status == 401:
-        return AuthError(
-            "Shopify rejected the access token (401): check SHOPIFY_ADMIN_API_ACCESS_TOKEN, or "
-            "SHOPIFY_API_KEY / SHOPIFY_API_SECRET_KEY in client-credentials mode "
-            "(shopsync doctor)",
-            code="HTTP_401",
-        )
-    if status in (402, 403, 423):
-        return ConfigError(
-            f"Shopify refused the request ({status}): check the app's scopes and that the "
-            "shop is active",
-            code=f"HTTP_{status}",
-        )
-    if status == 404:
-        return PermanentError("Shopify resource not found", code="NOT_FOUND")
-    if status >= 400:
-        return PermanentError(f"Shopify rejected the request ({status})", code=f"HTTP_{status}")
-    return _classify_graphql_errors(body)
-
-
-def classify_grant(status: int, headers: Mapping[str, str], body: Any) -> SyncError | Grant:
-    """The token endpoint's answer: a :class:`Grant`, or the classified refusal.
-
-    Shopify answers a bad client id or secret with 400 ``invalid_client`` (an OAuth error
-    body), an app that may not use the grant with 400 ``unauthorized_client``/``invalid_request``:
-    both are :class:`AuthError` (stop, nothing is lost; the operator must fix the credentials).
-    """
-    if status == 429:
-        return RateLimited(
-            "Shopify token endpoint rate limit", retry_after=_float(headers.get("retry-after"))
-        )
-    if status >= 500:
-        return RetryableError(f"Shopify token endpoint answered {status}", code=f"HTTP_{status}")
-    token = body.get("access_token") if isinstance(body, Mapping) else None
-    if status == 200 and isinstance(token, str) and token:
-        return Grant(
-            access_token=SecretStr(token),
-            expires_in=_float(str(body["expires_in"])) if body.get("expires_in") else None,
-            scope=str(body.get("scope") or ""),
-        )
-    code = str(body.get("error") or f"HTTP_{status}") if isinstance(body, Mapping) else ""
-    description = body.get("error_description") if isinstance(body, Mapping) else None
-    return AuthError(
-        "Shopify refused the client credentials grant"
-        + (f" ({description})" if description else "")
-        + ": check SHOPIFY_API_KEY and SHOPIFY_API_SECRET_KEY (the Dev Dashboard app's client "
-        "id and secret) and that the app is installed on SHOPIFY_STORE_DOMAIN",
-        code=code or f"HTTP_{status}",
-    )
-
-
-def _classify_graphql_errors(body: Any) -> SyncError | None:
-    errors = body.get("errors") if isinstance(body, Mapping) else None
-    if not errors:
-        return None
-    listed = isinstance(errors, list) and isinstance(errors[0], Mapping)
-    first: Mapping[str, Any] = errors[0] if listed else {"message": str(errors)}
-    code = str((first.get("extensions") or {}).get("code") or "GRAPHQL_ERROR")
-    message = str(first.get("message", "GraphQL error"))
-    if code == "THROTTLED":
-        return RateLimited(message, retry_after=_refill_seconds(body), code=code)
-    if code in {"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"}:
-        return RetryableError(message, code=code)
-    if code == "UNAUTHORIZED":
-        return AuthError(message, code=code)
-    if code == "ACCESS_DENIED":
-        return ConfigError(message, code=code)
-    return PermanentError(message, code=code)
-
-
-def throttle_status(body: Any) -> ThrottleStatus | None:
-    """``extensions.cost.throttleStatus`` of a GraphQL response, when present."""
-    try:
-        status = body["extensions"]["cost"]["throttleStatus"]
-        return ThrottleStatus(
-            maximum=float(status["maximumAvailable"]),
-            available=float(status["currentlyAvailable"]),
-            restore_rate=float(status["restoreRate"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _refill_seconds(body: Any) -> float | None:
-    status = throttle_status(body)
-    try:
-        requested = float(body["extensions"]["cost"]["requestedQueryCost"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if status is None or status.restore_rate <= 0:
-        return None
-    return max(0.0, (requested - status.available) / status.restore_rate)
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-# -- the client -------------------------------------------------------------------------------
-
-
 def request_client_credentials(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None
+    config: ShopifyConfig, *, transport: httpx.BaseTransport | None = None
 ) -> Grant:
     """One client credentials grant (research/shopify.md §3); raises the classified error.
 
@@ -248,13 +65,13 @@ def request_client_credentials(
     (httpx logs only the request line). Grants are rare (one a day per process), so each uses
     its own short-lived connection.
     """
-    key, secret = settings.shopify_api_key, settings.shopify_api_secret_key
+    key, secret = config.api_key, config.api_secret_key
     form = {
         "grant_type": "client_credentials",
         "client_id": key.get_secret_value() if key else "",
         "client_secret": secret.get_secret_value() if secret else "",
     }
-    url = f"{settings.shopify_base_url}/admin/oauth/access_token"
+    url = f"{config.base_url}/admin/oauth/access_token"
     try:
         with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), transport=transport) as http:
             response = http.post(url, data=form, headers={"Accept": "application/json"})
@@ -276,18 +93,18 @@ _SHARED_LOCK = threading.Lock()
 
 
 def token_source_for(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None
+    config: ShopifyConfig, *, transport: httpx.BaseTransport | None = None
 ) -> TokenSource:
-    """The token source the settings ask for (``Settings.shopify_auth_mode``).
+    """The token source the config asks for (``ShopifyConfig.auth_mode``).
 
     A client-credentials source is shared by every client of the process with the same shop and
     app, so that each flow run does not make its own grant.
     """
-    if settings.shopify_auth_mode != "client_credentials":
-        return StaticToken(settings.shopify_admin_api_access_token)
-    key, secret = settings.shopify_api_key, settings.shopify_api_secret_key
+    if config.auth_mode != "client_credentials":
+        return StaticToken(config.access_token)
+    key, secret = config.api_key, config.api_secret_key
     identity = (
-        settings.shopify_base_url,
+        config.base_url,
         key.get_secret_value() if key else "",
         secret.get_secret_value() if secret else "",
     )
@@ -295,7 +112,7 @@ def token_source_for(
         source = _SHARED_TOKENS.get(identity)
         if source is None:
             source = ClientCredentialsToken(
-                lambda: request_client_credentials(settings, transport=transport)
+                lambda: request_client_credentials(config, transport=transport)
             )
             _SHARED_TOKENS[identity] = source
         return source
@@ -311,19 +128,20 @@ class ShopifyClient:
 
     def __init__(
         self,
-        settings: Settings,
+        config: ShopifyConfig,
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         tokens: TokenSource | None = None,
     ):
+        self.config = config
         self._http = httpx.Client(
-            base_url=f"{settings.shopify_base_url}/admin/api/{settings.shopify_api_version}",
+            base_url=config.api_url,
             headers={"Accept": "application/json"},  # json= / data= set the Content-Type
-            timeout=httpx.Timeout(30.0, connect=5.0),
+            timeout=httpx.Timeout(config.timeout_seconds, connect=5.0),
             transport=transport,
         )
-        self.tokens = tokens or token_source_for(settings, transport=transport)
+        self.tokens = tokens or token_source_for(config, transport=transport)
         self._sleep = sleep
         self._lock = threading.Lock()
         self._bucket: ThrottleStatus | None = None
@@ -336,7 +154,8 @@ class ShopifyClient:
         self._http.close()
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Run one query; return ``data`` or raise the classified error."""
+        """Run one query; return ``data`` or raise the classified error (adapter-internal:
+        callers use the intent methods)."""
         self._pace(_estimated_cost(query, variables))
         payload = {"query": query, "variables": dict(variables or {})}
         token = self.tokens.token()
@@ -351,6 +170,10 @@ class ShopifyClient:
         if error is not None:
             raise error
         return dict(body.get("data") or {})
+
+    def stream(self, url: str) -> AbstractContextManager[httpx.Response]:
+        """GET an absolute URL (a bulk result) through the pooled client, streamed."""
+        return self._http.stream("GET", url, timeout=self.config.bulk_download_timeout_seconds)
 
     def _post(self, payload: dict[str, Any], token: str) -> httpx.Response:
         try:
@@ -386,44 +209,74 @@ class ShopifyClient:
         if available < cost:
             self._sleep(min(MAX_PACING_WAIT, (cost - available) / bucket.restore_rate))
 
-    # -- queries ---------------------------------------------------------------------------------
+    # -- the intent methods (ShopifyPort) ------------------------------------------------------
 
-    def fetch_order(self, order_id: str) -> dict[str, Any] | None:
+    def order(self, order_id: str) -> Node | None:
         """One order's GraphQL node, or None when Shopify has no such order (or hides it)."""
-        data = self.graphql(ORDER_QUERY, {"id": order_gid(order_id)})
+        data = self.graphql(queries.ORDER_QUERY, {"id": order_gid(order_id)})
         return data.get("order")
 
-    def order_ids_named(self, name: str) -> list[str]:
+    def orders_named(self, name: str) -> list[str]:
         """Ids of the orders whose name is ``name`` (``#1001``), via the ``name:`` search filter."""
         wanted = name if name.startswith("#") else f"#{name}"
-        data = self.graphql(ORDER_BY_NAME_QUERY, {"query": f'name:"{wanted}"'})
+        data = self.graphql(queries.ORDER_BY_NAME_QUERY, {"query": queries.name_query(wanted)})
         nodes = (data.get("orders") or {}).get("nodes") or []
         return [str(node["legacyResourceId"]) for node in nodes if node.get("name") == wanted]
 
     def count_orders(self, start: datetime, end: datetime, limit: int) -> int:
         """How many orders were updated in ``[start, end)``, counted up to ``limit``."""
-        data = self.graphql(ORDERS_COUNT_QUERY, {"query": window_query(start, end), "limit": limit})
+        variables = {"query": window_query(start, end), "limit": limit}
+        data = self.graphql(queries.ORDERS_COUNT_QUERY, variables)
         return int((data.get("ordersCount") or {}).get("count") or 0)
 
-    def iter_order_pages(self, start: datetime, end: datetime) -> Iterator[list[dict[str, Any]]]:
+    def order_pages(self, start: datetime, end: datetime) -> Iterator[list[Node]]:
         """Pages of order nodes updated in ``[start, end)``, oldest update first."""
         after: str | None = None
         first = page_size_for(ORDER_FIELDS)
         while True:
-            data = self.graphql(
-                ORDERS_QUERY, {"first": first, "after": after, "query": window_query(start, end)}
-            )
-            orders = data.get("orders") or {}
+            variables = {"first": first, "after": after, "query": window_query(start, end)}
+            orders = self.graphql(queries.ORDERS_QUERY, variables).get("orders") or {}
             yield list(orders.get("nodes") or [])
             page = orders.get("pageInfo") or {}
             if not page.get("hasNextPage"):
                 return
             after = page.get("endCursor")
 
+    def bulk_orders(self, start: datetime, end: datetime, path: Path) -> int:
+        """One bulk operation over the window: start, poll, download (through this client's
+        pool) stitched into ``path``; returns how many orders."""
+        url = bulk.wait_bulk(self, bulk.start_bulk(self, start, end))
+        return bulk.download_bulk(self, url, path)
+
+    def existing_order_ids(self, order_ids: Iterable[str]) -> set[str]:
+        """Which of these numeric order ids Shopify still has (and this app may see)."""
+        ids = [i for i in dict.fromkeys(order_ids) if i.isdigit()]
+        found: set[str] = set()
+        for start in range(0, len(ids), NODES_CHUNK):
+            chunk = [order_gid(i) for i in ids[start : start + NODES_CHUNK]]
+            data = self.graphql(queries.NODES_QUERY, {"ids": chunk})
+            for node in data.get("nodes") or []:
+                if isinstance(node, dict) and node.get("legacyResourceId"):
+                    found.add(str(node["legacyResourceId"]))
+        return found
+
+    def recent_orders(self) -> list[Node]:
+        """The ten newest orders with their customer fields."""
+        data = self.graphql(queries.RECENT_ORDERS_QUERY)
+        return list((data.get("orders") or {}).get("nodes") or [])
+
+    def webhook_subscriptions(self) -> list[Node]:
+        """The shop's webhook subscriptions (the first 100)."""
+        data = self.graphql(queries.SUBSCRIPTIONS_QUERY)
+        return list((data.get("webhookSubscriptions") or {}).get("nodes") or [])
+
     def subscribe_webhook(self, topic: str, url: str) -> str:
         """Create a webhook subscription; returns its id, or raises with Shopify's user error."""
-        data = self.graphql(SUBSCRIBE_MUTATION, {"topic": topic_enum(topic), "url": url})
-        payload = data.get("webhookSubscriptionCreate") or {}
+        variables = {"topic": queries.topic_enum(topic), "url": url}
+        payload = (
+            self.graphql(queries.SUBSCRIBE_MUTATION, variables).get("webhookSubscriptionCreate")
+            or {}
+        )
         errors = payload.get("userErrors") or []
         if errors:
             message = "; ".join(str(e.get("message")) for e in errors)
@@ -432,7 +285,7 @@ class ShopifyClient:
 
     def shop_info(self) -> ShopInfo:
         """The shop's domain, timezone, currency and this app's access scopes."""
-        data = self.graphql(SHOP_QUERY)
+        data = self.graphql(queries.SHOP_QUERY)
         shop = data.get("shop") or {}
         scopes = (data.get("currentAppInstallation") or {}).get("accessScopes") or []
         return ShopInfo(
@@ -441,11 +294,6 @@ class ShopifyClient:
             currency=str(shop.get("currencyCode") or ""),
             scopes=frozenset(str(s.get("handle")) for s in scopes),
         )
-
-
-def topic_enum(topic: str) -> str:
-    """``orders/create`` → ``ORDERS_CREATE`` (the GraphQL WebhookSubscriptionTopic)."""
-    return topic.replace("/", "_").upper()
 
 
 def _estimated_cost(query: str, variables: Mapping[str, Any] | None) -> int:

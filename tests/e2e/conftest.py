@@ -23,14 +23,6 @@ from webhooks.serve import receiver_config
 
 
 @pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    """The product's state store (inbox, ledger, dead letters) for this test."""
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def receiver(product: Settings, store: StateStore, shopify) -> Iterator[str]:
     """The receiver on uvicorn, subscribed to every handled topic of the sandbox shop."""
     app = create_app(receiver_config(product), store)

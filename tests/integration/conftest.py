@@ -21,7 +21,6 @@ from tasks.settings import Settings, get_settings
 if TYPE_CHECKING:
     from click.testing import Result
 
-    from state import StateStore
     from tasks.runtime import Runtime
     from tasks.sync import SyncContext
 
@@ -185,16 +184,6 @@ def runtime(product: Settings) -> Iterator[Runtime]:
     rt = build_runtime(product)
     yield rt
     rt.close()
-
-
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    """The product's state store (the same database its runtime uses); closed afterwards."""
-    from state import StateStore
-
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tasks.runtime import shopify_adapter
 from tasks.settings import Settings
 from tasks.shopify.bulk import read_spool, spool_window
-from tasks.shopify.client import ShopifyClient
 
 WHOLE_SHOP = (datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(days=1))
 
@@ -21,7 +21,7 @@ def pages_served(shopify) -> int:
 def test_a_window_over_the_threshold_goes_straight_to_bulk(
     product: Settings, shopify, tmp_path: Path
 ) -> None:
-    client = ShopifyClient(product)
+    client = shopify_adapter(product)
     try:
         result = spool_window(client, *WHOLE_SHOP, tmp_path / "run-1.jsonl", bulk_over=100)
     finally:
@@ -32,7 +32,7 @@ def test_a_window_over_the_threshold_goes_straight_to_bulk(
 
 
 def test_a_window_under_the_threshold_pages(product: Settings, shopify, tmp_path: Path) -> None:
-    client = ShopifyClient(product)
+    client = shopify_adapter(product)
     try:
         total = client.count_orders(*WHOLE_SHOP, limit=100_000)
         result = spool_window(client, *WHOLE_SHOP, tmp_path / "run-1.jsonl", bulk_over=total)
@@ -44,7 +44,7 @@ def test_a_window_under_the_threshold_pages(product: Settings, shopify, tmp_path
 
 
 def test_the_count_stops_at_its_limit(product: Settings, shopify) -> None:
-    client = ShopifyClient(product)
+    client = shopify_adapter(product)
     try:
         assert client.count_orders(*WHOLE_SHOP, limit=7) == 7
         assert client.count_orders(*WHOLE_SHOP, limit=100_000) > 7

@@ -231,7 +231,7 @@ def test_orders_the_drain_writes_during_a_run_are_never_overwritten(
 
 def sync_now(runtime: Runtime, ctx: Any, order_id: str) -> None:
     """The webhook path's sync of the order's current state (what the drain runs)."""
-    node = runtime.shopify.fetch_order(order_id)
+    node = runtime.shopify.order(order_id)
     assert node is not None
     outcome = sync_order_state(parse_graphql_order(node), ctx)
     assert outcome.action == "created", outcome

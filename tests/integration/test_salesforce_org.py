@@ -318,10 +318,10 @@ def set_usage(salesforce, used: int, limit: int = 1000) -> None:
 
 def test_the_first_write_of_a_run_reads_limits_before_it_writes(product, salesforce) -> None:
     from tasks.core.errors import BudgetExhausted
-    from tasks.salesforce import SimpleSalesforceGateway
+    from tasks.runtime import salesforce_adapter
 
     set_usage(salesforce, 900)  # past the 80 % reserve before the run even starts
-    gateway = SimpleSalesforceGateway(product)
+    gateway = salesforce_adapter(product)
     with pytest.raises(BudgetExhausted):
         gateway.write_order(one_order_write())
     assert salesforce.records("Opportunity") == []
@@ -330,17 +330,20 @@ def test_the_first_write_of_a_run_reads_limits_before_it_writes(product, salesfo
 
 def test_a_bulk_job_reads_limits_fresh_before_it_starts(product, salesforce) -> None:
     from tasks.core.errors import BudgetExhausted
-    from tasks.salesforce import SimpleSalesforceGateway
+    from tasks.runtime import salesforce_adapter
 
     set_usage(salesforce, 10)
-    gateway = SimpleSalesforceGateway(product)
-    gateway.query("SELECT Id FROM Account")  # the gateway has seen a low usage
+    gateway = salesforce_adapter(product)
+    gateway.describe("Account")  # the gateway has seen a low usage
     set_usage(salesforce, 900)  # other integrations used the org meanwhile
     with pytest.raises(BudgetExhausted):
-        gateway.bulk_upsert(
+        gateway.save_many(
             "Account",
             "External_Shopify_Account_ID__c",
-            [{"External_Shopify_Account_ID__c": "shop_cust_1", "Name": "Ada"}],
+            [
+                {"External_Shopify_Account_ID__c": f"shop_cust_{n}", "Name": "Ada"}
+                for n in range(2_001)  # more than Collections are used for: one Bulk job
+            ],
         )
     assert salesforce.stats()["bulk"]["ingest_jobs"] == 0
 

@@ -74,12 +74,12 @@ def runtime(product: Settings) -> Iterator[Runtime]:
 def recent_orders(runtime: Runtime, count: int) -> list[Order]:
     start = datetime.now(UTC) - timedelta(days=400)
     end = datetime.now(UTC) + timedelta(days=1)
-    pages = runtime.shopify.iter_order_pages(start, end)
+    pages = runtime.shopify.order_pages(start, end)
     return [parse_graphql_order(node) for page in pages for node in page][:count]
 
 
 def sync_by_id(runtime: Runtime, order_id: str) -> str:
-    node = runtime.shopify.fetch_order(order_id)
+    node = runtime.shopify.order(order_id)
     assert node is not None
     return sync_order_state(parse_graphql_order(node), runtime.sync_context()).action
 

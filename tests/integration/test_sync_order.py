@@ -47,7 +47,7 @@ def shop_orders(runtime: Runtime) -> list[Order]:
     end = datetime.now(UTC) + timedelta(days=1)
     return [
         parse_graphql_order(node)
-        for page in runtime.shopify.iter_order_pages(start, end)
+        for page in runtime.shopify.order_pages(start, end)
         for node in page
     ]
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 def all_orders(runtime: Runtime) -> list[Order]:
     start = datetime.now(UTC) - timedelta(days=400)
     end = datetime.now(UTC) + timedelta(days=1)
-    pages = runtime.shopify.iter_order_pages(start, end)
+    pages = runtime.shopify.order_pages(start, end)
     return [parse_graphql_order(node) for page in pages for node in page]
 
 

@@ -45,13 +45,6 @@ def receiver_process(product: Settings, tmp_path: Path) -> Iterator[Receiver]:
     receiver.stop()
 
 
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
-
-
 def acknowledged(shop: Any) -> int:
     return len({d["webhook_id"] for d in shop.webhooks.deliveries() if d["ok"]})
 

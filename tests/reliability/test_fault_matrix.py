@@ -123,13 +123,6 @@ def short_backoff(product: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def receiver(product: Settings, store: StateStore, shopify: Any) -> Iterator[str]:
     with running_receiver(product, store, shopify.shop) as url:
         yield url

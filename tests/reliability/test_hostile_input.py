@@ -21,7 +21,7 @@ from sandbox.salesforce.soql import parse as parse_soql
 from sandbox.server import free_port
 from state import StateStore
 from tasks.core.topics import HANDLED_TOPICS
-from tasks.salesforce import SimpleSalesforceGateway
+from tasks.salesforce.gateway import SimpleSalesforceGateway
 from tasks.settings import Settings, get_settings
 from tests.integration.conftest import SHOP, WEBHOOK_SECRET
 from tests.reliability.support import (
@@ -44,13 +44,6 @@ LIMIT = 16_384
 STATUSES: Counter[str] = Counter()  # answers seen by the HTTP fuzz, for the record
 SECRET = WEBHOOK_SECRET.encode()
 PRINTABLE = st.characters(min_codepoint=32, max_codepoint=126)
-
-
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
 
 
 # -- the receiver process over HTTP --------------------------------------------------------------
@@ -327,13 +320,13 @@ def test_soql_metacharacters_in_every_string_sync_intact_and_no_query_is_malform
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     queries: list[str] = []
-    original = SimpleSalesforceGateway.query
+    original = SimpleSalesforceGateway._query
 
     def recording(self: SimpleSalesforceGateway, soql: str) -> list[dict[str, Any]]:
         queries.append(soql)
         return original(self, soql)
 
-    monkeypatch.setattr(SimpleSalesforceGateway, "query", recording)
+    monkeypatch.setattr(SimpleSalesforceGateway, "_query", recording)
     shop = shopify.shop
     emails = [
         "o'brien+%_x@example.com",

@@ -12,7 +12,6 @@ full outage.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,13 +48,6 @@ FAULTS = {
     },
 }
 LOCK_PER_RECORD = FAULTS["UNABLE_TO_LOCK_ROW per record"]
-
-
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
 
 
 def whole_shop(shopify: Any) -> tuple[date, date]:

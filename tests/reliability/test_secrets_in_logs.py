@@ -118,13 +118,6 @@ def _cli_env() -> dict[str, str]:
     return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
 
-@pytest.fixture
-def store(product: Settings) -> Iterator[StateStore]:
-    s = StateStore.open(product.state_url)
-    yield s
-    s.close()
-
-
 def test_a_full_run_logs_no_secret_anywhere(
     product: Settings,
     store: StateStore,

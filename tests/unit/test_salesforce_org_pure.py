@@ -12,8 +12,9 @@ from tasks.core.errors import RateLimited, SyncError
 from tasks.core.mapping import MappingConfig
 from tasks.salesforce.composite import OrderWrite, build_composite, parse_composite
 from tasks.salesforce.errors import classify, record_errors, retry_after_seconds
-from tasks.salesforce.gateway import ApiUsage, parse_limit_info
+from tasks.salesforce.http import parse_limit_info
 from tasks.salesforce.org import choose_person_record_type
+from tasks.salesforce.port import ApiUsage
 
 NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 

@@ -21,6 +21,7 @@ from tasks.core.errors import (
     RetryableError,
     StaleReference,
 )
+from tasks.runtime import salesforce_config
 from tasks.salesforce import RecordResult
 from tasks.salesforce.auth import JWT_GRANT, token_request
 from tasks.salesforce.composite import (
@@ -30,6 +31,7 @@ from tasks.salesforce.composite import (
     dumps,
     parse_composite,
 )
+from tasks.salesforce.config import SalesforceConfig
 from tasks.salesforce.errors import (
     cause_of,
     classify,
@@ -40,7 +42,7 @@ from tasks.salesforce.errors import (
     required_fields_missing,
     schema_outdated,
 )
-from tasks.salesforce.gateway import parse_bulk_error
+from tasks.salesforce.results import parse_bulk_error
 from tasks.settings import Settings
 
 
@@ -237,8 +239,9 @@ def test_parse_composite_failure_names_the_stage_and_the_real_cause() -> None:
     assert (caught.value.stage, caught.value.code) == ("contact", "INVALID_EMAIL_ADDRESS")
 
 
-def settings(**values) -> Settings:
-    return Settings(**values)
+def settings(**values) -> SalesforceConfig:
+    """The adapter's config, built from settings the way the runtime builds it."""
+    return salesforce_config(Settings(**values))
 
 
 def test_client_credentials_token_request() -> None:

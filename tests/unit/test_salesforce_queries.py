@@ -19,12 +19,21 @@ def test_records_by_keys_selects_the_key_once_and_escapes_the_keys() -> None:
     )
 
 
-def test_contacts_by_email_escapes_the_address() -> None:
-    soql = queries.contacts_by_email("o'brien@example.com", "Shopify_Customer_Id__c")
+def test_contacts_by_emails_escapes_the_address() -> None:
+    soql = queries.contacts_by_emails(["o'brien@example.com"], "Shopify_Customer_Id__c")
     assert soql == (
-        "SELECT Id, AccountId, Shopify_Customer_Id__c FROM Contact "
-        "WHERE Email = 'o\\'brien@example.com' ORDER BY CreatedDate ASC LIMIT 10"
+        "SELECT Id, AccountId, Email, Shopify_Customer_Id__c FROM Contact "
+        "WHERE Email IN ('o\\'brien@example.com') ORDER BY CreatedDate ASC"
     )
+
+
+def test_emails_and_keys_are_chunked_to_stay_inside_a_get_url() -> None:
+    emails = [f"{n}@x.io" for n in range(queries.EMAIL_CHUNK + 1)]
+    keys = [str(n) for n in range(2 * queries.SOQL_IN_CHUNK + 1)]
+    assert len(queries.contacts_by_emails_chunked(emails, "Key__c")) == 2
+    chunks = queries.records_by_keys_chunked("Opportunity", KEY, keys, ["Id"])
+    assert len(chunks) == 3
+    assert chunks[-1].endswith(f"IN ('{keys[-1]}')")
 
 
 def test_contacts_by_emails_is_one_in_list() -> None:

@@ -591,7 +591,7 @@ def test_the_receivers_sqlite_insert_stores_what_the_orm_stores(
         pytest.skip("the driver-SQL fast path is SQLite's; PostgreSQL goes through Core")
     from dataclasses import replace
 
-    from state.store import _inbox_values
+    from state.inbox import _inbox_values
 
     fast = replace(
         delivery("fast"),

@@ -27,8 +27,7 @@ def test_create_returns_201_with_salesforce_id(sf, http) -> None:
     assert body["id"].startswith("001")
     contact = sf.Contact.create({"LastName": "Smith"})
     assert contact["id"].startswith("003")
-    opp = sf.Opportunity.create({"Name": "O", "StageName": "New Order",
-                                 "CloseDate": "2026-01-01"})
+    opp = sf.Opportunity.create({"Name": "O", "StageName": "New Order", "CloseDate": "2026-01-01"})
     assert opp["id"].startswith("006")
 
 
@@ -54,8 +53,7 @@ def test_upsert_creates_201_then_updates_200(sf) -> None:
     assert contact.upsert(f"{CON}/123", {"LastName": "Smith"}) == 201
     assert contact.upsert(f"{CON}/123", {"LastName": "Smyth"}) == 200
     resp = contact.upsert(f"{CON}/123", {"FirstName": "A"}, raw_response=True)
-    assert resp.json() == {"id": resp.json()["id"], "success": True, "errors": [],
-                           "created": False}
+    assert resp.json() == {"id": resp.json()["id"], "success": True, "errors": [], "created": False}
     assert sf.Contact.get_by_custom_id(CON, "123")["LastName"] == "Smyth"
 
 
@@ -75,8 +73,9 @@ def test_upsert_v45_returns_204(http, url, token) -> None:
 
 def test_upsert_update_only(http) -> None:
     """research/salesforce.md §1: ?updateOnly=true never creates (404 when no match)."""
-    resp = http.patch(f"/sobjects/Account/{ACC}/nope", params={"updateOnly": "true"},
-                      json={"Name": "A"})
+    resp = http.patch(
+        f"/sobjects/Account/{ACC}/nope", params={"updateOnly": "true"}, json={"Name": "A"}
+    )
     assert resp.status_code == 404
 
 
@@ -117,8 +116,13 @@ def test_upsert_validation_error_is_400_array(sf) -> None:
     fields)."""
     with pytest.raises(SalesforceMalformedRequest) as err:
         sf.Contact.upsert(f"{CON}/1", {"LastName": "A", "Email": "not-an-email"})
-    assert err.value.content == [{"message": "Email: invalid email address: not-an-email",
-                                  "errorCode": "INVALID_EMAIL_ADDRESS", "fields": ["Email"]}]
+    assert err.value.content == [
+        {
+            "message": "Email: invalid email address: not-an-email",
+            "errorCode": "INVALID_EMAIL_ADDRESS",
+            "fields": ["Email"],
+        }
+    ]
 
 
 def test_parent_by_external_id_in_body(sf, sandbox) -> None:
@@ -127,10 +131,16 @@ def test_parent_by_external_id_in_body(sf, sandbox) -> None:
     sf.Contact.upsert(f"{CON}/1", {"LastName": "A", "Account": {ACC: "shop_cust_1"}})
     rec = sf.Contact.get_by_custom_id(CON, "1")
     assert rec["AccountId"] == acc
-    sf.Opportunity.upsert(f"{OPP}/9", {"Name": "O", "StageName": "New Order",
-                                       "CloseDate": "2026-02-01",
-                                       "Account": {ACC: "shop_cust_1"},
-                                       "Contact": {CON: "1"}})
+    sf.Opportunity.upsert(
+        f"{OPP}/9",
+        {
+            "Name": "O",
+            "StageName": "New Order",
+            "CloseDate": "2026-02-01",
+            "Account": {ACC: "shop_cust_1"},
+            "Contact": {CON: "1"},
+        },
+    )
     assert sf.Opportunity.get_by_custom_id(OPP, "9")["ContactId"] == rec["Id"]
 
 
@@ -141,7 +151,8 @@ def test_parent_by_external_id_missing_parent_fails(sf) -> None:
     item = err.value.content[0]
     assert item["errorCode"] == "INVALID_FIELD"
     assert item["message"] == (
-        f"Foreign key external ID: ghost not found for field {ACC} in entity Account")
+        f"Foreign key external ID: ghost not found for field {ACC} in entity Account"
+    )
 
 
 def test_external_id_matching_is_case_sensitive_by_default(sf, control) -> None:
@@ -173,8 +184,9 @@ def test_records_written_are_counted(sf, control, sandbox) -> None:
 
 def test_key_with_encoded_slash(http) -> None:
     """research/salesforce.md §1: a URL-encoded key (%2F) is decoded as one path segment."""
-    resp = http.patch(f"/sobjects/Account/{ACC}/gid%3A%2F%2Fshopify%2FCustomer%2F1",
-                      json={"Name": "A"})
+    resp = http.patch(
+        f"/sobjects/Account/{ACC}/gid%3A%2F%2Fshopify%2FCustomer%2F1", json={"Name": "A"}
+    )
     assert resp.status_code == 201
     got = http.get(f"/sobjects/Account/{ACC}/gid%3A%2F%2Fshopify%2FCustomer%2F1").json()
     assert got[ACC] == "gid://shopify/Customer/1"
@@ -193,8 +205,7 @@ def test_describe_global_lists_objects(sf) -> None:
 
 def test_email_with_inc_tld_in_path_is_404(http) -> None:
     """research/salesforce.md §1: an email-like key ending in a TLD such as .inc → 404."""
-    resp = http.patch("/sobjects/Contact/External_Shopify_ID__c/a@acme.inc",
-                      json={"LastName": "L"})
+    resp = http.patch("/sobjects/Contact/External_Shopify_ID__c/a@acme.inc", json={"LastName": "L"})
     assert resp.status_code == 404
 
 
@@ -208,8 +219,12 @@ def test_a_deleted_record_referred_to_by_id_answers_entity_is_deleted(sf, http) 
     assert patched.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
     linked = http.post(
         "/sobjects/Opportunity",
-        json={"Name": "x", "StageName": "Prospecting", "CloseDate": "2026-01-01",
-              "ContactId": contact},
+        json={
+            "Name": "x",
+            "StageName": "Prospecting",
+            "CloseDate": "2026-01-01",
+            "ContactId": contact,
+        },
     )
     assert linked.status_code == 400
     assert linked.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
@@ -222,13 +237,14 @@ def test_a_deleted_record_referred_to_by_id_answers_entity_is_deleted(sf, http) 
 def test_merge_keeps_the_survivor_moves_children_and_deletes_the_loser(sf, http, control) -> None:
     """The control-API merge: survivor's own values, children re-pointed, loser deleted."""
     account = sf.Account.create({"Name": "Acme"})["id"]
-    loser = sf.Contact.create({"LastName": "Dup", "Email": "a@example.com", CON: "42",
-                               "AccountId": account})["id"]
+    loser = sf.Contact.create(
+        {"LastName": "Dup", "Email": "a@example.com", CON: "42", "AccountId": account}
+    )["id"]
     survivor = sf.Contact.create({"LastName": "Main", "Email": "a@example.com"})["id"]
-    opp = sf.Opportunity.create({"Name": "o", "StageName": "Prospecting", "CloseDate": "2026-01-01",
-                                 "ContactId": loser})["id"]
-    answer = control.post("merge", {"object": "Contact", "survivor": survivor,
-                                    "losers": [loser]})
+    opp = sf.Opportunity.create(
+        {"Name": "o", "StageName": "Prospecting", "CloseDate": "2026-01-01", "ContactId": loser}
+    )["id"]
+    answer = control.post("merge", {"object": "Contact", "survivor": survivor, "losers": [loser]})
     assert answer == {"reparented": 1, "deleted": 1}
     kept = sf.Contact.get(survivor)
     assert (kept["LastName"], kept[CON]) == ("Main", None)  # the loser's key went with it
@@ -244,3 +260,48 @@ def test_merge_keeps_the_survivor_moves_children_and_deletes_the_loser(sf, http,
     assert sf.Contact.get(survivor)["MasterRecordId"] is None
     with pytest.raises(httpx.HTTPStatusError):
         control.post("merge", {"object": "Contact", "survivor": survivor, "losers": [survivor]})
+
+
+def test_deleting_an_account_deletes_its_contacts_and_opportunities(sf, http) -> None:
+    """research/salesforce.md §8: an Account's Contacts and Opportunities go to the recycle bin
+    with it (ENTITY_IS_DELETED by Id, IsDeleted through queryAll); other Accounts' children and
+    records without that Account stay."""
+    account = sf.Account.create({"Name": "Acme"})["id"]
+    other = sf.Account.create({"Name": "Other"})["id"]
+    contact = sf.Contact.create({"LastName": "Child", "AccountId": account})["id"]
+    opp = sf.Opportunity.create(
+        {"Name": "o", "StageName": "Prospecting", "CloseDate": "2026-01-01", "AccountId": account}
+    )["id"]
+    kept_contact = sf.Contact.create({"LastName": "Kept", "AccountId": other})["id"]
+    loose_opp = sf.Opportunity.create(
+        {
+            "Name": "loose",
+            "StageName": "Prospecting",
+            "CloseDate": "2026-01-01",
+            "ContactId": kept_contact,
+        }
+    )["id"]
+    assert sf.Account.delete(account) == 204
+    for obj, rid in (("Contact", contact), ("Opportunity", opp)):
+        gone = http.get(f"/sobjects/{obj}/{rid}")
+        assert (gone.status_code, gone.json()[0]["errorCode"]) == (404, "ENTITY_IS_DELETED")
+        soql = format_soql("SELECT Id, IsDeleted FROM {:literal} WHERE Id = {}", obj, rid)
+        assert sf.query_all(soql)["records"] == []
+        assert [r["IsDeleted"] for r in sf.query_all(soql, include_deleted=True)["records"]] == [
+            True
+        ]
+    assert sf.Contact.get(kept_contact)["AccountId"] == other
+    assert sf.Opportunity.get(loose_opp)["Name"] == "loose"
+    assert sf.Account.get(other)["Name"] == "Other"
+
+
+def test_an_account_deleted_through_collections_takes_its_children(sf, http) -> None:
+    """The cascade is the delete's, whichever API deletes the Account (here sObject
+    Collections, research §2)."""
+    account = sf.Account.create({"Name": "Acme"})["id"]
+    contact = sf.Contact.create({"LastName": "Child", "AccountId": account})["id"]
+    resp = http.delete("/composite/sobjects", params={"ids": account})
+    assert resp.status_code == 200
+    assert resp.json()[0]["success"] is True
+    gone = http.get(f"/sobjects/Contact/{contact}")
+    assert (gone.status_code, gone.json()[0]["errorCode"]) == (404, "ENTITY_IS_DELETED")
