@@ -4,7 +4,9 @@ With ``start`` and ``end`` (shop-timezone dates, both inclusive) it reconciles t
 backfill — and never moves the nightly cursor. Without dates it covers the nightly window
 ``[cursor − lookback, signpost)``, the signpost fixed when it starts, and advances the cursor to
 the signpost only when every order of the window is in Salesforce or dead-lettered (DESIGN.md §6).
-The steps are in ``flows.reconcile_run``; the pure diff in ``tasks.core.diff``.
+The run reads as its steps (:func:`run_window`): list → read → diff → repair → report, each a
+function in a ``flows/reconcile_*.py`` module that takes the values the steps before it returned
+and returns a frozen value; the pure diff and repair plan are in ``tasks.core``.
 
 The deployments run ``nightly`` and ``backfill``: the same work, named for what they are
 (``nightly 2026-12-01``, ``backfill 2026-11-15…2026-11-30 (dry run)``), ending ``Failed`` when any
@@ -22,9 +24,15 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.outcome import RunOutcome, final_state
-from flows.reconcile_run import CURSOR, Run, execute, nightly_window, shop_window
+from flows.reconcile_finish import BLOCKED, Outcome, conclude, finish
+from flows.reconcile_list import hidden_orders, list_orders, spool_path
+from flows.reconcile_publish import report
+from flows.reconcile_read import Comparison, compare, read_back
+from flows.reconcile_repair import repair_window
+from flows.reconcile_run import CURSOR, Request, fresh_usage, start, sync_context
 from state.models import utcnow
-from tasks.runtime import build_runtime
+from tasks.core.reconcile_window import nightly_window, shop_window
+from tasks.runtime import Runtime, build_runtime
 from tasks.settings import get_settings
 
 
@@ -49,8 +57,10 @@ def reconcile(
     try:
         zone = runtime.shop_timezone()
         window_start, window_end = shop_window(start, end, zone)
-        run = Run("manual", window_start, window_end, dry_run, timezone=zone, dates=(start, end))
-        return execute(runtime, run, advance=False)
+        request = Request(
+            "manual", window_start, window_end, dry_run, timezone=zone, dates=(start, end)
+        )
+        return run_window(runtime, request, advance=False)
     finally:
         runtime.close()
 
@@ -66,9 +76,41 @@ def _nightly(dry_run: bool) -> dict[str, Any]:
         window_start, window_end = nightly_window(
             cursor, signpost, settings.reconcile_lookback_hours
         )
-        return execute(runtime, Run("nightly", window_start, window_end, dry_run), advance=True)
+        request = Request("nightly", window_start, window_end, dry_run)
+        return run_window(runtime, request, advance=True)
     finally:
         runtime.close()
+
+
+def run_window(runtime: Runtime, request: Request, *, advance: bool) -> dict[str, Any]:
+    """One reconcile run over ``[request.window_start, request.window_end)``: list → read →
+    diff → repair → report; its summary. ``advance``: move the nightly cursor when every order
+    of the window is in Salesforce or dead-lettered."""
+    run = start(runtime, request)  # the run's row, after recovering abandoned runs
+    found: Comparison | None = None
+    try:
+        if run.blocked:  # the window reaches orders Shopify hides from this app
+            return finish(runtime, run, BLOCKED)
+        unreadable = hidden_orders(runtime, run)
+        api_baseline = fresh_usage(runtime)
+        ctx = sync_context(runtime)
+        spool = spool_path(runtime, run)
+        try:
+            listed = list_orders(runtime, request, ctx, spool)
+            read = read_back(runtime, request, ctx, listed)
+            found = compare(runtime, ctx, listed, read)
+            del listed, read  # their frames are done with: free them before the repair
+            run.progress.set(50)
+            repaired = repair_window(runtime, request, ctx, spool, found)
+            run.progress.set(90)
+        finally:
+            spool.unlink(missing_ok=True)
+        reported = report(runtime, run, found, repaired, unreadable)
+        outcome = conclude(runtime, run, repaired, unreadable, api_baseline, advance=advance)
+        return finish(runtime, run, outcome, found, repaired, reported)
+    except Exception as exc:
+        finish(runtime, run, Outcome("failed"), found, error=exc)
+        raise
 
 
 def summary_outcome(summary: dict[str, Any]) -> RunOutcome:

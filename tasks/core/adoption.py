@@ -1,7 +1,8 @@
 """Which existing Contact an order's Contact becomes: the e-mail adoption rule of every path.
 
 Pure functions, shared by the webhook path (``tasks.sync``) and the reconcile repair
-(``tasks.core.diff``), so that both find the same Contact for the same order (DESIGN.md §3, §9):
+(``tasks.core.repair_plan``), so that both find the same Contact for the same order
+(DESIGN.md §3, §9):
 
 - a known Shopify customer (a Contact key) seen for the first time adopts the oldest Contact with
   the order's e-mail that has no external id, unless a Contact with that e-mail already carries

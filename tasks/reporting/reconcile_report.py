@@ -1,7 +1,7 @@
 """What a reconcile run reports, the pure part: the window in the shop's terms, the summary as
 markdown, and the rows of the published discrepancy table.
 
-The Prefect artifacts are published by ``flows.reconcile_run.report``; everything here is plain
+The Prefect artifacts are published by ``flows.reconcile_publish.report``; everything here is plain
 data in, text or rows out, so it is unit-tested without a server.
 """
 
@@ -14,6 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+
+from tasks.core.diff_report import REPORT_COLUMNS
+from tasks.core.errors import InvalidOrder
+from tasks.core.reconcile_window import READ_ALL_ORDERS_DAYS
 
 STATUS_ROWS = ("in_sync", "missing", "drifted", "duplicate", "orphan")
 STATUS_LABELS = {
@@ -164,3 +168,33 @@ def summary_line(result: Mapping[str, Any]) -> str:
     )
     message = result.get("message")
     return f"{line}; {message}" if message else line
+
+
+def invalid_rows(invalid: Mapping[str, InvalidOrder], *, dry_run: bool) -> pd.DataFrame:
+    """Report rows for the orders that cannot be mapped (a real run dead-letters them)."""
+    return pd.DataFrame(
+        {
+            "order_id": list(invalid),
+            "status": ["invalid"] * len(invalid),
+            "outcome": ["would fail: cannot be mapped" if dry_run else "failed"] * len(invalid),
+            "error": [f"map: {exc}" for exc in invalid.values()],
+        },
+        columns=list(REPORT_COLUMNS),
+    ).astype(object)
+
+
+def unreadable_rows(unreadable: Mapping[str, datetime]) -> pd.DataFrame:
+    """Report rows for the orders of the window Shopify hides from this app."""
+    return pd.DataFrame(
+        {
+            "order_id": list(unreadable),
+            "status": ["unreadable"] * len(unreadable),
+            "outcome": ["not checked: Shopify hides it from this app"] * len(unreadable),
+            "detail": [
+                f"updated in the window but created {created:%Y-%m-%d}, more than "
+                f"{READ_ALL_ORDERS_DAYS} days ago: Shopify hides it without read_all_orders"
+                for created in unreadable.values()
+            ],
+        },
+        columns=list(REPORT_COLUMNS),
+    ).astype(object)

@@ -20,9 +20,13 @@ from typer.testing import CliRunner
 
 from deployments.cli import app
 from flows.reconcile import reconcile
-from flows.reconcile_run import CURSOR, Run, compare, repair_window, shop_window
+from flows.reconcile_list import list_orders
+from flows.reconcile_read import compare, read_back
+from flows.reconcile_repair import repair_window
+from flows.reconcile_run import CURSOR, Request
 from state import StateStore
 from tasks.core.orders import parse_graphql_order
+from tasks.core.reconcile_window import shop_window
 from tasks.runtime import Runtime, build_runtime
 from tasks.settings import Settings, get_settings
 from tasks.sync import sync_order_state
@@ -187,8 +191,10 @@ def test_orders_the_drain_writes_during_a_run_are_never_overwritten(
     try:
         ctx = runtime.sync_context()
         start, end = window(shopify)
-        run = Run("manual", *shop_window(start, end, SHOP_TIMEZONE), dry_run=False)
-        found = compare(runtime, run, ctx, tmp_path / "spool.jsonl")
+        request = Request("manual", *shop_window(start, end, SHOP_TIMEZONE), dry_run=False)
+        spool = tmp_path / "spool.jsonl"
+        listed = list_orders(runtime, request, ctx, spool)
+        found = compare(runtime, ctx, listed, read_back(runtime, request, ctx, listed))
         live = [
             str(o["id"])
             for o in shop_orders(shopify)
@@ -205,7 +211,8 @@ def test_orders_the_drain_writes_during_a_run_are_never_overwritten(
                 salesforce, "Opportunity", opportunities[order_id]["Id"], StageName=USER_STAGE
             )
 
-        failures, _ = repair_window(runtime, run, ctx, tmp_path / "spool.jsonl", found)
+        repaired = repair_window(runtime, request, ctx, spool, found)
+        failures = repaired.failures
 
         opportunities = by_key(salesforce, "Opportunity", OPP)
         truth = Decimal(shop.rest(shop.store.get(int(newer)))["current_total_price"])
@@ -215,7 +222,7 @@ def test_orders_the_drain_writes_during_a_run_are_never_overwritten(
         assert failures == {}
         assert runtime.store.dead_letters() == []
         assert duplicates(salesforce) == {}
-        assert run.superseded == 2
+        assert repaired.superseded == 2
         listed = datetime.fromisoformat(shop.rest(shop.store.get(int(newer)))["updated_at"])
         assert runtime.store.ledger(newer).order_updated_at == listed  # the newer state
     finally:

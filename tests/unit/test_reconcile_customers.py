@@ -9,16 +9,16 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.core.diff import (
+from tasks.core.diff import diff
+from tasks.core.diff_columns import (
     ActualColumns,
     ExpectedColumns,
     RecordColumns,
-    diff,
     opportunity_fields,
-    plan_repair,
     readback_fields,
 )
 from tasks.core.mapping import MappingConfig, OrgSchema, SalesforceRecords
+from tasks.core.repair_plan import plan_repair
 
 CONFIG = MappingConfig(
     opportunity_fields={"Shopify_Status__c": "order.financial_status"},

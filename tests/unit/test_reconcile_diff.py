@@ -9,20 +9,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tasks.core.diff import (
-    ActualColumns,
-    ExpectedColumns,
-    Failure,
-    confirm_orphans,
-    diff,
-    discrepancy_rows,
-    failures_by_order,
-    flatten_for_bulk,
-    money_text,
-    plan_repair,
-)
+from tasks.core.diff import confirm_orphans, diff
+from tasks.core.diff_columns import ActualColumns, ExpectedColumns
+from tasks.core.diff_report import Failure, discrepancy_rows, failures_by_order
 from tasks.core.errors import InvalidOrder, PermanentError, RecordError, RetryableError
 from tasks.core.mapping import MappingConfig, SalesforceRecords
+from tasks.core.mapping_table import money_text
+from tasks.core.repair_plan import flatten_for_bulk, plan_repair
 from tasks.salesforce import RecordResult
 
 CONFIG = MappingConfig()
@@ -340,7 +333,7 @@ def test_a_failure_without_a_reason_is_permanent_and_says_so() -> None:
 def test_manual_window_is_whole_shop_days_end_inclusive() -> None:
     from datetime import UTC, date, datetime
 
-    from flows.reconcile_run import shop_window
+    from tasks.core.reconcile_window import shop_window
 
     lo, hi = shop_window(date(2026, 3, 1), date(2026, 3, 31), "America/New_York")
     assert lo == datetime(2026, 3, 1, 5, tzinfo=UTC)  # EST
@@ -352,7 +345,7 @@ def test_manual_window_is_whole_shop_days_end_inclusive() -> None:
 def test_nightly_window_looks_back_from_the_cursor() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from flows.reconcile_run import nightly_window
+    from tasks.core.reconcile_window import nightly_window
 
     signpost = datetime(2026, 5, 2, 3, 30, tzinfo=UTC)
     cursor = datetime(2026, 5, 1, 3, 30, tzinfo=UTC)
@@ -363,7 +356,7 @@ def test_nightly_window_looks_back_from_the_cursor() -> None:
 def test_sixty_day_rule_needs_read_all_orders() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from flows.reconcile_run import needs_read_all_orders
+    from tasks.core.reconcile_window import needs_read_all_orders
 
     now = datetime(2026, 6, 1, tzinfo=UTC)
     old = now - timedelta(days=61)
@@ -375,7 +368,7 @@ def test_sixty_day_rule_needs_read_all_orders() -> None:
 def test_close_date_range_follows_the_mapping_offset() -> None:
     from datetime import UTC, date, datetime
 
-    from flows.reconcile_run import close_date_range
+    from tasks.core.reconcile_window import close_date_range
 
     lo = datetime(2026, 3, 1, 5, tzinfo=UTC)
     hi = datetime(2026, 3, 3, 5, tzinfo=UTC)

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from flows.reconcile_run import created_before_window, recheck
+from flows.reconcile_repair import recheck
 from state import FailedRepair, StateStore
 from tasks.core.adoption import contact_to_adopt, contacts_by_email, oldest_first
-from tasks.core.diff import plan_repair, still_due
 from tasks.core.mapping import MappingConfig, SalesforceRecords
+from tasks.core.reconcile_window import created_before_window
+from tasks.core.repair_plan import plan_repair, still_due
 from tasks.settings import Settings
 
 CONFIG = MappingConfig()

@@ -13,8 +13,16 @@ import pandas as pd
 
 from deployments.progress_view import PlainProgress, progress_display
 from deployments.status_view import reconcile_line
-from flows.reconcile_run import Run, shop_window
-from tasks.core.diff import Failure, confirm_orphans, diff, discrepancy_rows, failed_first
+from flows.reconcile_finish import Outcome
+from flows.reconcile_finish import summary as run_summary
+from flows.reconcile_list import Listing
+from flows.reconcile_publish import Reported
+from flows.reconcile_read import Comparison
+from flows.reconcile_repair import Repaired
+from flows.reconcile_run import Request, Started
+from tasks.core.diff import DiffResult, confirm_orphans, diff
+from tasks.core.diff_report import Failure, discrepancy_rows, failed_first
+from tasks.core.reconcile_window import shop_window
 from tasks.reporting import progress
 from tasks.reporting.reconcile_report import (
     csv_link,
@@ -64,8 +72,10 @@ def test_a_nightly_window_is_shown_in_the_shop_s_local_time() -> None:
 
 def test_the_run_summary_carries_the_window_label_and_the_dates() -> None:
     start, end = shop_window(date(2026, 11, 15), date(2026, 11, 30), NY)
-    run = Run("manual", start, end, True, timezone=NY, dates=(date(2026, 11, 15), end.date()))
-    summary = run.summary()
+    request = Request(
+        "manual", start, end, True, timezone=NY, dates=(date(2026, 11, 15), end.date())
+    )
+    summary = run_summary(Started(request, run_id=1, timezone=NY), Outcome("running"))
     assert summary["window"].endswith("(America/New_York)")
     assert summary["start_date"] == "2026-11-15"
     assert summary["timezone"] == NY
@@ -77,16 +87,31 @@ def test_the_run_summary_carries_the_window_label_and_the_dates() -> None:
 
 def summary(**overrides: Any) -> dict[str, Any]:
     start, end = shop_window(date(2026, 11, 15), date(2026, 11, 30), NY)
-    run = Run(
+    request = Request(
         "manual", start, end, False, timezone=NY, dates=(date(2026, 11, 15), date(2026, 11, 30))
     )
-    run.counts = {"in_sync": 10, "missing": 3, "drifted": 1, "duplicate": 1}
-    run.shopify_orders, run.listing = 15, "pages"
-    run.repaired, run.dead_lettered = 3, 1
-    run.plan = {"accounts": 3, "contacts": 3, "opportunities": 4, "create": 3, "update": 1}
-    run.report_csv, run.report_rows = "/tmp/data/reports/reconcile-7.csv", 6
-    run.status = "repaired_with_failures"
-    result = run.summary()
+    found = Comparison(
+        DiffResult(pd.DataFrame(), pd.DataFrame()),  # the summary reads the counts only
+        orphans=pd.DataFrame(),
+        listing=Listing(15, "pages"),
+        read_path="soql",
+        customers_read={},
+        counts={"in_sync": 10, "missing": 3, "drifted": 1, "duplicate": 1},
+        drifted_records={},
+    )
+    repaired = Repaired(
+        repaired=3,
+        dead_lettered=1,
+        plan={"accounts": 3, "contacts": 3, "opportunities": 4, "create": 3, "update": 1},
+    )
+    reported = Reported("/tmp/data/reports/reconcile-7.csv", 6)
+    result = run_summary(
+        Started(request, run_id=7, timezone=NY),
+        Outcome("repaired_with_failures"),
+        found,
+        repaired,
+        reported,
+    )
     result.update(overrides)
     return result
 
@@ -254,8 +279,8 @@ def test_progress_display_on_a_terminal_draws_rich_bars() -> None:
 
 
 def test_orders_that_cannot_be_mapped_are_failed_rows_of_a_real_run() -> None:
-    from flows.reconcile_run import invalid_rows
     from tasks.core.errors import InvalidOrder
+    from tasks.reporting.reconcile_report import invalid_rows
 
     bad = {"77": InvalidOrder("the order has no line items", code="INVALID_ORDER")}
     real = invalid_rows(bad, dry_run=False).iloc[0]
