@@ -26,7 +26,8 @@ from tasks.core.topics import ORDER_TOPICS
 from tasks.reporting.progress import report as report_progress
 from tasks.runtime import Runtime
 from tasks.shopify.bulk import SpoolResult, read_spool, spool_window
-from tasks.shopify.client import ORDER_FIELDS, ShopifyClient, page_size_for
+from tasks.shopify.client import ORDER_FIELDS, page_size_for
+from tasks.shopify.port import ShopifyPort
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import SyncContext
 
@@ -65,7 +66,7 @@ def list_orders(runtime: Runtime, request: Request, ctx: SyncContext, spool: Pat
 
 @task(name="list-shopify-window", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def list_shopify_window(
-    shopify: ShopifyClient, start: datetime, end: datetime, path: Path
+    shopify: ShopifyPort, start: datetime, end: datetime, path: Path
 ) -> SpoolResult:
     """Spool the window's orders (pages, or a bulk operation when large) to ``path``."""
     return spool_window(

@@ -3,7 +3,8 @@ Opportunities of the listed orders and those closing in the window; the Accounts
 of the orders whose Opportunity exists), then diff them with the expected frame
 (:func:`tasks.core.diff.diff`) and confirm the orphan candidates with Shopify.
 
-Reads use SOQL ``IN`` chunks up to ``SOQL_IN_MAX`` keys, one Bulk 2.0 query above.
+The adapter chooses how to read (:meth:`~tasks.salesforce.port.SalesforcePort.records`: SOQL
+``IN`` chunks for small sets of keys, one Bulk 2.0 query above).
 """
 
 from __future__ import annotations
@@ -29,13 +30,11 @@ from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY
 from tasks.core.reconcile_window import close_date_range
 from tasks.reporting.progress import report as report_progress
 from tasks.runtime import Runtime
-from tasks.salesforce import SalesforceGateway, queries
-from tasks.shopify.bulk import existing_order_ids
-from tasks.shopify.client import ShopifyClient
+from tasks.salesforce import SalesforcePort
+from tasks.salesforce.port import read_path
+from tasks.shopify.port import ShopifyPort
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import SyncContext
-
-SOQL_IN_MAX = 2_000  # above this many keys, read Salesforce back with one Bulk 2.0 query
 
 
 @dataclass(frozen=True)
@@ -122,30 +121,20 @@ def compare(runtime: Runtime, ctx: SyncContext, listed: Listed, read: ReadBack) 
 
 @task(name="read-salesforce", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def read_salesforce(
-    gateway: SalesforceGateway,
+    gateway: SalesforcePort,
     ctx: SyncContext,
     order_ids: Sequence[str],
     close_dates: tuple[date, date],
 ) -> tuple[pd.DataFrame, str]:
     """The Opportunities of these orders, plus those with a CloseDate in range (orphan
-    candidates): SOQL ``IN`` chunks for small windows, one Bulk 2.0 query for large ones."""
+    candidates), and how they were read (``soql`` for small windows, ``bulk`` for large)."""
     key = ctx.mapping.key_field(OPPORTUNITY)
     fields = opportunity_fields(ctx.mapping, ctx.org)
     columns = ActualColumns(ctx.mapping, org=ctx.org)
-    first, last = close_dates
-    if len(order_ids) <= SOQL_IN_MAX:
-        columns.extend(gateway.records_by_keys(OPPORTUNITY, key, list(order_ids), fields))
-        columns.extend(
-            gateway.query(queries.keyed_closing_between(OPPORTUNITY, key, fields, first, last))
-        )
-        return columns.frame(), "soql"
-    wanted = set(order_ids)
-    lo, hi = first.isoformat(), last.isoformat()
-    for row in gateway.bulk_query(OPPORTUNITY, queries.keyed_records(OPPORTUNITY, key, fields)):
-        close = row.get("CloseDate") or ""
-        if row.get(key) in wanted or lo <= close <= hi:
-            columns.add(row)
-    return columns.frame(), "bulk"
+    columns.extend(
+        gateway.records(OPPORTUNITY, key, fields, keys=list(order_ids), closing=close_dates)
+    )
+    return columns.frame(), read_path(len(order_ids))
 
 
 def customer_keys(expected: pd.DataFrame, actual: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -159,39 +148,32 @@ def customer_keys(expected: pd.DataFrame, actual: pd.DataFrame) -> tuple[list[st
 
 @task(name="read-customers", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def read_customers(
-    gateway: SalesforceGateway,
+    gateway: SalesforcePort,
     ctx: SyncContext,
     account_keys: Sequence[str],
     contact_keys: Sequence[str],
 ) -> Customers:
-    """The Accounts and Contacts of these keys, with the fields the mapping owns: SOQL ``IN``
-    chunks (300 keys a query) up to ``SOQL_IN_MAX`` keys, one Bulk 2.0 query per object above;
-    an object that owns no field is not read."""
+    """The Accounts and Contacts of these keys, with the fields the mapping owns (the adapter
+    chooses SOQL ``IN`` chunks or one Bulk 2.0 query per object); an object that owns no field
+    is not read."""
     frames: dict[str, pd.DataFrame] = {}
     path = "soql"
     for sobject, keys in ((ACCOUNT, account_keys), (CONTACT, contact_keys)):
         columns = RecordColumns(sobject, ctx.mapping, ctx.org)
-        key = ctx.mapping.key_field(sobject)
-        fields = readback_fields(sobject, ctx.mapping, ctx.org)
-        if not columns.rules:
-            pass  # the object owns no field: nothing to compare, nothing to read
-        elif len(keys) <= SOQL_IN_MAX:
-            columns.extend(
-                gateway.records_by_keys(sobject, key, list(keys), fields) if keys else []
-            )
-        else:
-            path = "bulk"
-            wanted = set(keys)
-            soql = queries.keyed_records(sobject, key, fields)
-            columns.extend(r for r in gateway.bulk_query(sobject, soql) if r.get(key) in wanted)
+        if columns.rules:  # an object that owns no field: nothing to compare, nothing to read
+            key = ctx.mapping.key_field(sobject)
+            fields = readback_fields(sobject, ctx.mapping, ctx.org)
+            columns.extend(gateway.records(sobject, key, fields, keys=list(keys)))
+            if read_path(len(keys)) == "bulk":
+                path = "bulk"
         frames[sobject] = columns.frame()
     return Customers(frames[ACCOUNT], frames[CONTACT], path)
 
 
 @task(name="confirm-orphans", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
-def confirm_orphan_candidates(shopify: ShopifyClient, candidates: pd.DataFrame) -> pd.DataFrame:
+def confirm_orphan_candidates(shopify: ShopifyPort, candidates: pd.DataFrame) -> pd.DataFrame:
     """Keep the candidate Opportunities whose order Shopify does not have."""
     if candidates.empty:
         return candidates
-    known = existing_order_ids(shopify, candidates["order_id"].dropna().tolist())
+    known = shopify.existing_order_ids(candidates["order_id"].dropna().tolist())
     return confirm_orphans(candidates, known)

@@ -26,8 +26,8 @@ from state.models import utcnow
 from tasks.core.errors import RetryableError
 from tasks.core.reconcile_window import needs_read_all_orders
 from tasks.runtime import Runtime
-from tasks.salesforce import SalesforceGateway
-from tasks.shopify.client import ShopifyClient, ShopInfo
+from tasks.salesforce import SalesforcePort
+from tasks.shopify.port import ShopifyPort, ShopInfo
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import SyncContext
 
@@ -126,7 +126,7 @@ def flow_run_id() -> str | None:
 
 
 @task(name="read-shop", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
-def read_shop(shopify: ShopifyClient) -> ShopInfo:
+def read_shop(shopify: ShopifyPort) -> ShopInfo:
     """The shop's scopes and timezone."""
     return shopify.shop_info()
 
@@ -143,14 +143,14 @@ def sync_context(runtime: Runtime) -> SyncContext:
 
 
 @task(name="read-api-usage", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
-def read_api_usage(gateway: SalesforceGateway) -> int:
+def read_api_usage(gateway: SalesforcePort) -> int:
     """The org's API usage just before this one ``/limits`` call.
 
     The gateway reads ``Sforce-Limit-Info`` from REST responses only (simple-salesforce's Bulk 2.0
     client does not record it), so after bulk calls the usage must be asked for.
     """
-    gateway.limits()
-    return (api_used(gateway) or 1) - 1
+    usage = gateway.usage(refresh=True)
+    return (usage.used if usage is not None else 1) - 1
 
 
 def fresh_usage(runtime: Runtime) -> int | None:
@@ -161,9 +161,9 @@ def fresh_usage(runtime: Runtime) -> int | None:
         return None
 
 
-def api_used(gateway: SalesforceGateway) -> int | None:
+def api_used(gateway: SalesforcePort) -> int | None:
     """The org's API usage as the gateway last saw it (None: not known)."""
-    usage = gateway.api_usage
+    usage = gateway.usage()
     return None if usage is None else usage.used
 
 

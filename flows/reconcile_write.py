@@ -1,6 +1,6 @@
 """Reconcile's writes: one chunk's repair plan written in order — Accounts, Contacts (upserts by
-key, adoptions by Id, guests' new Contacts), then Opportunities — with sObject Collections up to
-``COLLECTION_MAX`` records of one object and Bulk 2.0 above. A parent's failure keeps its
+key, adoptions by Id, guests' new Contacts), then Opportunities — each object's records in one
+``save_many`` (the adapter chooses sObject Collections or Bulk 2.0). A parent's failure keeps its
 orders' Opportunities from being written; a hold (auth, budget, rate limit: the disposition of
 :mod:`tasks.core.disposition`) stops the writes, and the next run finds the same gaps.
 """
@@ -16,19 +16,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 
 from state.models import utcnow
-from tasks.core.adoption import contacts_by_email
 from tasks.core.diff_report import Failure, failures_by_order
 from tasks.core.disposition import BackoffPolicy, dispose
 from tasks.core.errors import SyncError
 from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY
-from tasks.core.repair_plan import RepairPlan, flatten_for_bulk
+from tasks.core.repair_plan import RepairPlan
 from tasks.runtime import Runtime
-from tasks.salesforce import RecordResult, SalesforceGateway, queries
+from tasks.salesforce import RecordResult, SalesforcePort
+from tasks.salesforce.port import WriteKind
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import SyncContext
-
-COLLECTION_MAX = 2_000  # above this many records of one object, write with Bulk 2.0 ingest
-EMAIL_SOQL_MAX = 1_000  # above this many e-mails, find their Contacts with one Bulk 2.0 query
 
 
 @dataclass(frozen=True)
@@ -147,7 +144,7 @@ def _link_contacts(plan: RepairPlan, key: str, contact_ids: Mapping[str, str]) -
 
 
 def _write_step(
-    gateway: SalesforceGateway,
+    gateway: SalesforcePort,
     sobject: str,
     key_field: str,
     records: list[dict[str, Any]],
@@ -164,58 +161,52 @@ def _write_step(
 
 @task(name="write-salesforce", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def write_records(
-    gateway: SalesforceGateway,
+    gateway: SalesforcePort,
     sobject: str,
     key_field: str,
     records: list[dict[str, Any]],
     operation: str = "upsert",
 ) -> list[RecordResult]:
-    """Write one object's records: sObject Collections for small sets, Bulk 2.0 above.
+    """Write one object's records (the adapter chooses sObject Collections or Bulk 2.0).
 
     ``upsert`` by the external id ``key_field``; ``update`` by ``Id``; ``insert`` (results
     matched back by ``key_field``, unique within ``records``).
     """
     if not records:
         return []
-    if len(records) <= COLLECTION_MAX:
-        if operation == "update":
-            return gateway.update_collection(sobject, records)
-        if operation == "insert":
-            return gateway.insert_collection(sobject, key_field, records)
-        return gateway.upsert_collection(sobject, key_field, records)
-    rows = [flatten_for_bulk(r) for r in records]
+    return gateway.save_many(sobject, key_field, records, kind=_kind(operation))
+
+
+def _kind(operation: str) -> WriteKind:
     if operation == "update":
-        return gateway.bulk_update(sobject, rows)
+        return "update"
     if operation == "insert":
-        return gateway.bulk_insert(sobject, key_field, rows)
-    return gateway.bulk_upsert(sobject, key_field, rows)
+        return "insert"
+    return "upsert"
 
 
 @task(name="find-contacts", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def find_contacts(
-    gateway: SalesforceGateway, key_field: str, emails: set[str]
+    gateway: SalesforcePort, key_field: str, emails: set[str]
 ) -> dict[str, list[Mapping[str, Any]]]:
-    """The Contacts Salesforce holds with these e-mails (lower-cased e-mail → oldest first):
-    SOQL ``Email IN`` chunks for up to ``EMAIL_SOQL_MAX`` e-mails, one Bulk 2.0 query above."""
+    """The Contacts Salesforce holds with these e-mails (lower-cased e-mail → oldest first;
+    the adapter chooses SOQL ``Email IN`` chunks or one Bulk 2.0 query)."""
     return contacts_with(gateway, key_field, emails)
 
 
 def contacts_with(
-    gateway: SalesforceGateway, key_field: str, emails: set[str]
+    gateway: SalesforcePort, key_field: str, emails: set[str]
 ) -> dict[str, list[Mapping[str, Any]]]:
     """What :func:`find_contacts` returns, without the task around it."""
     if not emails:
         return {}
-    if len(emails) <= EMAIL_SOQL_MAX:
-        found = gateway.find_contacts_by_emails(sorted(emails), key_field)
-        return {email: list(contacts) for email, contacts in found.items()}
-    soql = queries.contacts_with_email(key_field)
-    return contacts_by_email(gateway.bulk_query(CONTACT, soql), emails)
+    found = gateway.contacts_by_emails(sorted(emails), key_field)
+    return {email: list(contacts) for email, contacts in found.items()}
 
 
 @task(name="create-contacts", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def create_contacts(
-    gateway: SalesforceGateway, key_field: str, records: list[dict[str, Any]]
+    gateway: SalesforcePort, key_field: str, records: list[dict[str, Any]]
 ) -> list[RecordResult]:
     """Create guests' Contacts (results keyed by ``Email``). Creating is not idempotent, so a
     retry first takes the Contacts an earlier attempt may have created, found by e-mail."""

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from state import StateStore
 from tasks.core.errors import SyncError
-from tasks.salesforce import SalesforceGateway
+from tasks.salesforce import SalesforcePort
 from tasks.salesforce.config import SalesforceConfig
 from tasks.salesforce.errors import schema_outdated
 from tasks.salesforce.gateway import SimpleSalesforceGateway
@@ -16,6 +16,7 @@ from tasks.salesforce.org import invalidate, load_org_schema
 from tasks.settings import Settings
 from tasks.shopify.client import ShopifyClient
 from tasks.shopify.config import ShopifyConfig
+from tasks.shopify.port import ShopifyPort
 from tasks.sync import SyncContext
 
 
@@ -25,10 +26,9 @@ class Runtime:
 
     settings: Settings
     store: StateStore
-    # The wide types until the reconcile flow uses the intent methods too; every other caller
-    # takes a SalesforcePort / ShopifyPort (tests pass the in-memory fakes of tests/fakes.py).
-    salesforce: SalesforceGateway
-    shopify: ShopifyClient
+    # The interfaces, not the adapters: tests pass the in-memory fakes of tests/fakes.py.
+    salesforce: SalesforcePort
+    shopify: ShopifyPort
 
     def sync_context(self) -> SyncContext:
         """The context for syncing orders: org schema from describe (cached), shop timezone."""

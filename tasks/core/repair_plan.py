@@ -24,7 +24,6 @@ from tasks.core.mapping import (
 __all__ = [
     "LedgerState",
     "RepairPlan",
-    "flatten_for_bulk",
     "opportunity_update",
     "plan_repair",
     "still_due",
@@ -294,16 +293,3 @@ def still_due(
     if ledger.synced_at >= since:
         return None if ledger.order_updated_at == updated_at else "update"
     return action
-
-
-def flatten_for_bulk(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A Bulk API CSV row: nested parent references become ``Rel.ExternalId__c`` columns."""
-    row: dict[str, Any] = {}
-    for name, value in record.items():
-        if isinstance(value, Mapping):
-            for inner, inner_value in value.items():
-                if inner != "attributes":
-                    row[f"{name}.{inner}"] = inner_value
-        else:
-            row[name] = value
-    return row

@@ -13,7 +13,6 @@ from tasks.salesforce.port import (
     OrderWrite,
     OrderWriteResult,
     RecordResult,
-    SalesforceGateway,
     SalesforcePort,
 )
 
@@ -24,6 +23,5 @@ __all__ = [
     "OrderWrite",
     "OrderWriteResult",
     "RecordResult",
-    "SalesforceGateway",
     "SalesforcePort",
 ]

@@ -43,7 +43,6 @@ from tasks.salesforce.port import (
     WriteKind,
     read_path,
 )
-from tasks.salesforce.reconcile_calls import ReconcileCalls
 from tasks.salesforce.results import collection_results
 
 T = TypeVar("T")
@@ -53,7 +52,7 @@ COMPOSITE_QUERIES = 5  # research §2: at most 5 of a composite's subrequests ma
 JSON = {"Content-Type": "application/json; charset=UTF-8"}
 
 
-class SimpleSalesforceGateway(ReconcileCalls):
+class SimpleSalesforceGateway:
     """The one real adapter behind :class:`~tasks.salesforce.port.SalesforcePort`."""
 
     def __init__(self, config: SalesforceConfig):
@@ -212,7 +211,7 @@ class SimpleSalesforceGateway(ReconcileCalls):
         """Records by external id (plus, with ``closing``, those keyed closing in the range):
         SOQL ``IN`` chunks of 300 keys up to ``KEYS_BY_SOQL_MAX`` keys, one Bulk 2.0 query of
         every keyed record above (filtered here)."""
-        selected = [key_field, *fields]
+        selected = list(fields) if key_field in fields else [key_field, *fields]
         if read_path(len(keys)) == "soql":
             if keys:
                 yield from self._records_by_keys(sobject, key_field, keys, fields)

@@ -133,66 +133,6 @@ class SalesforcePort(Protocol):
         ...
 
 
-class SalesforceGateway(SalesforcePort, Protocol):
-    """:class:`SalesforcePort` plus the raw methods the reconcile flow still calls.
-
-    Every other caller uses the intent methods; once the reconcile does too, this goes.
-    """
-
-    # reconcile only: to be replaced by usage()
-    @property
-    def api_usage(self) -> ApiUsage | None: ...
-
-    # reconcile only: to be replaced by usage(refresh=True)
-    def limits(self) -> dict[str, Any]: ...
-
-    # reconcile only: to be replaced by records(closing=)
-    def query(self, soql: str) -> list[Row]: ...
-
-    # reconcile only: to be replaced by records() / contacts_by_emails()
-    def bulk_query(self, sobject: str, soql: str) -> Iterator[dict[str, str]]: ...
-
-    # reconcile only: to be replaced by contacts_by_emails()
-    def find_contacts_by_emails(
-        self, emails: Sequence[str], key_field: str
-    ) -> dict[str, list[Row]]: ...
-
-    # reconcile only: to be replaced by records(keys=)
-    def records_by_keys(
-        self, sobject: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
-    ) -> list[Row]: ...
-
-    # reconcile only: to be replaced by save_many(kind="upsert")
-    def upsert_collection(
-        self, sobject: str, key_field: str, records: Sequence[Mapping[str, Any]]
-    ) -> list[RecordResult]: ...
-
-    # reconcile only: to be replaced by save_many(kind="insert")
-    def insert_collection(
-        self, sobject: str, match_field: str, records: Sequence[Mapping[str, Any]]
-    ) -> list[RecordResult]: ...
-
-    # reconcile only: to be replaced by save_many("Id", kind="update")
-    def update_collection(
-        self, sobject: str, records: Sequence[Mapping[str, Any]]
-    ) -> list[RecordResult]: ...
-
-    # reconcile only: to be replaced by save_many(kind="upsert")
-    def bulk_upsert(
-        self, sobject: str, key_field: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
-    ) -> list[RecordResult]: ...
-
-    # reconcile only: to be replaced by save_many(kind="insert")
-    def bulk_insert(
-        self, sobject: str, match_field: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
-    ) -> list[RecordResult]: ...
-
-    # reconcile only: to be replaced by save_many("Id", kind="update")
-    def bulk_update(
-        self, sobject: str, records: Sequence[Mapping[str, Any]], *, wait: int = 1
-    ) -> list[RecordResult]: ...
-
-
 __all__ = [
     "EMAILS_BY_SOQL_MAX",
     "KEYS_BY_SOQL_MAX",
@@ -203,7 +143,6 @@ __all__ = [
     "OrderWrite",
     "OrderWriteResult",
     "RecordResult",
-    "SalesforceGateway",
     "SalesforcePort",
     "WriteKind",
     "read_path",

@@ -186,9 +186,3 @@ def read_spool(path: Path) -> Iterator[dict[str, Any]]:
         for line in lines:
             if line.strip():
                 yield json.loads(line)
-
-
-def existing_order_ids(shopify: ShopifyPort, order_ids: Iterable[str]) -> set[str]:
-    """Which of these numeric order ids Shopify still has (reconcile only: to be replaced by
-    ``shopify.existing_order_ids``)."""
-    return shopify.existing_order_ids(order_ids)

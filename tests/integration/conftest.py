@@ -211,3 +211,9 @@ def cli(product: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Res
 def order_ids(shopify: ShopifyHandle, n: int) -> list[str]:
     """The ids of the generated shop's first ``n`` orders."""
     return [str(shopify.shop.generator.order_id(i)) for i in range(n)]
+
+
+def soql(runtime: Runtime, text: str) -> list[dict[str, Any]]:
+    """Every record of a SOQL query, read through the runtime's own Salesforce connection: a
+    test's look at the org (the product asks through the port's intent methods, never SOQL)."""
+    return runtime.salesforce._query(text)

@@ -20,6 +20,7 @@ from tasks.runtime import Runtime
 from tasks.steps import dead_letter
 from tasks.sync import SyncContext, sync_order_state
 from tests.conftest import shopify_fixture
+from tests.integration.conftest import soql
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -27,9 +28,8 @@ KEY = "External_Shopify_Order_ID__c"
 
 
 def opportunities(runtime: Runtime, order_id: str) -> list[dict[str, Any]]:
-    return runtime.salesforce.query(
-        f"SELECT Id, Name, StageName, CloseDate, Amount FROM Opportunity WHERE {KEY} = '{order_id}'"  # noqa: S608
-    )
+    fields = "Id, Name, StageName, CloseDate, Amount"
+    return soql(runtime, f"SELECT {fields} FROM Opportunity WHERE {KEY} = '{order_id}'")  # noqa: S608
 
 
 def delete_opportunity(runtime: Runtime, order_id: str) -> dict[str, Any]:
@@ -109,13 +109,13 @@ def redacted(payload: dict[str, Any]) -> dict[str, Any]:
 def test_a_redacted_order_does_not_overwrite_real_names(runtime: Runtime, ctx: SyncContext) -> None:
     first = maren()
     assert sync_order_state(parse_rest_order(first), ctx).action == "created"
-    [account] = runtime.salesforce.query("SELECT Id, Name FROM Account")
+    [account] = soql(runtime, "SELECT Id, Name FROM Account")
     runtime.salesforce._call(lambda sf: sf.Account.update(account["Id"], {"Name": "Okafor Ltd"}))
     # A later state of the same order, and a new order of the customer, both redacted.
     edited = redacted(dict(first, updated_at="2030-01-01T00:00:00Z", total_price="77.00"))
     assert sync_order_state(parse_rest_order(edited), ctx).action == "updated"
     assert sync_order_state(parse_rest_order(redacted(maren(1))), ctx).action == "created"
-    [still] = runtime.salesforce.query("SELECT Id, Name FROM Account")
+    [still] = soql(runtime, "SELECT Id, Name FROM Account")
     assert still == {**account, "Name": "Okafor Ltd"}  # the user's name, not a placeholder
     [opportunity] = opportunities(runtime, str(first["id"]))
     assert "customer" not in opportunity["Name"]  # the first payload's real name stays
@@ -128,10 +128,10 @@ def test_a_redacted_buyer_seen_first_gets_placeholders_then_real_names(
     runtime: Runtime, ctx: SyncContext
 ) -> None:
     assert sync_order_state(parse_rest_order(redacted(maren())), ctx).action == "created"
-    [account] = runtime.salesforce.query("SELECT Id, Name FROM Account")
+    [account] = soql(runtime, "SELECT Id, Name FROM Account")
     assert account["Name"].startswith("Shopify customer ")
     later = dict(maren(), updated_at="2030-01-01T00:00:00Z")  # the data visible again
     assert sync_order_state(parse_rest_order(later), ctx).action == "updated"
-    [named] = runtime.salesforce.query("SELECT Id, Name FROM Account")
+    [named] = soql(runtime, "SELECT Id, Name FROM Account")
     assert named["Id"] == account["Id"]
     assert not named["Name"].startswith("Shopify customer ")

@@ -50,7 +50,7 @@ def sync(payload: dict[str, Any], ctx: SyncContext) -> str:
 
 
 def rows(runtime: Runtime, soql: str) -> list[dict[str, Any]]:
-    return runtime.salesforce.query(soql)
+    return soql(runtime, soql)
 
 
 def by_user(runtime: Runtime, action: Any) -> Any:

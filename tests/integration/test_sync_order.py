@@ -20,6 +20,7 @@ from tasks.core.orders import Order, parse_graphql_order, parse_rest_order
 from tasks.runtime import Runtime
 from tasks.sync import SyncContext, sync_order_state
 from tests.conftest import shopify_fixture
+from tests.integration.conftest import soql
 
 OPPORTUNITY_FIELDS = (
     "Id, Name, Amount, StageName, CloseDate, AccountId, ContactId, External_Shopify_Order_ID__c, "
@@ -35,11 +36,11 @@ def fixture_orders() -> list[dict[str, Any]]:
 
 def opportunities(runtime: Runtime, order_id: str | None = None) -> list[dict[str, Any]]:
     where = f" WHERE External_Shopify_Order_ID__c = '{order_id}'" if order_id else ""
-    return runtime.salesforce.query(f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity{where}")  # noqa: S608
+    return soql(runtime, f"SELECT {OPPORTUNITY_FIELDS} FROM Opportunity{where}")  # noqa: S608
 
 
 def count(runtime: Runtime, sobject: str) -> int:
-    return len(runtime.salesforce.query(f"SELECT Id FROM {sobject}"))  # noqa: S608
+    return len(soql(runtime, f"SELECT Id FROM {sobject}"))  # noqa: S608
 
 
 def shop_orders(runtime: Runtime) -> list[Order]:
@@ -64,9 +65,10 @@ def test_every_fixture_order_syncs_with_mapped_values_and_links(
         assert opp["Name"].startswith(f"Shopify Order {order.name}")
         assert opp["StageName"] == "New Order"
         assert opp["Account"]["External_Shopify_Account_ID__c"] == f"shop_cust_{order.customer.id}"
-        [contact] = runtime.salesforce.query(
+        [contact] = soql(
+            runtime,
             f"SELECT Id, AccountId, Email, External_Shopify_ID__c FROM Contact "  # noqa: S608
-            f"WHERE External_Shopify_ID__c = '{order.customer.id}'"
+            f"WHERE External_Shopify_ID__c = '{order.customer.id}'",
         )
         assert contact["AccountId"] == opp["AccountId"]
         assert opp["ContactId"] == contact["Id"]
@@ -158,7 +160,7 @@ def test_an_existing_contact_with_that_email_is_adopted_not_duplicated(
     email = parse_rest_order(payload).customer.email
     runtime.salesforce._call(lambda sf: sf.Contact.create({"LastName": "Existing", "Email": email}))
     sync_order_state(parse_rest_order(payload), ctx)
-    [contact] = runtime.salesforce.query("SELECT Id, External_Shopify_ID__c FROM Contact")
+    [contact] = soql(runtime, "SELECT Id, External_Shopify_ID__c FROM Contact")
     assert contact["External_Shopify_ID__c"] == str(payload["customer"]["id"])
 
 

@@ -15,6 +15,7 @@ from tasks.core.orders import Order, parse_graphql_order
 from tasks.reporting.dead_letter_board import board_rows
 from tasks.runtime import Runtime
 from tasks.settings import Settings
+from tests.integration.conftest import soql
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -59,9 +60,10 @@ def pick_edge_cases(orders: list[Order]) -> dict[str, Order]:
 
 
 def opportunity(runtime: Runtime, order_id: str) -> dict:
-    rows = runtime.salesforce.query(
+    rows = soql(
+        runtime,
         "SELECT Id, Name, Amount, StageName, AccountId, ContactId, Account.Name "  # noqa: S608
-        f"FROM Opportunity WHERE External_Shopify_Order_ID__c = '{order_id}'"
+        f"FROM Opportunity WHERE External_Shopify_Order_ID__c = '{order_id}'",
     )
     assert len(rows) == 1, rows
     return rows[0]

@@ -15,8 +15,9 @@ from tasks.core.diff_report import Failure, discrepancy_rows, failures_by_order
 from tasks.core.errors import InvalidOrder, PermanentError, RecordError, RetryableError
 from tasks.core.mapping import MappingConfig, SalesforceRecords
 from tasks.core.mapping_table import money_text
-from tasks.core.repair_plan import flatten_for_bulk, plan_repair
+from tasks.core.repair_plan import plan_repair
 from tasks.salesforce import RecordResult
+from tasks.salesforce.results import csv_row
 
 CONFIG = MappingConfig()
 ACC = "External_Shopify_Account_ID__c"
@@ -288,9 +289,9 @@ def test_without_orders_drops_children_of_failed_parents() -> None:
     assert [o[OPP] for o in rest.opportunities] == ["2"]
 
 
-def test_flatten_for_bulk_uses_relationship_columns() -> None:
+def test_bulk_rows_of_a_plan_use_relationship_columns() -> None:
     plan = plan_repair([("missing", records("1"), [])], CONFIG)
-    row = flatten_for_bulk(plan.opportunities[0])
+    row = csv_row(plan.opportunities[0])
     assert row[f"Account.{ACC}"] == "shop_cust_7"
     assert row[f"Contact.{CON}"] == "7"
     assert "Account" not in row
