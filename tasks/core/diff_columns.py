@@ -14,7 +14,9 @@ account_key, contact_key, stage, updated_at`` and one column ``<Object>.<Field>`
 field. ``stage`` is only set when a cancellation may move ``StageName``
 (``mapping.cancellation_updates_stage``). The Account and Contact values of orders sharing a
 customer are those the webhook path leaves behind: per field, the newest order's value, or an
-older one's where the newest has none (absent means "leave alone").
+older one's where the newest has none (absent means "leave alone"). A placeholder standing in
+for redacted buyer data (:class:`~tasks.core.buyer.Placeholder`) is absent too: it is
+create-only, so a real name Salesforce holds is not drift.
 
 Actual frames: Opportunities (columns ``sf_id, order_id, name, amount, stage, close_date,
 currency, account_key`` and ``Opportunity.<Field>``), and Accounts and Contacts read back by
@@ -29,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.core.buyer import Placeholder
 from tasks.core.mapping import (
     ACCOUNT,
     CONTACT,
@@ -76,6 +79,12 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value)
     return text if text != "" else None
+
+
+def _expected(rule: FieldRule, body: Mapping[str, Any]) -> Any:
+    """The comparable value a body expects (None, never drift: absent, or a placeholder)."""
+    value = body.get(rule.field)
+    return None if isinstance(value, Placeholder) else comparable(rule.kind, value)
 
 
 def column(sobject: str, name: str) -> str:
@@ -162,8 +171,7 @@ class ExpectedColumns:
         for sobject, rules in self.rules.items():
             body = bodies[sobject]
             for rule in rules:
-                value = comparable(rule.kind, body.get(rule.field))
-                self.columns[column(sobject, rule.field)].append(value)
+                self.columns[column(sobject, rule.field)].append(_expected(rule, body))
 
     def __len__(self) -> int:
         return len(self.columns["order_id"])

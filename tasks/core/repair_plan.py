@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tasks.core.adoption import contact_to_adopt
+from tasks.core.buyer import Placeholder
 from tasks.core.mapping import (
     ACCOUNT,
     CONTACT,
@@ -151,7 +152,7 @@ class _Planner:
     def _account(self, records: SalesforceRecords, body: dict[str, Any]) -> None:
         """Plan an Account write (merged with one planned for an earlier order: later values
         win, a field the later body lacks keeps the earlier value, as on the webhook path)."""
-        self.accounts.setdefault(records.account_key, {}).update(body)
+        _merge(self.accounts.setdefault(records.account_key, {}), body)
         self.plan.account_orders.setdefault(records.account_key, []).append(records.order_key)
 
     def _drifted_contact(self, records: SalesforceRecords) -> None:
@@ -160,7 +161,7 @@ class _Planner:
         if records.contact is None or key is None:
             return
         body = update_body(CONTACT, records.contact, self.config)
-        self.contacts.setdefault(key, {}).update(body)
+        _merge(self.contacts.setdefault(key, {}), body)
         self.plan.contact_orders.setdefault(key, []).append(records.order_key)
 
     def _contact(self, records: SalesforceRecords, opportunity: dict[str, Any]) -> None:
@@ -235,6 +236,16 @@ class _Planner:
         self.plan.guest_contacts = list(self.guests.values())
         self.plan.opportunities = list(self.opportunities.values())
         return self.plan
+
+
+def _merge(planned: dict[str, Any], body: Mapping[str, Any]) -> None:
+    """Later values win, except that a placeholder (:class:`~tasks.core.buyer.Placeholder`,
+    create-only) never replaces a real value planned for an earlier order of the customer."""
+    for name, value in body.items():
+        earlier = planned.get(name)
+        if isinstance(value, Placeholder) and earlier and not isinstance(earlier, Placeholder):
+            continue
+        planned[name] = value
 
 
 def plan_repair(

@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tasks.core.buyer import Placeholder
 from tasks.core.diff import confirm_orphans, diff
-from tasks.core.diff_columns import ActualColumns, ExpectedColumns
+from tasks.core.diff_columns import ActualColumns, ExpectedColumns, RecordColumns
 from tasks.core.diff_report import Failure, discrepancy_rows, failures_by_order
 from tasks.core.errors import InvalidOrder, PermanentError, RecordError, RetryableError
 from tasks.core.mapping import MappingConfig, SalesforceRecords
@@ -405,3 +406,66 @@ def test_bulk_query_inlines_the_order_fields_and_window() -> None:
     assert "updated_at:>='2026-01-01T00:00:00Z'" in query
     assert "legacyResourceId" in query
     assert "..." not in query  # no fragments in a bulk query
+
+
+# -- placeholders of redacted buyer data are create-only ----------------------------------------
+
+
+def redacted(order_id: str, customer: str = "7") -> SalesforceRecords:
+    """An order whose buyer data Shopify withheld: the names are placeholders."""
+    base = records(order_id, customer=customer)
+    return SalesforceRecords(
+        account={**base.account, "Name": Placeholder(f"Shopify customer {customer}")},
+        contact={**(base.contact or {}), "LastName": Placeholder("Unknown")},
+        opportunity=base.opportunity,
+        account_key=base.account_key,
+        contact_key=base.contact_key,
+        order_key=base.order_key,
+        truncations=[],
+        contact_lookup_email=None,
+    )
+
+
+def customers(sobject: str, row: dict[str, Any]) -> pd.DataFrame:
+    columns = RecordColumns(sobject, CONFIG)
+    columns.add(row)
+    return columns.frame()
+
+
+def diff_with_customers(item: SalesforceRecords, phone: str = "123") -> Any:
+    account = {"Id": "0017", ACC: "shop_cust_7", "Name": "Ada Lovelace", "Phone": phone}
+    contact = {"Id": "0037", CON: "7", "LastName": "Lovelace"}
+    return diff(
+        expected(item),
+        actual(sf_row("0061", item.order_key)),
+        accounts=customers("Account", account),
+        contacts=customers("Contact", contact),
+    )
+
+
+def test_a_placeholder_name_is_not_drift_from_a_real_one() -> None:
+    result = diff_with_customers(redacted("1"))
+    assert status_of(result) == {"1": "in_sync"}
+    items = [(s, redacted("1"), []) for s in result.orders["status"]]
+    assert len(plan_repair(items, CONFIG)) == 0
+
+
+def test_a_real_name_still_drifts() -> None:
+    named = records("1")
+    named.account["Name"] = "Ada King"
+    assert diff_with_customers(named).drift_fields() == {"1": ["Account.Name"]}
+
+
+def test_repairing_a_redacted_order_never_writes_its_placeholders() -> None:
+    result = diff_with_customers(redacted("1"), phone="999")
+    assert result.drift_fields() == {"1": ["Account.Phone"]}
+    plan = plan_repair([("drifted", redacted("1"), ["Account.Phone", "Contact.LastName"])], CONFIG)
+    assert plan.accounts == [{"Phone": "123", ACC: "shop_cust_7"}]
+    assert plan.contacts == [{CON: "7"}]
+
+
+def test_a_placeholder_never_replaces_a_real_name_planned_earlier() -> None:
+    plan = plan_repair([("missing", records("1"), []), ("missing", redacted("2"), [])], CONFIG)
+    assert [a["Name"] for a in plan.accounts] == ["Ada Lovelace"]
+    alone = plan_repair([("missing", redacted("2"), [])], CONFIG)
+    assert [a["Name"] for a in alone.accounts] == ["Shopify customer 7"]  # a create needs one
