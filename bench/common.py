@@ -35,6 +35,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 RESULT = "BENCH-RESULT "
 READY = "BENCH-READY"
 
+REPO = Path(__file__).resolve().parents[1]  # the repository root (bench is not installed)
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -212,9 +214,14 @@ class Child:
 
 
 def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for child processes: quiet Prefect, no analytics, plus ``extra``."""
+    """The environment for child processes: quiet Prefect, no analytics, plus ``extra``.
+
+    The repository root leads ``PYTHONPATH``: ``bench`` and ``sandbox`` are not installed (the
+    wheel holds the product only), and children run in their own directories."""
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
