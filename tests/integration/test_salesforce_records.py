@@ -18,6 +18,7 @@ from tasks.core.orders import parse_rest_order
 from tasks.runtime import Runtime
 from tasks.sync import SyncContext, sync_order_state, with_batch_lookups
 from tests.conftest import shopify_fixture
+from tests.integration.conftest import soql
 
 OPPORTUNITY = (
     "SELECT Id, StageName, CloseDate, Amount, AccountId, ContactId, "
@@ -49,8 +50,8 @@ def sync(payload: dict[str, Any], ctx: SyncContext) -> str:
     return sync_order_state(parse_rest_order(payload), ctx).action
 
 
-def rows(runtime: Runtime, soql: str) -> list[dict[str, Any]]:
-    return soql(runtime, soql)
+def rows(runtime: Runtime, text: str) -> list[dict[str, Any]]:
+    return soql(runtime, text)
 
 
 def by_user(runtime: Runtime, action: Any) -> Any:
