@@ -21,9 +21,9 @@ A source is either a *named source* (a computed value: ``account_name``, ``oppor
 (``SHOPSYNC_MAPPING__OPPORTUNITY_FIELDS`` and friends: Salesforce field → source); those become
 rules of the same table. Adding a built-in field is one :class:`FieldRule` line here.
 
-Only the order attributes the GraphQL selection (:data:`tasks.core.orders.ORDER_FIELDS`) fills are
-paths (:data:`tasks.core.orders.MAPPABLE`): reconcile reads orders through GraphQL, and a value the
-webhook has but GraphQL lacks would drift forever.
+Only the order attributes the GraphQL selection (:data:`tasks.shopify.queries.ORDER_FIELDS`)
+fills are paths (:data:`tasks.core.orders.MAPPABLE`): reconcile reads orders through GraphQL,
+and a value the webhook has but GraphQL lacks would drift forever.
 
 Pure: no I/O.
 """

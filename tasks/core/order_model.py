@@ -46,7 +46,6 @@ def order_reference(text: str) -> str:
 __all__ = [
     "MAPPABLE",
     "NUMERIC_ORDER_ID",
-    "ORDER_FIELDS",
     "ORDER_NAME",
     "Address",
     "Customer",
@@ -54,47 +53,6 @@ __all__ = [
     "Order",
     "order_reference",
 ]
-
-_MAILING_ADDRESS_FIELDS = (
-    "firstName lastName company address1 address2 city province provinceCode zip country "
-    "countryCodeV2 phone"
-)
-_MONEY_BAG = "shopMoney { amount currencyCode } presentmentMoney { amount currencyCode }"
-
-ORDER_FIELDS: str = f"""
-  id
-  legacyResourceId
-  name
-  email
-  phone
-  createdAt
-  updatedAt
-  processedAt
-  cancelledAt
-  cancelReason
-  displayFinancialStatus
-  test
-  currencyCode
-  presentmentCurrencyCode
-  totalPriceSet {{ {_MONEY_BAG} }}
-  currentTotalPriceSet {{ {_MONEY_BAG} }}
-  customer {{
-    id
-    legacyResourceId
-    firstName
-    lastName
-    email
-    defaultEmailAddress {{ emailAddress }}
-    phone
-    defaultAddress {{ {_MAILING_ADDRESS_FIELDS} }}
-  }}
-  billingAddress {{ {_MAILING_ADDRESS_FIELDS} }}
-"""
-"""GraphQL selection set for one ``Order``: exactly what :func:`parse_graphql_order` reads.
-
-Use it as ``fragment OrderFields on Order { <ORDER_FIELDS> }`` or inline it in a query's ``node``.
-Only standard Shopify Admin GraphQL field names are used.
-"""
 
 MAPPABLE: frozenset[str] = frozenset(
     {
@@ -119,10 +77,12 @@ MAPPABLE: frozenset[str] = frozenset(
     }
 )
 """The :class:`Order` attributes a mapped field may read (``order.<attribute>`` sources in
-``tasks.core.mapping_table``): those :data:`ORDER_FIELDS` fills and :meth:`Order.canonical` hashes.
+``tasks.core.mapping_table``): those :data:`tasks.shopify.queries.ORDER_FIELDS` fills and
+:meth:`Order.canonical` hashes.
 Left out: ``updated_at``/``processed_at`` (not hashed: Shopify bumps them for changes nobody
 maps) and ``order_number`` (webhooks carry it, the GraphQL selection does not). Adding a
-Shopify field for a mapping means: a model attribute, both parsers, :data:`ORDER_FIELDS`,
+Shopify field for a mapping means: a model attribute, both parsers,
+:data:`tasks.shopify.queries.ORDER_FIELDS`,
 :meth:`Order.canonical` and this set (``tests/unit/test_mapping_table.py`` checks they agree).
 """
 

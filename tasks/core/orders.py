@@ -31,7 +31,6 @@ from tasks.core.order_coercion import (
 from tasks.core.order_model import (
     MAPPABLE,
     NUMERIC_ORDER_ID,
-    ORDER_FIELDS,
     ORDER_NAME,
     Address,
     Customer,
@@ -43,7 +42,6 @@ from tasks.core.order_model import (
 __all__ = [
     "MAPPABLE",
     "NUMERIC_ORDER_ID",
-    "ORDER_FIELDS",
     "ORDER_NAME",
     "Address",
     "Customer",
@@ -237,7 +235,8 @@ def _graphql_money(payload: Mapping[str, Any], name: str, bag: str) -> Money | N
 
 
 def parse_graphql_order(node: Mapping[str, Any]) -> Order:
-    """Parse one GraphQL Admin API ``Order`` node selected with :data:`ORDER_FIELDS`.
+    """Parse one GraphQL Admin API ``Order`` node (selected with
+    :data:`tasks.shopify.queries.ORDER_FIELDS`).
 
     Raises :class:`~tasks.core.errors.InvalidOrder` like :func:`parse_rest_order`.
     """

@@ -18,13 +18,12 @@ from typing import Any
 import httpx
 
 from tasks.core.errors import PermanentError, RetryableError, SyncError
-from tasks.core.orders import ORDER_FIELDS
 from tasks.shopify import bulk, queries
 from tasks.shopify.auth import ClientCredentialsToken, Grant, StaticToken, TokenSource
 from tasks.shopify.config import ShopifyConfig
 from tasks.shopify.errors import ThrottleStatus, classify_grant, classify_response, throttle_status
 from tasks.shopify.port import Node, ShopInfo
-from tasks.shopify.queries import order_gid, window_query
+from tasks.shopify.queries import ORDER_FIELDS, order_gid, window_query
 
 MAX_QUERY_COST = 1000
 MAX_PAGE = 250

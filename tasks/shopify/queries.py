@@ -1,5 +1,5 @@
-"""GraphQL: every document the product sends to Shopify is here, and nowhere else (the order
-selection itself, ``ORDER_FIELDS``, is declared beside the order model it fills).
+"""GraphQL: every document the product sends to Shopify is here, and nowhere else, including
+``ORDER_FIELDS``, the order selection that :func:`tasks.core.orders.parse_graphql_order` reads.
 
 Pure text and the search syntax that goes into it; research/shopify.md §2.
 """
@@ -9,7 +9,47 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from tasks.core.orders import ORDER_FIELDS
+_MAILING_ADDRESS_FIELDS = (
+    "firstName lastName company address1 address2 city province provinceCode zip country "
+    "countryCodeV2 phone"
+)
+_MONEY_BAG = "shopMoney { amount currencyCode } presentmentMoney { amount currencyCode }"
+
+ORDER_FIELDS: str = f"""
+  id
+  legacyResourceId
+  name
+  email
+  phone
+  createdAt
+  updatedAt
+  processedAt
+  cancelledAt
+  cancelReason
+  displayFinancialStatus
+  test
+  currencyCode
+  presentmentCurrencyCode
+  totalPriceSet {{ {_MONEY_BAG} }}
+  currentTotalPriceSet {{ {_MONEY_BAG} }}
+  customer {{
+    id
+    legacyResourceId
+    firstName
+    lastName
+    email
+    defaultEmailAddress {{ emailAddress }}
+    phone
+    defaultAddress {{ {_MAILING_ADDRESS_FIELDS} }}
+  }}
+  billingAddress {{ {_MAILING_ADDRESS_FIELDS} }}
+"""
+"""GraphQL selection set for one ``Order``: exactly what
+:func:`~tasks.core.orders.parse_graphql_order` reads.
+
+Use it as ``fragment OrderFields on Order { <ORDER_FIELDS> }`` or inline it in a query's ``node``.
+Only standard Shopify Admin GraphQL field names are used.
+"""
 
 ORDER_QUERY = f"""
 query OrderById($id: ID!) {{

@@ -38,7 +38,8 @@ from tasks.core.mapping_table import (
     rules_for,
     source_kind,
 )
-from tasks.core.orders import MAPPABLE, ORDER_FIELDS, parse_graphql_order, parse_rest_order
+from tasks.core.orders import MAPPABLE, parse_graphql_order, parse_rest_order
+from tasks.shopify.queries import ORDER_FIELDS
 
 Build = Callable[..., dict[str, Any]]
 NY = "America/New_York"

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from tasks.core.errors import InvalidOrder
 from tasks.core.orders import (
-    ORDER_FIELDS,
     Address,
     Money,
     Order,
@@ -24,6 +23,7 @@ from tasks.core.orders import (
     parse_order,
     parse_rest_order,
 )
+from tasks.shopify.queries import ORDER_FIELDS
 from tests.conftest import shopify_fixture
 
 Build = Callable[..., dict[str, Any]]

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 
 from tasks.core.errors import AuthError, ConfigError, PermanentError, RateLimited, RetryableError
-from tasks.core.orders import ORDER_FIELDS
 from tasks.shopify.client import (
     MAX_QUERY_COST,
     classify_response,
@@ -17,6 +16,7 @@ from tasks.shopify.client import (
     throttle_status,
     window_query,
 )
+from tasks.shopify.queries import ORDER_FIELDS
 
 COST = {
     "requestedQueryCost": 502,
