@@ -26,8 +26,9 @@ from tasks.core.topics import ORDER_TOPICS
 from tasks.reporting.progress import report as report_progress
 from tasks.runtime import Runtime
 from tasks.shopify.bulk import SpoolResult, read_spool, spool_window
-from tasks.shopify.client import ORDER_FIELDS, page_size_for
+from tasks.shopify.client import page_size_for
 from tasks.shopify.port import ShopifyPort
+from tasks.shopify.queries import ORDER_FIELDS
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import SyncContext
 

@@ -31,7 +31,6 @@ MAX_PACING_WAIT = 30.0
 NODES_CHUNK = 250
 
 __all__ = [
-    "ORDER_FIELDS",
     "ShopInfo",
     "ShopifyClient",
     "classify_grant",
