@@ -7,9 +7,11 @@ connections for a fixed time. Rounds alternate floor / product / product-nudge s
 other work on the machine hits all of them alike; the medians are reported, with the receiver
 process's CPU time per request (less sensitive to that load than requests/s).
 
-Kinds: ``floor`` (bench.baselines.floor), ``product`` (``create_app`` with the real
-``StateStore``), ``product-nudge`` (``build_receiver`` as ``shopsync serve`` runs it: it also
-emits a Prefect event per stored delivery to the run's Prefect server).
+Kinds: ``floor`` (bench.baselines.floor), ``product`` (``build_receiver`` as ``shopsync serve``
+runs it: the real ``StateStore``, and after each stored delivery the warm drain's poke, an
+``Event.set``; nothing drains here), ``product-nudge`` (``build_receiver`` as ``shopsync webhooks
+serve`` runs it, a receiver on its own: its nudger looks at the inbox and emits a Prefect event to
+the run's Prefect server when a drain run is needed).
 
 Without ``wrk`` on the PATH the benchmark reports "not measured" (``apt-get install wrk``).
 """

@@ -1,7 +1,7 @@
 """Serve one webhook receiver on 127.0.0.1 with uvicorn, as ``shopsync serve`` does.
 
-    python -m bench.serve_receiver product --port P        # create_app, no Prefect nudge
-    python -m bench.serve_receiver product-nudge --port P  # build_receiver: + emit_event
+    python -m bench.serve_receiver product --port P        # as in serve: + the warm drain's poke
+    python -m bench.serve_receiver product-nudge --port P  # as webhooks serve: + the nudger
     python -m bench.serve_receiver floor --port P          # bench.baselines.floor
 
 Settings (secret, shop, data directory) come from the environment (``bench.common.product_env``).
@@ -10,6 +10,7 @@ Settings (secret, shop, data directory) come from the environment (``bench.commo
 from __future__ import annotations
 
 import argparse
+import threading
 from typing import Any
 
 
@@ -25,7 +26,10 @@ def build_app(kind: str) -> Any:
         return create_floor_app(secret, settings.data_dir / "floor.db")
     from webhooks.serve import build_receiver
 
-    return build_receiver(settings, notify_prefect=kind == "product-nudge")
+    if kind == "product-nudge":
+        return build_receiver(settings, notify_prefect=True)
+    poked = threading.Event()  # what the warm drain's poke does on the request path
+    return build_receiver(settings, on_stored=lambda _delivery: poked.set())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -99,8 +99,7 @@ def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
         finally:
             runtime.close()
         _setup_alerts_quietly(settings)
-        store = StateStore.open(settings.state_url)
-        with warm or DueWorkWatcher(store):
+        with warm or DueWorkWatcher(StateStore.open(settings.state_url)):
             typer.echo(f"Drain:              {_drain_words(settings)}")
             serve_deployments(settings, timezone, limit=limit)
 
@@ -111,10 +110,10 @@ def _warm_drain(settings: Settings) -> Any:
         return None
     from functools import partial
 
+    # The drain and Prefect's engines are imported now (seconds), not when the first order comes.
     import prefect.flow_engine
     import prefect.task_engine  # noqa: F401
 
-    # Import the drain and Prefect's flow engine now, not when the first order arrives.
     import flows.sync_pending  # noqa: F401
     from deployments.serve import DRAIN_LINGER_SECONDS
     from deployments.warm_drain import WarmDrain, run_drain_here

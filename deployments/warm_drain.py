@@ -30,16 +30,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from state import StateStore
 from state.drain_marks import drain_live_until
 from webhooks.serve import due_work_waiting
 
+if TYPE_CHECKING:
+    from prefect.states import State
+
 log = logging.getLogger("shopsync.warm_drain")
 
 BACKOFF_FIRST = 30.0  # seconds before the first start after a held or crashed run
 BACKOFF_MAX = 900.0  # the longest wait between held or crashed runs
+WARM_TAGS = ("shopsync", "webhooks", "warm")  # on the flow run only, not its task runs
 LOOK_EVERY = 2.0  # seconds between looks at the inbox when nothing pokes (retries coming due)
 
 
@@ -65,13 +69,24 @@ def needs_backoff(run: DrainRun) -> bool:
 
 
 def run_drain_here(linger_seconds: float) -> DrainRun:
-    """Run the drain flow in this thread (a Prefect flow run without a process start)."""
-    from prefect import tags
+    """Run the drain flow in this thread (a Prefect flow run without a process start).
+
+    The run is created with its tags first and then run, rather than called inside a
+    ``tags(...)`` block: tags in context would pass to every task run, and Prefect takes a
+    tag concurrency slot (an API call, up to seconds on a busy server) for each tagged task run.
+    """
+    from prefect import get_client
+    from prefect.flow_engine import run_flow
 
     from flows.sync_pending import sync_pending_orders
 
-    with tags("shopsync", "webhooks", "warm"):
-        state = sync_pending_orders(linger_seconds=linger_seconds, return_state=True)
+    parameters = {"linger_seconds": linger_seconds}
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(
+            sync_pending_orders, name="drain", parameters=parameters, tags=WARM_TAGS
+        )
+    finished = run_flow(sync_pending_orders, flow_run, parameters, return_type="state")
+    state = cast("State[Any]", finished)
     return drain_run_of(state.type.value, state.result(raise_on_failure=False), state.message)
 
 

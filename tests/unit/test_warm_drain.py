@@ -183,7 +183,8 @@ def test_a_poke_starts_a_run_at_once_and_stop_ends_a_running_drain(store: StateS
 
 def test_a_shutdown_ends_the_linger_and_the_claims() -> None:
     clock = DrainClock(max_seconds=600, linger_seconds=60)
-    assert clock.lingering() and not clock.out_of_time()
+    assert clock.lingering()
+    assert not clock.out_of_time()
     SHUTTING_DOWN.set()
     try:
         assert not clock.lingering()
