@@ -140,18 +140,68 @@ def test_a_redacted_order_keeps_the_real_names_of_records_the_lost_state_did_not
     calls = salesforce.api_calls()
     account = by_key(salesforce, "Account", ACCOUNT_KEY)[f"shop_cust_{customer_id}"]
     contact = by_key(salesforce, "Contact", CONTACT_KEY)[customer_id]
-    assert (account["Id"], account["Name"]) == (account_id, "Okafor Ltd")
-    assert (contact["Id"], contact["FirstName"], contact["LastName"]) == (
-        contact_id,
-        "Maren",
-        "Okafor",
-    )
+    names = {
+        "Account": (account["Id"], account["Name"]),
+        "Contact": (contact["Id"], contact["FirstName"], contact["LastName"]),
+    }
+    assert names == {
+        "Account": (account_id, "Okafor Ltd"),
+        "Contact": (contact_id, "Maren", "Okafor"),
+    }
     assert contact["Phone"] == "+1 802 555 0143"  # the real data the order has still goes
     opportunity = by_key(salesforce, "Opportunity", ORDER_KEY)[str(body["id"])]
     assert opportunity["AccountId"] == account_id
     assert opportunity["Name"].endswith(f"(customer {customer_id})")  # created: its stand-in
     assert len(salesforce.records("Account")) == len(salesforce.records("Contact")) == 1
-    print(f"\n{mode}: a redacted order of an unknown customer, {calls} Salesforce calls")  # noqa: T201
+    print(f"\n{mode}: {calls} Salesforce calls {salesforce.stats()['api_calls']}")  # noqa: T201
+
+
+@pytest.mark.parametrize(("mode", "composite_calls"), [("per_order", 1 + 6), ("batch", 1)])
+def test_a_batch_asks_salesforce_once_whichever_of_its_customers_exist(
+    mode: str,
+    composite_calls: int,
+    store: StateStore,
+    shopify: ShopifyHandle,
+    salesforce: SalesforceHandle,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Six redacted orders of six customers unknown to the state store, three of whom
+    Salesforce has with real names: one lookup for the whole batch (bundled with the batch's
+    other lookups), never one per order; the three keep their names, the others are created
+    with placeholders."""
+    use_mode(monkeypatch, mode)
+    bodies: list[dict[str, Any]] = []
+    while len(bodies) < 6:
+        body = redacted(customer_order(shopify))
+        if all(b["customer"]["id"] != body["customer"]["id"] for b in bodies):
+            bodies.append(body)
+    known = {
+        str(b["customer"]["id"]): real_customer(runtime, str(b["customer"]["id"]))
+        for b in bodies[:3]
+    }
+    for n, body in enumerate(bodies):
+        deliver(store, f"w-{n}", body)
+    salesforce.reset_stats()
+
+    assert drain()["outcomes"] == {"created": 6}
+
+    stats = salesforce.stats()["api_calls"]["by_kind"]
+    accounts = by_key(salesforce, "Account", ACCOUNT_KEY)
+    contacts = by_key(salesforce, "Contact", CONTACT_KEY)
+    for body in bodies:
+        customer_id = str(body["customer"]["id"])
+        account, contact = accounts[f"shop_cust_{customer_id}"], contacts[customer_id]
+        if customer_id in known:
+            assert (account["Id"], contact["Id"]) == known[customer_id]
+            assert (account["Name"], contact["LastName"]) == ("Okafor Ltd", "Okafor")
+        else:
+            assert (account["Name"], contact["LastName"]) == (
+                f"Shopify customer {customer_id}",
+                "Unknown",
+            )
+    assert stats.get("composite") == composite_calls, stats
+    print(f"\n{mode}: six redacted orders, Salesforce calls {stats}")  # noqa: T201
 
 
 # -- (c) a customer Salesforce does not have: the placeholders are created -----------------------
