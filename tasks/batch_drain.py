@@ -1,9 +1,11 @@
 """The batch drain's calls: a claimed batch written with sObject Collections (issue 16).
 
 :func:`write_batch` takes the orders of one claimed batch and writes them with a handful of
-Salesforce calls: one e-mail adoption query and one Opportunity existence query for the whole
-batch, then Collections upserts by external id, Accounts first, then Contacts, then
-Opportunities, 200 records a call, up to ``SHOPSYNC_SALESFORCE_CONCURRENCY`` calls in flight.
+Salesforce calls: one e-mail adoption query, one Opportunity existence query and (for orders
+whose Account or Contact carries a placeholder of redacted buyer data, unknown to the customer
+cache) one Account / Contact existence query for the whole batch, bundled in one call; then
+Collections upserts by external id, Accounts first, then Contacts, then Opportunities, 200
+records a call, up to ``SHOPSYNC_SALESFORCE_CONCURRENCY`` calls in flight.
 Each call is one Prefect task run (``upsert 200 Opportunity``), retried by Prefect when it failed
 transiently. The decisions are ``tasks.core.batch_plan``'s (pure); the semantics are the per-order
 path's (``tasks.sync``).

@@ -145,7 +145,7 @@ class FakeSalesforce:
         parents: Sequence[KeyLookup] = (),
     ) -> BatchLookups:
         self.calls["lookups_for"] += 1
-        ids = self._ids(KeyLookup(sobject, key_field, keys))
+        ids = self._ids_of(KeyLookup(sobject, key_field, keys))
         return BatchLookups(
             self._contacts(emails, contact_key_field), ids, self._ids_by_object(parents)
         )
@@ -155,7 +155,7 @@ class FakeSalesforce:
             self.calls["ids_by_keys"] += 1
         return self._ids_by_object(lookups)
 
-    def _ids(self, lookup: KeyLookup) -> dict[str, str | None]:
+    def _ids_of(self, lookup: KeyLookup) -> dict[str, str | None]:
         ids: dict[str, str | None] = dict.fromkeys(lookup.keys)
         for row in self.rows(lookup.sobject):
             if row.get(lookup.key_field) in ids:
@@ -165,7 +165,7 @@ class FakeSalesforce:
     def _ids_by_object(self, lookups: Sequence[KeyLookup]) -> IdsByKey:
         found: IdsByKey = {}
         for lookup in lookups:
-            found.setdefault(lookup.sobject, {}).update(self._ids(lookup))
+            found.setdefault(lookup.sobject, {}).update(self._ids_of(lookup))
         return found
 
     def merged_into(self, sobject: str, record_id: str) -> str | None:
