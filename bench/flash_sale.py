@@ -3,8 +3,9 @@
 Every Salesforce API call waits 200 ms (the sandbox's ``latency`` fault: an ``asyncio.sleep``, so
 the sandbox keeps serving other calls meanwhile). The generated shop (30 % repeat customers, 10 %
 guests) sends ``orders/create`` for N orders as fast as its sender goes (4 threads) to the
-receiver of a real ``shopsync serve`` (``bench.serve_path``): the receiver's Prefect event starts
-drain runs through the deployment's trigger and the runner, as in production. One round per
+receiver of a real ``shopsync serve`` (``bench.serve_path``), as in production: its receiver pokes
+the warm drain in the same process (``SHOPSYNC_SERVE_DRAIN=warm``, the default), which starts a
+drain flow run at once. One round per
 ``SHOPSYNC_DRAIN_MODE`` in the same run, each with a fresh org, shop state, data directory and
 serve process.
 
@@ -14,9 +15,11 @@ Figures per round, all from outside the product:
 - ``calls_per_order``: every API call the sandbox counted from the first webhook until the inbox
   was settled, over the Opportunities created;
 - ``first_opportunity_s``: the first webhook sent → the first Opportunity visible;
-- ``drain_cpu_ms_per_order``: CPU time of the flow-run subprocesses (reaped children of the serve
-  process) over the Opportunities created, their start-up and linger included; the serve
-  process's own CPU (receiver, runner, watcher) is reported apart;
+- ``drain_cpu_ms_per_order``: the product's whole CPU over the Opportunities created: the serve
+  process (receiver, runner and, by default, the warm drain running inside it) plus any flow-run
+  subprocesses it reaped (drains started by the runner: ``SHOPSYNC_SERVE_DRAIN=runner``, the
+  safety net), start-up and linger included. The receiver's share is in it: an upper bound of the
+  drain's own. ``serve_cpu_ms_per_order`` and ``flow_process_cpu_ms_per_order`` split it;
 - ``drain_working_cpu_ms_per_order``: the drain runs' own CPU from their first claim to their
   last batch settled (each run logs it at its end: ``drain finished: {...}``, read from
   Prefect's logs), over the Opportunities created; ``drain_startup_cpu_s`` is the rest before
@@ -92,8 +95,9 @@ def one_round(
     t10 = watcher.when(math.ceil(0.1 * synced)) if synced else None
     t90 = watcher.when(math.ceil(0.9 * synced)) if synced else None
     first = watcher.when(1)
-    drain_cpu = after.get("children_cpu_s", 0) - before.get("children_cpu_s", 0)
+    flow_process_cpu = after.get("children_cpu_s", 0) - before.get("children_cpu_s", 0)
     serve_cpu = after.get("cpu_s", 0) - before.get("cpu_s", 0)
+    drain_cpu = flow_process_cpu + serve_cpu
     return {
         "mode": mode,
         "orders_sent": orders,
@@ -115,6 +119,9 @@ def one_round(
         "drain_cpu_s": round(drain_cpu, 2),
         "drain_cpu_ms_per_order": round(drain_cpu * 1000 / synced, 2) if synced else None,
         "serve_cpu_ms_per_order": round(serve_cpu * 1000 / synced, 2) if synced else None,
+        "flow_process_cpu_ms_per_order": round(flow_process_cpu * 1000 / synced, 2)
+        if synced
+        else None,
         **drain_cpu_figures(drain_reports(prefect_api, runs), synced),
         "drain_runs": run_states(runs),
         "first_run_created_s": round(runs[0]["created"] - began, 2) if runs else None,

@@ -36,6 +36,7 @@ class Served:
     child: Child
     webhook_url: str
     db: Path
+    prefect_api: str
 
     def inbox(self) -> dict[str, int]:
         """Inbox rows by status (read-only look at the serve's SQLite state store)."""
@@ -52,13 +53,29 @@ class Served:
         return pids
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until no flow-run subprocess runs (their CPU is then counted as reaped)."""
+        """Wait until no drain runs: no flow-run subprocess (their CPU is then counted as
+        reaped) and no ``sync-pending-orders`` run Pending or Running in Prefect (the warm
+        drain runs inside the serve process)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not [p for p in self.flow_children() if not _is_resource_tracker(p)]:
+            processes = [p for p in self.flow_children() if not _is_resource_tracker(p)]
+            if not processes and not active_drain_runs(self.prefect_api):
                 return True
             time.sleep(0.2)
         return False
+
+
+def active_drain_runs(prefect_api: str) -> int:
+    """``sync-pending-orders`` runs that are Pending or Running now."""
+    body = {
+        "flows": {"name": {"any_": ["sync-pending-orders"]}},
+        "flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}},
+    }
+    with suppress(httpx.HTTPError):
+        response = httpx.post(f"{prefect_api}/flow_runs/count", json=body, timeout=30)
+        response.raise_for_status()
+        return int(response.json())
+    return 1  # unknown: not idle yet
 
 
 def _is_resource_tracker(pid: int) -> bool:
@@ -109,7 +126,9 @@ def shopsync_serve(
             if child.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start serving:\n{child.tail()}")
             time.sleep(0.2)
-        yield Served(child, f"http://127.0.0.1:{port}/webhooks/shopify", data / "shopsync.db")
+        yield Served(
+            child, f"http://127.0.0.1:{port}/webhooks/shopify", data / "shopsync.db", prefect_api
+        )
 
 
 @dataclass
@@ -188,7 +207,9 @@ class Watcher:
         upto = [s for s in self.samples if s.at <= end]
         if not upto:
             return 0, {}
-        a = before[-1] if before else Sample(start, 0, 0, {})
+        # Before the first sample: count from it (taken as the watcher started), not from zero,
+        # which would charge the group with every call since the sandbox's stats were reset.
+        a = before[-1] if before else (self.samples[0] if self.samples else Sample(start, 0, 0, {}))
         b = upto[-1]
         kinds = {k: v - a.by_kind.get(k, 0) for k, v in b.by_kind.items()}
         return b.api_calls - a.api_calls, {k: v for k, v in kinds.items() if v}

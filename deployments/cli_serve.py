@@ -77,8 +77,11 @@ def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
     from webhooks.serve import DueWorkWatcher, build_receiver, check_bind
 
     check_bind(settings.webhook_host, allow_public=settings.webhook_allow_public_bind)
+    warm = _warm_drain(settings)
     receiver = BackgroundServer(
-        build_receiver(settings), host=settings.webhook_host, port=settings.webhook_port
+        build_receiver(settings, on_stored=warm.poke if warm else None),
+        host=settings.webhook_host,
+        port=settings.webhook_port,
     )
     with receiver:
         url = f"{receiver.url}/webhooks/shopify"
@@ -91,11 +94,51 @@ def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
         runtime = build_runtime(settings)
         try:
             timezone = runtime.shop_timezone()
+            if warm:
+                _read_org_schema(runtime)
         finally:
             runtime.close()
         _setup_alerts_quietly(settings)
-        with DueWorkWatcher(StateStore.open(settings.state_url)):
+        store = StateStore.open(settings.state_url)
+        with warm or DueWorkWatcher(store):
+            typer.echo(f"Drain:              {_drain_words(settings)}")
             serve_deployments(settings, timezone, limit=limit)
+
+
+def _warm_drain(settings: Settings) -> Any:
+    """The in-process drain (``SHOPSYNC_SERVE_DRAIN=warm``, the default), else None."""
+    if settings.serve_drain != "warm":
+        return None
+    from functools import partial
+
+    import prefect.flow_engine
+    import prefect.task_engine  # noqa: F401
+
+    # Import the drain and Prefect's flow engine now, not when the first order arrives.
+    import flows.sync_pending  # noqa: F401
+    from deployments.serve import DRAIN_LINGER_SECONDS
+    from deployments.warm_drain import WarmDrain, run_drain_here
+    from state import StateStore
+
+    store = StateStore.open(settings.state_url)
+    return WarmDrain(store, partial(run_drain_here, DRAIN_LINGER_SECONDS))
+
+
+def _read_org_schema(runtime: Any) -> None:
+    """Describe the org now (cached in the data directory), so the first order's drain does not
+    wait for it; if Salesforce cannot answer yet, the drain asks again when it runs."""
+    from tasks.core.errors import SyncError
+
+    try:
+        runtime.sync_context()
+    except SyncError as exc:
+        typer.echo(f"Salesforce:         not described yet ({exc}); the drain will try again")
+
+
+def _drain_words(settings: Settings) -> str:
+    if settings.serve_drain == "warm":
+        return "in this process, as soon as a delivery is stored (SHOPSYNC_SERVE_DRAIN=warm)"
+    return "flow runs of sync-pending-orders/webhook, started by the runner"
 
 
 def _setup_alerts_quietly(settings: Settings) -> None:

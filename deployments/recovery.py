@@ -63,8 +63,10 @@ def remove_note(data_dir: Path) -> None:
 
 
 def crash_runs_of(dead: ServeNote) -> list[str]:
-    """Mark Crashed every deployment run of ours that the dead serve left pending, running or
-    cancelling (it entered that state after the dead serve started); returns their names.
+    """Mark Crashed every run of ours that the dead serve left pending, running or cancelling
+    (it entered that state after the dead serve started): its deployment runs and its warm
+    drains (tagged ``warm``: they ran inside it, ``deployments/warm_drain.py``); returns their
+    names.
 
     ``force=True`` skips orchestration rules, but Prefect still releases the run's deployment
     concurrency slot on leaving Running (``ReleaseFlowConcurrencySlots`` is in its minimal
@@ -75,7 +77,6 @@ def crash_runs_of(dead: ServeNote) -> list[str]:
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
-        FlowRunFilterDeploymentId,
         FlowRunFilterState,
         FlowRunFilterStateType,
     )
@@ -89,13 +90,14 @@ def crash_runs_of(dead: ServeNote) -> list[str]:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS))),
             flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(is_null_=False),
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=alive)),
             ),
         )
         for run in runs:
             if run.state is None or run.state.timestamp < since:
                 continue
+            if run.deployment_id is None and "warm" not in run.tags:
+                continue  # a flow called by another process (a CLI command): not the serve's
             message = f"shopsync serve (pid {dead.pid}) stopped while this run was active"
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
             crashed.append(run.name)

@@ -7,7 +7,10 @@ Deployment names (flow/deployment), as the Prefect UI shows them:
   sync-pending-orders/webhook    event trigger on the receiver's events + hourly safety net
   replay-dead-letters/manual     all open dead letters, or chosen order names / ids
 
-The drain's safety net: the receiver's nudger (``webhooks.serve.DrainNudger``) emits the trigger's
+Under ``shopsync serve`` the drain itself runs warm, in the serve process, started the moment the
+receiver stores a delivery (``deployments/warm_drain.py``; ``SHOPSYNC_SERVE_DRAIN=runner`` turns
+that off). The deployment serves a receiver that runs on its own, manual runs and the safety net:
+a receiver's nudger (``webhooks.serve.DrainNudger``) emits the trigger's
 event when a delivery is stored and no drain is at work or on its way, and looks at the inbox
 every few seconds, so retries that come due are drained without a run per minute; the runner
 polls for runs every second (``RUNNER_POLL_SECONDS``). The hourly schedule remains as the last
@@ -83,9 +86,10 @@ def build_deployments(settings: Settings, shop_timezone: str) -> list[Any]:
         ),
         sync_pending_orders.to_deployment(
             name="webhook",
-            description="Drain the webhook inbox into Salesforce. Started by the receiver's "
-            "nudges (when work waits and no drain is at work or on its way; retries that come "
-            "due too), and hourly as "
+            description="Drain the webhook inbox into Salesforce. Under `shopsync serve` the "
+            "drain runs warm inside the serve process (runs tagged warm); this deployment is "
+            "started by a separate receiver's nudges (when work waits and no drain is at work "
+            "or on its way; retries that come due too), by hand, and hourly as "
             "a last-resort safety net. Stays linger_seconds after the inbox empties, so the "
             "next orders need no new run. Fails when it dead-lettered an order or was held.",
             triggers=[_webhook_trigger()],

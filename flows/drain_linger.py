@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +13,10 @@ from state.drain_marks import clear_drain_mark, mark_drain_live
 from state.models import utcnow
 
 LINGER_POLL_SECONDS = 0.25  # how often a lingering drain looks for new work
+# Set when the process hosting drains in threads is shutting down (``shopsync serve``'s warm
+# drain, deployments/warm_drain.py): a drain claims nothing more, stops lingering, settles what it
+# holds and ends its run, instead of being cut off mid-batch.
+SHUTTING_DOWN = threading.Event()
 
 
 @dataclass
@@ -61,7 +66,9 @@ class DrainClock:
         self.last_work = time.monotonic() if now is None else now
 
     def out_of_time(self, now: float | None = None) -> bool:
-        """Whether ``max_seconds`` is spent (no new claims after that)."""
+        """Whether ``max_seconds`` is spent or the process is shutting down (no new claims)."""
+        if SHUTTING_DOWN.is_set():
+            return True
         return (time.monotonic() if now is None else now) >= self.deadline
 
     def linger_until(self) -> float:
@@ -70,6 +77,8 @@ class DrainClock:
 
     def lingering(self, now: float | None = None) -> bool:
         """Whether to keep looking for new work now (the window since the last work is open)."""
+        if SHUTTING_DOWN.is_set():
+            return False
         return (time.monotonic() if now is None else now) < self.linger_until()
 
 

@@ -269,6 +269,15 @@ class Settings(BaseSettings):
             "(Collections once a claimed batch has SHOPSYNC_DRAIN_BATCH_MIN_ORDERS orders)."
         ),
     )
+    serve_drain: Literal["warm", "runner"] = Field(
+        "warm",
+        validation_alias=_env("SHOPSYNC_SERVE_DRAIN"),
+        description=(
+            "Where `shopsync serve` runs the webhook drain: warm (in the serve process, started "
+            "the moment a delivery is stored; no flow-run process to start) or runner (each "
+            "drain a flow run of the webhook deployment, in a process of its own)."
+        ),
+    )
     drain_batch_min_orders: int = Field(
         8,
         ge=1,

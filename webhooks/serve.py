@@ -188,14 +188,24 @@ class DueWorkWatcher(DrainNudger):
         super().__init__(store, notify, every=every)
 
 
-def build_receiver(settings: Settings, *, notify_prefect: bool = True) -> Starlette:
-    """The receiver app for these settings (refuses to start without a webhook secret)."""
+def build_receiver(
+    settings: Settings,
+    *,
+    notify_prefect: bool = True,
+    on_stored: Callable[[Delivery], None] | None = None,
+) -> Starlette:
+    """The receiver app for these settings (refuses to start without a webhook secret).
+
+    After each stored delivery it calls ``on_stored`` when given (``shopsync serve``'s warm
+    drain), else pokes a :class:`DrainNudger` that asks Prefect for a drain run (unless
+    ``notify_prefect`` is off).
+    """
     problems = settings.problems(need={"webhooks"})
     if problems:
         raise SystemExit("\n".join(problems))
     store = StateStore.open(settings.state_url)
-    notify = None
-    if notify_prefect:
+    notify = on_stored
+    if notify is None and notify_prefect:
         # Import Prefect's events client now (seconds), not on the first delivery, where it would
         # hold the nudger's first look (and the drain it asks for).
         import prefect.events  # noqa: F401
