@@ -8,7 +8,7 @@ more just before they are written: what the webhook path wrote meanwhile is neve
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -26,19 +26,25 @@ from flows.reconcile_settle import (
     settle,
     written_ids,
 )
-from flows.reconcile_write import find_contacts, write_plan
+from flows.reconcile_write import find_contacts, find_parents, write_plan
 from state import FieldWarning, LedgerRecord
 from tasks.core.diff import DiffResult
 from tasks.core.diff_report import Failure
 from tasks.core.errors import SyncError
 from tasks.core.mapping import CONTACT, OPPORTUNITY, SalesforceRecords
-from tasks.core.repair_plan import RepairPlan, opportunity_update, plan_repair, still_due
+from tasks.core.repair_plan import (
+    RepairPlan,
+    opportunity_update,
+    placeholder_keys,
+    plan_repair,
+    still_due,
+)
 from tasks.reporting.artifacts import publish_field_warnings
 from tasks.reporting.dead_letter_board import publish_board
 from tasks.reporting.progress import report as report_progress
 from tasks.runtime import Runtime
 from tasks.steps import with_retries
-from tasks.sync import SyncContext
+from tasks.sync import SyncContext, parent_lookups
 
 REPAIR_CHUNK = 10_000  # orders planned and written at a time (bounds the memory of a repair)
 STATUS_OF_ACTION = {"create": "missing", "update": "drifted"}
@@ -171,8 +177,9 @@ class Repair:
 def plan_chunk(
     runtime: Runtime, request: Request, ctx: SyncContext, chunk: list[RepairItem]
 ) -> tuple[Repair, int]:
-    """Re-check the chunk against the ledger, look up its e-mails' Contacts, plan it; the plan
-    and how many orders the ledger shows written meanwhile (dropped)."""
+    """Re-check the chunk against the ledger, look up its e-mails' Contacts and which of the
+    Accounts and Contacts it would write with placeholders exist, plan it; the plan and how
+    many orders the ledger shows written meanwhile (dropped)."""
     ledger = runtime.store.ledger_many(records.order_key for _, records, _, _ in chunk)
     chunk, superseded = recheck(chunk, ledger, request.started_at)
     emails = adoption_emails(chunk)
@@ -182,7 +189,13 @@ def plan_chunk(
         contacts = with_retries(find_contacts, runtime.settings)(
             runtime.salesforce, key_field, emails
         )
-    return build_repair(chunk, ctx, contacts), superseded
+    parents = placeholder_keys((s, r, d) for s, r, d, _ in chunk)
+    existing = None
+    if parents:
+        existing = with_retries(find_parents, runtime.settings)(
+            runtime.salesforce, parent_lookups(parents, ctx.mapping)
+        )
+    return build_repair(chunk, ctx, contacts, existing), superseded
 
 
 def recheck(
@@ -211,10 +224,14 @@ def adoption_emails(chunk: list[RepairItem]) -> set[str]:
 
 
 def build_repair(
-    chunk: list[RepairItem], ctx: SyncContext, contacts: Mapping[str, Any] | None = None
+    chunk: list[RepairItem],
+    ctx: SyncContext,
+    contacts: Mapping[str, Any] | None = None,
+    existing: Mapping[str, Collection[str]] | None = None,
 ) -> Repair:
-    """The repair plan of one chunk of orders (``contacts``: what ``find_contacts`` found)."""
-    plan = plan_repair(((s, r, d) for s, r, d, _ in chunk), ctx.mapping, contacts)
+    """The repair plan of one chunk of orders (``contacts``: what ``find_contacts`` found;
+    ``existing``: what ``find_parents`` found)."""
+    plan = plan_repair(((s, r, d) for s, r, d, _ in chunk), ctx.mapping, contacts, existing)
     return Repair(
         plan,
         {records.order_key: state for _, records, _, state in chunk},

@@ -22,7 +22,7 @@ from tasks.core.errors import SyncError
 from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY
 from tasks.core.repair_plan import RepairPlan
 from tasks.runtime import Runtime
-from tasks.salesforce import RecordResult, SalesforcePort
+from tasks.salesforce import KeyLookup, RecordResult, SalesforcePort
 from tasks.salesforce.port import WriteKind
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import SyncContext
@@ -192,6 +192,15 @@ def find_contacts(
     """The Contacts Salesforce holds with these e-mails (lower-cased e-mail → oldest first;
     the adapter chooses SOQL ``Email IN`` chunks or one Bulk 2.0 query)."""
     return contacts_with(gateway, key_field, emails)
+
+
+@task(name="find-parents", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def find_parents(gateway: SalesforcePort, lookups: list[KeyLookup]) -> dict[str, set[str]]:
+    """Per object, the keys of these Accounts and Contacts that Salesforce has (asked by
+    external id, the queries bundled five to a call): those whose bodies carry a placeholder
+    standing in for redacted buyer data, which an existing record must not get."""
+    found = gateway.ids_by_keys(lookups)
+    return {sobject: {k for k, v in ids.items() if v} for sobject, ids in found.items()}
 
 
 def contacts_with(

@@ -1,9 +1,11 @@
 """The batch drain's calls: a claimed batch written with sObject Collections (issue 16).
 
 :func:`write_batch` takes the orders of one claimed batch and writes them with a handful of
-Salesforce calls: one e-mail adoption query and one Opportunity existence query for the whole
-batch, then Collections upserts by external id, Accounts first, then Contacts, then
-Opportunities, 200 records a call, up to ``SHOPSYNC_SALESFORCE_CONCURRENCY`` calls in flight.
+Salesforce calls: one e-mail adoption query, one Opportunity existence query and (for orders
+whose Account or Contact carries a placeholder of redacted buyer data, unknown to the customer
+cache) one Account / Contact existence query for the whole batch, bundled in one call; then
+Collections upserts by external id, Accounts first, then Contacts, then Opportunities, 200
+records a call, up to ``SHOPSYNC_SALESFORCE_CONCURRENCY`` calls in flight.
 Each call is one Prefect task run (``upsert 200 Opportunity``), retried by Prefect when it failed
 transiently. The decisions are ``tasks.core.batch_plan``'s (pure); the semantics are the per-order
 path's (``tasks.sync``).
@@ -44,10 +46,10 @@ from tasks.core.batch_plan import (
 )
 from tasks.core.disposition import stops_run
 from tasks.core.errors import StaleReference, SyncError
-from tasks.core.mapping import CONTACT, OPPORTUNITY
+from tasks.core.mapping import CONTACT, OPPORTUNITY, placeholder_parents
 from tasks.core.prepared import PreparedOrder
 from tasks.reporting.field_warnings import field_warnings
-from tasks.salesforce.port import RecordResult, SalesforcePort, WriteKind
+from tasks.salesforce.port import IdsByKey, KeyLookup, RecordResult, SalesforcePort, WriteKind
 from tasks.settings import Settings
 from tasks.steps import retry_if_transient, with_retries
 from tasks.sync import (
@@ -55,6 +57,7 @@ from tasks.sync import (
     SyncOutcome,
     opportunity_already_existed,
     opportunity_was_deleted,
+    parent_lookups,
     plan_write_for,
 )
 
@@ -76,6 +79,7 @@ class Lookups:
 
     contacts_by_email: dict[str, list[dict[str, Any]]]
     opportunity_ids: dict[str, str | None]
+    parents: IdsByKey = field(default_factory=dict)  # placeholders' Accounts and Contacts
 
 
 @task(
@@ -91,13 +95,15 @@ def look_up(
     contact_field: str,
     order_keys: list[str],
     opportunity_field: str,
+    parents: list[KeyLookup] | None = None,
 ) -> Lookups:
-    """The Contacts with the batch's new e-mails and which of its unknown Opportunities
-    Salesforce has: every query bundled, five to a ``/composite`` call."""
-    contacts, ids = gateway.lookups_for(
-        emails, contact_field, OPPORTUNITY, opportunity_field, order_keys
+    """The Contacts with the batch's new e-mails, which of its unknown Opportunities
+    Salesforce has and (``parents``) which Accounts and Contacts whose bodies carry a
+    placeholder it has: every query bundled, five to a ``/composite`` call."""
+    contacts, ids, found = gateway.lookups_for(
+        emails, contact_field, OPPORTUNITY, opportunity_field, order_keys, parents=parents or ()
     )
-    return Lookups(contacts, ids)
+    return Lookups(contacts, ids, found)
 
 
 @task(
@@ -114,9 +120,7 @@ def write_chunk(gateway: SalesforcePort, chunk: Chunk, contact_field: str) -> li
     return gateway.save_many(chunk.sobject, chunk.key_field, chunk.records, kind=kind)
 
 
-def _insert_once(
-    gateway: SalesforcePort, chunk: Chunk, contact_field: str
-) -> list[RecordResult]:
+def _insert_once(gateway: SalesforcePort, chunk: Chunk, contact_field: str) -> list[RecordResult]:
     """Create guests' Contacts. Creating is not idempotent: a retry first takes the Contacts an
     earlier attempt may have created (found by e-mail) and creates only the others."""
     if not _retrying():
@@ -201,10 +205,18 @@ class _Batch:
         """Each order's write, decided by the per-order rules over the batch's lookups."""
         cached = self.ctx.store.customers(p.customer for p in prepared)
         emails, keys = lookups_needed(prepared, cached)
+        parents = parent_lookups(
+            (
+                p
+                for item in prepared
+                for p in placeholder_parents(item.records, cached[item.customer])
+            ),
+            self.ctx.mapping,
+        )
         ctx = self.ctx
-        if emails or keys:
+        if emails or keys or parents:
             try:
-                found = self._look_up(emails, keys, len(prepared))
+                found = self._look_up(emails, keys, parents, len(prepared))
             except SyncError as exc:
                 self._fail_all_prepared(prepared, exc)
                 return []
@@ -212,6 +224,7 @@ class _Batch:
                 ctx,
                 contacts_by_email=found.contacts_by_email,
                 opportunity_ids=found.opportunity_ids,
+                parents=found.parents,
             )
         planned: list[PlannedOrder] = []
         for item in prepared:
@@ -226,10 +239,13 @@ class _Batch:
             planned.append(PlannedOrder(item, write))
         return planned
 
-    def _look_up(self, emails: list[str], keys: list[str], count: int) -> Lookups:
+    def _look_up(
+        self, emails: list[str], keys: list[str], parents: list[KeyLookup], count: int
+    ) -> Lookups:
         step = with_retries(look_up, self.settings)
         mapping = self.ctx.mapping
         queries = -(-len(emails) // 100) + -(-len(keys) // 300)
+        queries += sum(-(-len(lookup.keys) // 300) for lookup in parents)
         self.result.calls += -(-queries // 5)
         return step(
             self.ctx.gateway,
@@ -238,6 +254,7 @@ class _Batch:
             mapping.key_field(CONTACT),
             keys,
             mapping.key_field(OPPORTUNITY),
+            parents,
         )
 
     def _parents(self, chunks: list[Chunk], stage: str) -> SyncError | None:

@@ -24,6 +24,7 @@ from tasks.core.mapping import (
     OrgSchema,
     SalesforceRecords,
     Truncation,
+    placeholder_parents,
     update_body,
     without_placeholders,
 )
@@ -31,7 +32,14 @@ from tasks.core.orders import Order
 from tasks.core.prepared import PreparedOrder, Preparer, customer_key
 from tasks.reporting.field_warnings import field_warnings
 from tasks.salesforce.errors import refused_create_only_field, required_fields_missing
-from tasks.salesforce.port import ContactWrite, OrderWrite, OrderWriteResult, SalesforcePort
+from tasks.salesforce.port import (
+    ContactWrite,
+    IdsByKey,
+    KeyLookup,
+    OrderWrite,
+    OrderWriteResult,
+    SalesforcePort,
+)
 
 Action = Literal["created", "updated", "recreated", "unchanged", "stale", "skipped"]
 RECREATED = "the Opportunity had been deleted in Salesforce; recreated with its create-only fields"
@@ -50,6 +58,9 @@ class SyncContext:
     contacts_by_email: Mapping[str, list[dict[str, Any]]] | None = None
     # Order key → Opportunity Id (None: not in Salesforce), asked for a whole batch at once.
     opportunity_ids: Mapping[str, str | None] | None = None
+    # Per object, Account / Contact key → Id (None: not in Salesforce), asked for a whole
+    # batch at once for the orders whose bodies carry a placeholder (see :func:`parents_known`).
+    parents: Mapping[str, Mapping[str, str | None]] | None = None
     # Replay: an order the ledger calls unchanged is written anyway when its Opportunity is
     # gone from Salesforce (deleted or merged away); see :func:`with_opportunities_checked`.
     verify_unchanged: bool = False
@@ -247,10 +258,12 @@ def plan_write_for(
     """:func:`plan_write` with the customer cache's entry already read (``cached``: the
     customer's (Account id, Contact id), None when unknown), as a batch reads it for all.
 
-    A record known to exist (a cached Account, a Contact written by Id or matched by its key)
-    gets no placeholder standing in for redacted buyer data: those are create-only."""
+    A record known to exist (a cached Account, a Contact written by Id or matched by its key,
+    or one Salesforce was asked about: :func:`parents_known`) gets no placeholder standing in
+    for redacted buyer data: those are create-only."""
     mapping = ctx.mapping
     account_id = cached[0] if cached is not None else None
+    existing = parents_known(records, ctx, cached)
     opportunity = (
         update_body(OPPORTUNITY, records.opportunity, mapping, cancelled=records.cancelled)
         if opportunity_exists
@@ -259,7 +272,11 @@ def plan_write_for(
     write = OrderWrite(
         account_field=mapping.key_field(ACCOUNT),
         account_key=records.account_key,
-        account=without_placeholders(records.account) if account_id else records.account,
+        account=(
+            without_placeholders(records.account)
+            if account_id or ACCOUNT in existing
+            else records.account
+        ),
         account_id=account_id,
         opportunity_field=mapping.key_field(OPPORTUNITY),
         order_key=records.order_key,
@@ -268,7 +285,38 @@ def plan_write_for(
     )
     if records.contact is None:
         return write
-    return _with_contact(write, records, ctx, cached)
+    return _with_contact(write, records, ctx, cached, contact_exists=CONTACT in existing)
+
+
+def parents_known(
+    records: SalesforceRecords,
+    ctx: SyncContext,
+    cached: tuple[str | None, str | None] | None,
+) -> set[str]:
+    """Which of the order's Account and keyed Contact whose bodies carry a placeholder
+    (:func:`~tasks.core.records.placeholder_parents`) Salesforce has, by external id.
+
+    The batch asked once for all its orders (``ctx.parents``); a key it did not ask about (a
+    single order, a cache entry forgotten since) is asked here, in one call. An order without
+    a placeholder, or whose customer the cache knows, asks nothing.
+    """
+    wanted = placeholder_parents(records, cached)
+    if not wanted:
+        return set()
+    known: Mapping[str, Mapping[str, str | None]] = ctx.parents or {}
+    unasked = [(sobject, key) for sobject, key in wanted if key not in known.get(sobject, {})]
+    if unasked:
+        found = ctx.gateway.ids_by_keys(parent_lookups(unasked, ctx.mapping))
+        known = {s: {**known.get(s, {}), **found.get(s, {})} for s in {*known, *found}}
+    return {sobject for sobject, key in wanted if known.get(sobject, {}).get(key)}
+
+
+def parent_lookups(parents: Iterable[tuple[str, str]], mapping: MappingConfig) -> list[KeyLookup]:
+    """``(object, external id)`` pairs as one lookup per object (keys once each, sorted)."""
+    keys: dict[str, set[str]] = {}
+    for sobject, key in parents:
+        keys.setdefault(sobject, set()).add(key)
+    return [KeyLookup(s, mapping.key_field(s), sorted(k)) for s, k in sorted(keys.items())]
 
 
 def _with_contact(
@@ -276,6 +324,8 @@ def _with_contact(
     records: SalesforceRecords,
     ctx: SyncContext,
     cached: tuple[str | None, str | None] | None,
+    *,
+    contact_exists: bool = False,
 ) -> OrderWrite:
     """How the Contact is found: by its cached Id, adopted by e-mail, upserted or created.
 
@@ -294,6 +344,8 @@ def _with_contact(
         if found is None:
             return replace(write, contact_write=ContactWrite.CREATE)
         return _existing_contact(write, ctx, contact_id=found)
+    if contact_exists:  # Salesforce has it by key (asked because of a placeholder)
+        return _existing_contact(write, ctx)
     if cached is not None or records.contact_lookup_email is None:
         return write
     contacts = _contacts(records.contact_lookup_email, ctx, key_field)
@@ -347,19 +399,46 @@ def with_batch_lookups(prepared: Iterable[PreparedOrder], ctx: SyncContext) -> S
     ledger = ctx.store.ledger_many(order.id for order, _ in items)
     emails: set[str] = set()
     unknown: list[str] = []
+    parents: list[tuple[str, str]] = []
     for order, records in items:
+        cached = ctx.store.customer(customer_key(records))
+        parents += placeholder_parents(records, cached)
         if records.contact is None:
             known = ledger.get(order.id)
             if known is None or known.opportunity_id is None:
                 unknown.append(records.order_key)
-        elif records.contact_lookup_email and ctx.store.customer(customer_key(records)) is None:
+        elif records.contact_lookup_email and cached is None:
             emails.add(records.contact_lookup_email)
+    if parents:
+        return _with_parents(ctx, sorted(emails), sorted(set(unknown)), parents)
     if emails:
         found = ctx.gateway.contacts_by_emails(sorted(emails), ctx.mapping.key_field(CONTACT))
         ctx = replace(ctx, contacts_by_email=found)
     if unknown:
         ctx = replace(ctx, opportunity_ids=_opportunity_ids(sorted(set(unknown)), ctx))
     return ctx
+
+
+def _with_parents(
+    ctx: SyncContext, emails: list[str], unknown: list[str], parents: list[tuple[str, str]]
+) -> SyncContext:
+    """:func:`with_batch_lookups` for a batch with placeholders: the e-mails, the unknown
+    Opportunities and the placeholder-bearing Accounts and Contacts, all asked at once."""
+    mapping = ctx.mapping
+    found = ctx.gateway.lookups_for(
+        emails,
+        mapping.key_field(CONTACT),
+        OPPORTUNITY,
+        mapping.key_field(OPPORTUNITY),
+        unknown,
+        parents=parent_lookups(parents, mapping),
+    )
+    return replace(
+        ctx,
+        contacts_by_email=found.contacts if emails else ctx.contacts_by_email,
+        opportunity_ids=found.ids if unknown else ctx.opportunity_ids,
+        parents=found.parents,
+    )
 
 
 def with_opportunities_checked(prepared: Iterable[PreparedOrder], ctx: SyncContext) -> SyncContext:
@@ -373,8 +452,26 @@ def with_opportunities_checked(prepared: Iterable[PreparedOrder], ctx: SyncConte
         for p in items
         if p.records is not None and _unchanged(p.order, ledger.get(p.order_id))
     )
+    parents = [
+        parent
+        for p in items
+        if p.records is not None and not _stale(p.order, ledger.get(p.order_id))
+        for parent in placeholder_parents(p.records, ctx.store.customer(customer_key(p.records)))
+    ]
+    if parents:  # the Opportunities and the placeholders' Accounts and Contacts, asked at once
+        opportunity = KeyLookup(OPPORTUNITY, ctx.mapping.key_field(OPPORTUNITY), keys)
+        found: IdsByKey = ctx.gateway.ids_by_keys(
+            [opportunity, *parent_lookups(parents, ctx.mapping)]
+        )
+        known = found.pop(OPPORTUNITY, {})
+        return replace(ctx, opportunity_ids=known, verify_unchanged=True, parents=found)
     known = _opportunity_ids(keys, ctx) if keys else {}
     return replace(ctx, opportunity_ids=known, verify_unchanged=True)
+
+
+def _stale(order: Order, ledger: LedgerRecord | None) -> bool:
+    verdict = freshness(order, ledger)
+    return verdict is not None and verdict[0] == "stale"
 
 
 def _unchanged(order: Order, ledger: LedgerRecord | None) -> bool:

@@ -29,7 +29,14 @@ from sandbox.salesforce.schema import OrgProfile, build_schema
 from tasks.core.errors import RecordError, SyncError
 from tasks.salesforce.composite import ContactWrite, OrderWrite, OrderWriteResult
 from tasks.salesforce.errors import classify_record
-from tasks.salesforce.port import ApiUsage, BatchLookups, RecordResult, WriteKind
+from tasks.salesforce.port import (
+    ApiUsage,
+    BatchLookups,
+    IdsByKey,
+    KeyLookup,
+    RecordResult,
+    WriteKind,
+)
 from tasks.shopify.port import ShopInfo
 
 PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006"}
@@ -134,13 +141,32 @@ class FakeSalesforce:
         sobject: str,
         key_field: str,
         keys: Sequence[str],
+        *,
+        parents: Sequence[KeyLookup] = (),
     ) -> BatchLookups:
         self.calls["lookups_for"] += 1
-        ids: dict[str, str | None] = dict.fromkeys(keys)
-        for row in self.rows(sobject):
-            if row.get(key_field) in ids:
-                ids[str(row[key_field])] = str(row["Id"])
-        return BatchLookups(self._contacts(emails, contact_key_field), ids)
+        ids = self._ids_of(KeyLookup(sobject, key_field, keys))
+        return BatchLookups(
+            self._contacts(emails, contact_key_field), ids, self._ids_by_object(parents)
+        )
+
+    def ids_by_keys(self, lookups: Sequence[KeyLookup]) -> IdsByKey:
+        if any(lookup.keys for lookup in lookups):
+            self.calls["ids_by_keys"] += 1
+        return self._ids_by_object(lookups)
+
+    def _ids_of(self, lookup: KeyLookup) -> dict[str, str | None]:
+        ids: dict[str, str | None] = dict.fromkeys(lookup.keys)
+        for row in self.rows(lookup.sobject):
+            if row.get(lookup.key_field) in ids:
+                ids[str(row[lookup.key_field])] = str(row["Id"])
+        return ids
+
+    def _ids_by_object(self, lookups: Sequence[KeyLookup]) -> IdsByKey:
+        found: IdsByKey = {}
+        for lookup in lookups:
+            found.setdefault(lookup.sobject, {}).update(self._ids_of(lookup))
+        return found
 
     def merged_into(self, sobject: str, record_id: str) -> str | None:
         self.calls["merged_into"] += 1

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from state import LedgerRecord
+from tasks.core.buyer import Placeholder
 from tasks.core.errors import SyncError
 from tasks.core.mapping import ACCOUNT, CONTACT, OPPORTUNITY, SalesforceRecords
 from tasks.core.orders import Order
@@ -162,6 +163,27 @@ def newest_by(items: Iterable[T], key: Callable[[T], K], order: Callable[[T], Or
     return chosen
 
 
+def real_values(
+    planned: Iterable[PlannedOrder],
+    key: Callable[[PlannedOrder], str],
+    body: Callable[[PlannedOrder], Mapping[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Per key, each field's newest value that is no placeholder of redacted buyer data.
+
+    The newest order's body is written for a key; where it has a placeholder and an older
+    order of the batch has a real value, the real value is written, as the per-order path
+    leaves it (the older order writes the name, the newer one may not overwrite it)."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in sorted(planned, key=lambda p: _order_of(p).updated_at):
+        values = found.setdefault(key(item), {})
+        values.update({k: v for k, v in body(item).items() if not isinstance(v, Placeholder)})
+    return found
+
+
+def _with_real(body: Mapping[str, Any], real: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: real.get(k, v) if isinstance(v, Placeholder) else v for k, v in body.items()}
+
+
 def _order_of(item: PlannedOrder) -> Order:
     return item.prepared.order
 
@@ -176,9 +198,10 @@ def account_chunks(planned: Sequence[PlannedOrder], size: int = COLLECTION_SIZE)
     upserts: list[tuple[str, dict[str, Any]]] = []
     updates: list[tuple[str, dict[str, Any]]] = []
     accounts = newest_by(planned, lambda p: p.write.account_key, _order_of)
+    real = real_values(planned, lambda p: p.write.account_key, lambda p: p.write.account)
     for key, item in accounts.items():
         write = item.write
-        body = {**write.account, write.account_field: key}
+        body = {**_with_real(write.account, real.get(key, {})), write.account_field: key}
         if write.account_id:
             updates.append((key, {"Id": write.account_id, **body}))
         else:
@@ -202,11 +225,12 @@ def contact_chunks(
     }
     updated_ids: set[str] = set()
     customers = newest_by(planned, lambda p: p.prepared.customer, _order_of)
+    real = real_values(planned, lambda p: p.prepared.customer, lambda p: p.write.contact or {})
     for customer, item in customers.items():
         write = item.write
         if write.contact is None or write.account_key in written.account_errors:
             continue
-        body = dict(write.contact)
+        body = _with_real(write.contact, real.get(customer, {}))
         if write.contact_account:
             body["AccountId"] = written.account_ids[write.account_key]
         if write.contact_write is ContactWrite.UPDATE_BY_ID:

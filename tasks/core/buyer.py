@@ -28,7 +28,9 @@ class Placeholder(str):
 
     Salesforce needs it to create the record, but it is create-only: an update never sends it
     (:func:`tasks.core.records.update_body`, :func:`tasks.core.records.without_placeholders`),
-    so it never overwrites a real name a user or an earlier payload put there.
+    so it never overwrites a real name a user or an earlier payload put there. A record the
+    sync does not know to exist is asked about first (by external id, once per batch:
+    :func:`tasks.core.records.placeholder_parents`, ``tasks.sync.parents_known``).
     """
 
     __slots__ = ()

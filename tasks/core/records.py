@@ -25,8 +25,10 @@ __all__ = [
     "Truncation",
     "create_body",
     "dumps_json",
+    "has_placeholder",
     "jsonable",
     "owned_fields",
+    "placeholder_parents",
     "split_key",
     "update_body",
     "without_placeholders",
@@ -115,6 +117,31 @@ def without_placeholders(record: Mapping[str, Any]) -> dict[str, Any]:
     """The body for a record known to exist: without the values standing in for redacted
     buyer data (:class:`~tasks.core.buyer.Placeholder`), which are create-only."""
     return {k: v for k, v in record.items() if not isinstance(v, Placeholder)}
+
+
+def has_placeholder(record: Mapping[str, Any] | None) -> bool:
+    """Whether a body carries a value standing in for redacted buyer data."""
+    return record is not None and any(isinstance(v, Placeholder) for v in record.values())
+
+
+def placeholder_parents(
+    records: SalesforceRecords, cached: tuple[str | None, str | None] | None
+) -> list[tuple[str, str]]:
+    """``(object, external id)`` of the order's Account and keyed Contact whose body carries a
+    placeholder and whose existence the customer cache does not vouch for (``cached``: the
+    customer's (Account id, Contact id), None when unknown).
+
+    Whether Salesforce has them decides the write: an existing one gets the body without its
+    placeholders (create-only), a new one the whole body. A record without a placeholder, or
+    one the cache knows, needs no such question (and costs no call).
+    """
+    found: list[tuple[str, str]] = []
+    if has_placeholder(records.account) and not (cached is not None and cached[0]):
+        found.append((ACCOUNT, records.account_key))
+    contact_known = cached is not None and bool(cached[1])
+    if records.contact_key is not None and has_placeholder(records.contact) and not contact_known:
+        found.append((CONTACT, records.contact_key))
+    return found
 
 
 def create_body(

@@ -6,7 +6,7 @@ the webhook path wrote meanwhile. The flow writes the plan (``flows/reconcile_wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,13 +19,16 @@ from tasks.core.mapping import (
     OPPORTUNITY,
     MappingConfig,
     SalesforceRecords,
+    has_placeholder,
     update_body,
+    without_placeholders,
 )
 
 __all__ = [
     "LedgerState",
     "RepairPlan",
     "opportunity_update",
+    "placeholder_keys",
     "plan_repair",
     "still_due",
 ]
@@ -112,6 +115,7 @@ class _Planner:
 
     config: MappingConfig
     contacts_found: Mapping[str, Sequence[Mapping[str, Any]]]
+    existing: Mapping[str, Collection[str]] = field(default_factory=dict)
     plan: RepairPlan = field(default_factory=RepairPlan)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -129,13 +133,13 @@ class _Planner:
                 ACCOUNT, self.config.key_field(ACCOUNT), records.account_key
             )
             self._contact(records, body)
-            self._account(records, dict(records.account))
+            self._account(records, self._whole_account(records))
             action = "create"
         elif status == "drifted":
             relink = "Account" in drift_fields
             body = opportunity_update(records, self.config, relink=relink)
             if relink:
-                self._account(records, dict(records.account))
+                self._account(records, self._whole_account(records))
             elif _touches(drift_fields, ACCOUNT):
                 owned = update_body(
                     ACCOUNT, records.account, self.config, cancelled=records.cancelled
@@ -148,6 +152,17 @@ class _Planner:
             return
         self.opportunities[order_id] = body
         self.plan.actions[order_id] = action
+
+    def _exists(self, sobject: str, key: str) -> bool:
+        return key in self.existing.get(sobject, ())
+
+    def _whole_account(self, records: SalesforceRecords) -> dict[str, Any]:
+        """The Account's whole body, upserted by key: without its placeholders when
+        Salesforce has the Account (they are create-only: a real name there stays)."""
+        body = dict(records.account)
+        if self._exists(ACCOUNT, records.account_key):
+            return without_placeholders(body)
+        return body
 
     def _account(self, records: SalesforceRecords, body: dict[str, Any]) -> None:
         """Plan an Account write (merged with one planned for an earlier order: later values
@@ -180,6 +195,9 @@ class _Planner:
         if adopt is None and key is not None:
             body = dict(records.contact)
             exists = any(str(c.get(key_field) or "") == key for c in found)
+            if exists or self._exists(CONTACT, key):  # an existing Contact keeps its real name
+                body = without_placeholders(body)
+                exists = True
             self.contacts[key] = self._with_account(body, records) if not exists else body
             self.plan.contact_orders.setdefault(key, []).append(order_id)
             opportunity["Contact"] = _reference(CONTACT, key_field, key)
@@ -248,10 +266,30 @@ def _merge(planned: dict[str, Any], body: Mapping[str, Any]) -> None:
         planned[name] = value
 
 
+def placeholder_keys(
+    items: Iterable[tuple[str, SalesforceRecords, Sequence[str]]],
+) -> list[tuple[str, str]]:
+    """``(object, external id)`` of the Accounts and Contacts the plan would write whole
+    although their bodies carry a placeholder (the Account of a ``missing`` order, or of a
+    ``drifted`` one whose Account link drifted; the keyed Contact of a ``missing`` order):
+    whether Salesforce has them decides whether the placeholders go (see :func:`plan_repair`).
+    Each once, in order."""
+    found: dict[tuple[str, str], None] = {}
+    for status, records, drift_fields in items:
+        whole_account = status == "missing" or (status == "drifted" and "Account" in drift_fields)
+        if whole_account and has_placeholder(records.account):
+            found[(ACCOUNT, records.account_key)] = None
+        contact_key = records.contact_key
+        if status == "missing" and contact_key is not None and has_placeholder(records.contact):
+            found[(CONTACT, contact_key)] = None
+    return list(found)
+
+
 def plan_repair(
     items: Iterable[tuple[str, SalesforceRecords, Sequence[str]]],
     config: MappingConfig,
     contacts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    existing: Mapping[str, Collection[str]] | None = None,
 ) -> RepairPlan:
     """Build the repair plan from ``(status, mapped records, drift fields)`` per order.
 
@@ -265,8 +303,12 @@ def plan_repair(
     ``Account.`` field drifted; their Contact's owned fields (upserted by key) when a
     ``Contact.`` field drifted (the Opportunity's ``ContactId`` is create-only and never sent).
     Later items win for a shared key (pass oldest update first).
+
+    ``existing`` (per object, the keys Salesforce has, asked for :func:`placeholder_keys`):
+    an Account or Contact written whole that exists gets no placeholder standing in for
+    redacted buyer data, so a real name there stays; one that does not is created with them.
     """
-    planner = _Planner(config, contacts or {})
+    planner = _Planner(config, contacts or {}, existing or {})
     for status, records, drift_fields in items:
         planner.add(status, records, drift_fields)
     return planner.finish()

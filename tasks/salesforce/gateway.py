@@ -38,6 +38,8 @@ from tasks.salesforce.port import (
     RECORDS_BY_COLLECTIONS_MAX,
     ApiUsage,
     BatchLookups,
+    IdsByKey,
+    KeyLookup,
     RecordResult,
     Row,
     WriteKind,
@@ -243,23 +245,31 @@ class SimpleSalesforceGateway:
         sobject: str,
         key_field: str,
         keys: Sequence[str],
+        *,
+        parents: Sequence[KeyLookup] = (),
     ) -> BatchLookups:
-        """Two lookups of a whole batch in as few calls as can be: the Contacts with these
-        e-mails (as :meth:`contacts_by_emails`) and the Ids of the ``sobject`` records whose
-        external id is in ``keys`` (None: not in Salesforce); all their queries bundled five to
-        a ``/composite`` call."""
+        """A batch's lookups in as few calls as can be: the Contacts with these e-mails (as
+        :meth:`contacts_by_emails`), the Ids of the ``sobject`` records whose external id is in
+        ``keys`` (None: not in Salesforce) and, per object, those of ``parents`` (Accounts and
+        Contacts by key); all their queries bundled five to a ``/composite`` call."""
         found: dict[str, list[Row]] = {email.lower(): [] for email in emails}
         email_soqls = queries.contacts_by_emails_chunked(list(found), contact_key_field)
-        key_soqls = queries.records_by_keys_chunked(sobject, key_field, list(keys), ["Id"])
-        answers = self._query_many(email_soqls + key_soqls)
+        lookups = [KeyLookup(sobject, key_field, keys), *parents]
+        key_soqls = [_key_queries(lookup) for lookup in lookups]
+        answers = self._query_many(email_soqls + [soql for group in key_soqls for soql in group])
         for rows in answers[: len(email_soqls)]:
             for contact in rows:
                 found.setdefault(str(contact.get("Email") or "").lower(), []).append(contact)
-        ids: dict[str, str | None] = dict.fromkeys(keys)
-        for rows in answers[len(email_soqls) :]:
-            for row in rows:
-                ids[str(row.get(key_field))] = str(row["Id"])
-        return BatchLookups(found, ids)
+        ids = _ids_by_key(lookups, key_soqls, answers[len(email_soqls) :])
+        return BatchLookups(found, ids.pop(0), _by_object(lookups[1:], ids))
+
+    def ids_by_keys(self, lookups: Sequence[KeyLookup]) -> IdsByKey:
+        """Per object, the Id of each record whose external id is asked for (None: not in
+        Salesforce): SOQL ``IN`` chunks of 300 keys bundled five to a ``/composite`` call (one
+        call for up to 1,500 keys); none when no key is asked for."""
+        key_soqls = [_key_queries(lookup) for lookup in lookups]
+        answers = self._query_many([soql for group in key_soqls for soql in group])
+        return _by_object(lookups, _ids_by_key(lookups, key_soqls, answers))
 
     def _query_many(self, soqls: Sequence[str]) -> list[list[Row]]:
         """Several SOQL queries, five per ``/composite`` call (research §2: up to 25
@@ -381,3 +391,32 @@ class SimpleSalesforceGateway:
         self.usage(refresh=True)
         self.check_budget()
         return bulk.ingest(self._call, sobject, operation, key_field, records, wait)
+
+
+def _key_queries(lookup: KeyLookup) -> list[str]:
+    """The SOQL ``IN`` chunks asking for one lookup's Ids (none for no key)."""
+    keys = list(dict.fromkeys(lookup.keys))
+    return queries.records_by_keys_chunked(lookup.sobject, lookup.key_field, keys, ["Id"])
+
+
+def _ids_by_key(
+    lookups: Sequence[KeyLookup], soqls: Sequence[Sequence[str]], answers: Sequence[list[Row]]
+) -> list[dict[str, str | None]]:
+    """Each lookup's key → Id (None: not found), from its queries' answers, in order."""
+    found: list[dict[str, str | None]] = []
+    position = 0
+    for lookup, group in zip(lookups, soqls, strict=True):
+        ids: dict[str, str | None] = dict.fromkeys(lookup.keys)
+        for rows in answers[position : position + len(group)]:
+            for row in rows:
+                ids[str(row.get(lookup.key_field))] = str(row["Id"])
+        position += len(group)
+        found.append(ids)
+    return found
+
+
+def _by_object(lookups: Sequence[KeyLookup], ids: Sequence[dict[str, str | None]]) -> IdsByKey:
+    by_object: IdsByKey = {}
+    for lookup, found in zip(lookups, ids, strict=True):
+        by_object.setdefault(lookup.sobject, {}).update(found)
+    return by_object

@@ -49,11 +49,25 @@ class RecordResult:
         return None if self.success else classify_record(self.errors)
 
 
+class KeyLookup(NamedTuple):
+    """Records of one object asked for by their external id ``key_field``."""
+
+    sobject: str
+    key_field: str
+    keys: Sequence[str]
+
+
+# Per object, each asked-for external id's record Id (None: not in Salesforce).
+IdsByKey = dict[str, dict[str, str | None]]
+
+
 class BatchLookups(NamedTuple):
-    """A batch's two lookups: Contacts by lower-cased e-mail, record Ids by external id."""
+    """A batch's lookups: Contacts by lower-cased e-mail, record Ids by external id, and
+    (``parents``) the Ids of the Accounts and Contacts asked for by key, per object."""
 
     contacts: dict[str, list[Row]]
     ids: dict[str, str | None]
+    parents: IdsByKey
 
 
 def read_path(keys: int) -> str:
@@ -104,8 +118,16 @@ class SalesforcePort(Protocol):
         sobject: str,
         key_field: str,
         keys: Sequence[str],
+        *,
+        parents: Sequence[KeyLookup] = (),
     ) -> BatchLookups:
-        """A batch's Contacts by e-mail and ``sobject`` Ids by key, in as few calls as can be."""
+        """A batch's Contacts by e-mail and ``sobject`` Ids by key, plus (``parents``) which
+        Accounts and Contacts exist by key, in as few calls as can be."""
+        ...
+
+    def ids_by_keys(self, lookups: Sequence[KeyLookup]) -> IdsByKey:
+        """Per object, the Id of each record whose external id is asked for (None: not in
+        Salesforce), in as few calls as can be (no call when nothing is asked)."""
         ...
 
     def merged_into(self, sobject: str, record_id: str) -> str | None:
@@ -140,6 +162,8 @@ __all__ = [
     "ApiUsage",
     "BatchLookups",
     "ContactWrite",
+    "IdsByKey",
+    "KeyLookup",
     "OrderWrite",
     "OrderWriteResult",
     "RecordResult",

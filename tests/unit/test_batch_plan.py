@@ -24,6 +24,7 @@ from tasks.core.batch_plan import (
     record_outcomes,
     stage_order,
 )
+from tasks.core.buyer import Placeholder
 from tasks.core.errors import InvalidOrder, RecordError, RetryableError, StaleReference, SyncError
 from tasks.core.mapping import MappingConfig, OrgSchema, map_order
 from tasks.core.orders import parse_rest_order
@@ -110,6 +111,29 @@ def test_one_account_per_key_with_the_newest_orders_body() -> None:
     assert chunk.owners == ["shop_cust_7", "shop_cust_8"]
     assert chunk.records[0] == {**newer.write.account, chunk.key_field: "shop_cust_7"}
     assert chunk.name == "upsert 2 Account"
+
+
+def test_a_newer_orders_placeholder_never_replaces_an_older_orders_real_name() -> None:
+    """Two orders of one new customer in a batch, the newer one redacted: as the per-order
+    path leaves it (the older order names the records, the newer may not rename them)."""
+    older = planned(1, 7, "2026-01-01T00:00:00Z", first_name="Maren", last_name="Okafor")
+    newest = planned(2, 7, "2026-01-02T00:00:00Z")
+    write = newest.write
+    newer = replace(
+        newest,
+        write=replace(
+            write,
+            account={**write.account, "Name": Placeholder("Shopify customer 7"), "Phone": "1"},
+            contact={**(write.contact or {}), "LastName": Placeholder("Unknown")},
+        ),
+    )
+    [accounts] = account_chunks([newer, older])
+    assert (accounts.records[0]["Name"], accounts.records[0]["Phone"]) == ("Maren Okafor", "1")
+    written = Written(account_ids={"shop_cust_7": "001A"})
+    [contacts] = contact_chunks([older, newer], written)
+    assert contacts.records[0]["LastName"] == "Okafor"
+    [alone] = account_chunks([newer])
+    assert alone.records[0]["Name"] == "Shopify customer 7"  # nobody real: the stand-in
 
 
 def test_a_cached_account_is_updated_by_id_with_its_key_stamped() -> None:

@@ -24,6 +24,7 @@ from tasks.core.mapping import (
     MappingConfig,
     OrgSchema,
     map_order,
+    placeholder_parents,
     update_body,
     without_placeholders,
 )
@@ -414,6 +415,19 @@ def test_an_unknown_last_name_is_a_placeholder_a_known_contact_is_not_sent(
         k: v for k, v in records.contact.items() if k != "LastName"
     }
     assert "LastName" not in update_body(CONTACT, records.contact, MappingConfig())
+
+
+def test_whose_existence_a_redacted_order_asks_about(rest_order: Build) -> None:
+    payload = _withheld(rest_order)
+    payload["customer"]["phone"] = "+1 613 555 0100"  # a Contact named ``Unknown``
+    records = map_order(parse_rest_order(payload), MappingConfig(), OrgSchema(), NY)
+    customer = str(payload["customer"]["id"])
+    both = [(ACCOUNT, f"shop_cust_{customer}"), (CONTACT, customer)]
+    assert placeholder_parents(records, None) == both  # the cache knows nothing
+    assert placeholder_parents(records, ("001A", None)) == [(CONTACT, customer)]
+    assert placeholder_parents(records, ("001A", "003C")) == []  # known: stripped, no question
+    named = map_order(parse_rest_order(rest_order()), MappingConfig(), OrgSchema(), NY)
+    assert placeholder_parents(named, None) == []  # no placeholder: no question, no call
 
 
 def test_a_placeholder_cut_to_the_orgs_length_stays_a_placeholder(rest_order: Build) -> None:

@@ -16,7 +16,7 @@ from tasks.core.diff_report import Failure, discrepancy_rows, failures_by_order
 from tasks.core.errors import InvalidOrder, PermanentError, RecordError, RetryableError
 from tasks.core.mapping import MappingConfig, SalesforceRecords
 from tasks.core.mapping_table import money_text
-from tasks.core.repair_plan import plan_repair
+from tasks.core.repair_plan import placeholder_keys, plan_repair
 from tasks.salesforce import RecordResult
 from tasks.salesforce.results import csv_row
 
@@ -469,3 +469,38 @@ def test_a_placeholder_never_replaces_a_real_name_planned_earlier() -> None:
     assert [a["Name"] for a in plan.accounts] == ["Ada Lovelace"]
     alone = plan_repair([("missing", redacted("2"), [])], CONFIG)
     assert [a["Name"] for a in alone.accounts] == ["Shopify customer 7"]  # a create needs one
+
+
+def test_the_placeholder_records_written_whole_are_the_ones_asked_about() -> None:
+    items = [
+        ("missing", redacted("1", customer="7"), []),
+        ("drifted", redacted("2", customer="8"), ["Account"]),  # relinked: Account written whole
+        ("drifted", redacted("3", customer="9"), ["Amount"]),  # owned fields only: no question
+        ("missing", records("4", customer="5"), []),  # real names: no question
+    ]
+    assert placeholder_keys(items) == [
+        ("Account", "shop_cust_7"),
+        ("Contact", "7"),
+        ("Account", "shop_cust_8"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "drift"), [("missing", []), ("drifted", ["Account", "Name", "Amount"])]
+)
+def test_an_existing_account_written_whole_gets_no_placeholder(
+    status: str, drift: list[str]
+) -> None:
+    existing = {"Account": {"shop_cust_7"}, "Contact": {"7"}}
+    plan = plan_repair([(status, redacted("1"), drift)], CONFIG, existing=existing)
+    assert plan.accounts == [{"Phone": "123", ACC: "shop_cust_7"}]  # no Name: the real one stays
+    assert plan.opportunities[0]["Account"][ACC] == "shop_cust_7"
+    if status == "missing":
+        assert plan.contacts == [{CON: "7"}]  # an existing Contact: no LastName, no Account move
+        assert plan.opportunities[0]["Contact"][CON] == "7"
+
+
+def test_a_placeholder_account_salesforce_does_not_have_is_created_with_it() -> None:
+    plan = plan_repair([("missing", redacted("1"), [])], CONFIG, existing={"Account": set()})
+    assert [a["Name"] for a in plan.accounts] == ["Shopify customer 7"]
+    assert [c["LastName"] for c in plan.contacts] == ["Unknown"]

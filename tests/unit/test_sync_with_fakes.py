@@ -145,3 +145,83 @@ def test_a_batch_asks_for_its_new_customers_emails_once(runtime: Runtime) -> Non
     outcome = sync_prepared(prepared, ctx)
     assert outcome.contact_id == seeded  # adopted from the batch's answer, no second lookup
     assert salesforce.calls["contacts_by_emails"] == 1
+
+
+# -- placeholders of redacted buyer data, for records the customer cache does not know -------------
+
+
+def redacted_node() -> dict[str, Any]:
+    """The fixture's order with the buyer's data withheld, but for the customer's phone: the
+    Account is named ``Shopify customer …`` and the Contact's LastName is ``Unknown``."""
+    order = node(email=None, phone=None)
+    personal = dict.fromkeys(("firstName", "lastName", "company", "address1", "address2", "phone"))
+    order["customer"].update(firstName=None, lastName=None, email=None, defaultEmailAddress=None)
+    order["customer"]["defaultAddress"].update(personal)
+    order["billingAddress"].update(personal)
+    return order
+
+
+def test_a_redacted_order_keeps_the_real_names_salesforce_has_asked_once(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, shop_timezone="America/Los_Angeles")
+    salesforce = FakeSalesforce()
+    runtime = Runtime(
+        settings,
+        StateStore.open(settings.state_url),
+        salesforce,  # type: ignore[arg-type]
+        FakeShopify([redacted_node()]),  # type: ignore[arg-type]
+    )
+    customer = "7029385120774"
+    account = salesforce.seed(
+        "Account", Name="Lindqvist AB", **{key_field(runtime, "Account"): f"shop_cust_{customer}"}
+    )
+    contact = salesforce.seed(
+        "Contact", LastName="Lindqvist", **{key_field(runtime, "Contact"): customer}
+    )
+    try:
+        base = runtime.sync_context()
+        prepared = base.preparer()(fetch_order.fn(runtime.shopify, ORDER_ID))
+        assert prepared.records is not None
+        assert prepared.records.contact is not None
+        assert prepared.records.contact["LastName"] == "Unknown"  # a placeholder
+        ctx = with_batch_lookups([prepared], base)
+        assert salesforce.calls["lookups_for"] == 1  # the batch asked, once
+        outcome = sync_prepared(prepared, ctx)
+    finally:
+        runtime.close()
+    assert (outcome.action, outcome.account_id, outcome.contact_id) == ("created", account, contact)
+    assert salesforce.db["Account"][account]["Name"] == "Lindqvist AB"
+    assert salesforce.db["Contact"][contact]["LastName"] == "Lindqvist"
+    assert salesforce.calls["ids_by_keys"] == 0  # nothing asked again order by order
+    assert salesforce.calls["write_order"] == 1
+
+
+def test_a_redacted_order_of_a_new_customer_creates_its_placeholders(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, shop_timezone="America/Los_Angeles")
+    salesforce = FakeSalesforce()
+    runtime = Runtime(
+        settings,
+        StateStore.open(settings.state_url),
+        salesforce,  # type: ignore[arg-type]
+        FakeShopify([redacted_node()]),  # type: ignore[arg-type]
+    )
+    try:
+        outcome = sync_order_state(
+            fetch_order.fn(runtime.shopify, ORDER_ID), runtime.sync_context()
+        )
+        known = runtime.store.customer("7029385120774")
+    finally:
+        runtime.close()
+    assert outcome.action == "created"
+    [account] = salesforce.rows("Account")
+    [contact] = salesforce.rows("Contact")
+    assert (account["Name"], contact["LastName"]) == ("Shopify customer 7029385120774", "Unknown")
+    assert salesforce.calls["ids_by_keys"] == 1  # one order on its own: asked for it alone
+    assert known == (account["Id"], contact["Id"])
+
+
+def test_an_order_without_placeholders_asks_nothing_more(runtime: Runtime) -> None:
+    salesforce, _ = fakes(runtime)
+    ctx = runtime.sync_context()
+    sync_order_state(fetch_order.fn(runtime.shopify, ORDER_ID), ctx)
+    assert salesforce.calls["ids_by_keys"] == salesforce.calls["lookups_for"] == 0
+    assert salesforce.calls["write_order"] == 1
