@@ -1,6 +1,7 @@
 """Reconcile, steps 2 and 3 (read, diff): read the window's records back from Salesforce (the
 Opportunities of the listed orders and those closing in the window; the Accounts and Contacts
-of the orders whose Opportunity exists), then diff them with the expected frame
+of the orders whose Opportunity exists: by external id, and a guest's Contact, which has no key,
+by the Id its Opportunity's ``ContactId`` names), then diff them with the expected frame
 (:func:`tasks.core.diff.diff`) and confirm the orphan candidates with Shopify.
 
 The adapter chooses how to read (:meth:`~tasks.salesforce.port.SalesforcePort.records`: SOQL
@@ -45,10 +46,12 @@ class Customers:
     accounts: pd.DataFrame
     contacts: pd.DataFrame
     read_path: str = "soql"
+    guests: pd.DataFrame | None = None  # guests' Contacts, read by Id (``by_id`` columns)
 
     def counts(self) -> dict[str, int]:
-        """Records read back per object."""
-        return {ACCOUNT: len(self.accounts), CONTACT: len(self.contacts)}
+        """Records read back per object (guests' Contacts among the Contacts)."""
+        guests = 0 if self.guests is None else len(self.guests)
+        return {ACCOUNT: len(self.accounts), CONTACT: len(self.contacts) + guests}
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def read_back(runtime: Runtime, request: Request, ctx: SyncContext, listed: List
     )
     accounts, contacts = customer_keys(listed.expected, actual)
     customers = with_retries(read_customers, runtime.settings)(
-        runtime.salesforce, ctx, accounts, contacts
+        runtime.salesforce, ctx, accounts, contacts, guest_contact_ids(listed.expected, actual)
     )
     return ReadBack(actual, customers, read_path)
 
@@ -103,6 +106,7 @@ def compare(runtime: Runtime, ctx: SyncContext, listed: Listed, read: ReadBack) 
         compare_currency=ctx.org.multi_currency,
         accounts=read.customers.accounts,
         contacts=read.customers.contacts,
+        guest_contacts=read.customers.guests,
     )
     orphans: pd.DataFrame = with_retries(confirm_orphan_candidates, runtime.settings)(
         runtime.shopify, result.candidates
@@ -146,16 +150,28 @@ def customer_keys(expected: pd.DataFrame, actual: pd.DataFrame) -> tuple[list[st
     return accounts, contacts
 
 
+def guest_contact_ids(expected: pd.DataFrame, actual: pd.DataFrame) -> list[str]:
+    """The Ids of the Contacts the Opportunities of guests' orders link (``ContactId``): the
+    Contact the webhook path found by e-mail or created, and writes by Id, for a guest."""
+    if "contact_id" not in actual.columns or "guest_email" not in expected.columns:
+        return []
+    guests = expected.loc[expected["guest_email"].notna(), "order_id"]
+    linked = actual.loc[actual["order_id"].isin(set(guests)), "contact_id"].dropna()
+    return sorted(set(linked))
+
+
 @task(name="read-customers", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def read_customers(
     gateway: SalesforcePort,
     ctx: SyncContext,
     account_keys: Sequence[str],
     contact_keys: Sequence[str],
+    guest_ids: Sequence[str] = (),
 ) -> Customers:
     """The Accounts and Contacts of these keys, with the fields the mapping owns (the adapter
-    chooses SOQL ``IN`` chunks or one Bulk 2.0 query per object); an object that owns no field
-    is not read."""
+    chooses SOQL ``IN`` chunks or one Bulk 2.0 query per object), and the guests' Contacts of
+    these Ids (SOQL ``IN`` chunks bundled into ``/composite`` calls, 1,500 Ids a call); an
+    object that owns no field is not read."""
     frames: dict[str, pd.DataFrame] = {}
     path = "soql"
     for sobject, keys in ((ACCOUNT, account_keys), (CONTACT, contact_keys)):
@@ -167,7 +183,11 @@ def read_customers(
             if read_path(len(keys)) == "bulk":
                 path = "bulk"
         frames[sobject] = columns.frame()
-    return Customers(frames[ACCOUNT], frames[CONTACT], path)
+    guests = RecordColumns(CONTACT, ctx.mapping, ctx.org, by_id=True)
+    if guests.rules and guest_ids:
+        fields = readback_fields(CONTACT, ctx.mapping, ctx.org)
+        guests.extend(gateway.records_by_ids(CONTACT, list(guest_ids), fields))
+    return Customers(frames[ACCOUNT], frames[CONTACT], path, guests.frame())
 
 
 @task(name="confirm-orphans", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)

@@ -94,9 +94,10 @@ def repair_window(
     before = fresh_usage(runtime) if writing else None
     before_writes = None if before is None else before + 1
     report_progress("repair", 0, todo)
+    guests = found.result.guest_contacts()  # drifted guests' Contacts, updated by Id
     for chunk in chunks(repair_items(spool, ctx, found.result), REPAIR_CHUNK):
         warnings = chunk_field_warnings((item[1] for item in chunk), found.result, ctx)
-        fix, dropped = plan_chunk(runtime, request, ctx, chunk)
+        fix, dropped = plan_chunk(runtime, request, ctx, chunk, guests)
         superseded += dropped
         done += len(chunk)
         del chunk
@@ -175,11 +176,16 @@ class Repair:
 
 
 def plan_chunk(
-    runtime: Runtime, request: Request, ctx: SyncContext, chunk: list[RepairItem]
+    runtime: Runtime,
+    request: Request,
+    ctx: SyncContext,
+    chunk: list[RepairItem],
+    guest_contacts: Mapping[str, str] | None = None,
 ) -> tuple[Repair, int]:
     """Re-check the chunk against the ledger, look up its e-mails' Contacts and which of the
     Accounts and Contacts it would write with placeholders exist, plan it; the plan and how
-    many orders the ledger shows written meanwhile (dropped)."""
+    many orders the ledger shows written meanwhile (dropped). ``guest_contacts``: drifted
+    order → its guest's Contact Id (:meth:`~tasks.core.diff.DiffResult.guest_contacts`)."""
     ledger = runtime.store.ledger_many(records.order_key for _, records, _, _ in chunk)
     chunk, superseded = recheck(chunk, ledger, request.started_at)
     emails = adoption_emails(chunk)
@@ -195,7 +201,7 @@ def plan_chunk(
         existing = with_retries(find_parents, runtime.settings)(
             runtime.salesforce, parent_lookups(parents, ctx.mapping)
         )
-    return build_repair(chunk, ctx, contacts, existing), superseded
+    return build_repair(chunk, ctx, contacts, existing, guest_contacts), superseded
 
 
 def recheck(
@@ -228,10 +234,13 @@ def build_repair(
     ctx: SyncContext,
     contacts: Mapping[str, Any] | None = None,
     existing: Mapping[str, Collection[str]] | None = None,
+    guest_contacts: Mapping[str, str] | None = None,
 ) -> Repair:
     """The repair plan of one chunk of orders (``contacts``: what ``find_contacts`` found;
-    ``existing``: what ``find_parents`` found)."""
-    plan = plan_repair(((s, r, d) for s, r, d, _ in chunk), ctx.mapping, contacts, existing)
+    ``existing``: what ``find_parents`` found; ``guest_contacts``: drifted guests' Contacts)."""
+    plan = plan_repair(
+        ((s, r, d) for s, r, d, _ in chunk), ctx.mapping, contacts, existing, guest_contacts
+    )
     return Repair(
         plan,
         {records.order_key: state for _, records, _, state in chunk},

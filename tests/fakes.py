@@ -128,6 +128,16 @@ class FakeSalesforce:
             if row.get(key_field) in wanted or in_range:
                 yield {name: row.get(name) for name in dict.fromkeys([key_field, *fields])}
 
+    def records_by_ids(
+        self, sobject: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> Iterator[dict[str, Any]]:
+        if ids:
+            self.calls["records_by_ids"] += 1
+        wanted = set(ids)
+        for row in self.rows(sobject):
+            if row.get("Id") in wanted:
+                yield {name: row.get(name) for name in dict.fromkeys(["Id", *fields])}
+
     def contacts_by_emails(
         self, emails: Sequence[str], key_field: str
     ) -> dict[str, list[dict[str, Any]]]:

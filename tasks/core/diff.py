@@ -10,6 +10,11 @@ the flow asks Shopify whether it still has them, and :func:`confirm_orphans` kee
 does not. Create-only fields (StageName after create, CloseDate, OwnerId, ContactId) are never
 drift, except StageName of a cancelled order when the mapping lets a cancellation move the stage.
 A value Shopify does not have (blank) is never drift.
+
+A guest's Contact has no key: it is the Contact the webhook path linked the guest's Opportunity
+to (found by e-mail, or created), so it is read back by the Opportunity's ``ContactId`` and
+compared with the guest's values (a Contact carrying a customer's key is that customer's, compared
+through its key, not as a guest's).
 """
 
 from __future__ import annotations
@@ -52,14 +57,29 @@ class DiffResult:
 
     def drifted_records(self) -> dict[str, int]:
         """Drifted records per object: Opportunities (orders with an Opportunity field or the
-        Account link drifted), and distinct Accounts and Contacts with a drifted field."""
+        Account link drifted), and distinct Accounts and Contacts (keyed, or guests' by Id)
+        with a drifted field."""
         drifted = self.orders[self.orders["status"] == "drifted"]
         split = drifted["drift_fields"].str.split(",")
         counts = {OPPORTUNITY: int(split.map(lambda f: any("." not in n for n in f)).sum())}
-        for sobject, key in ((ACCOUNT, "account_key"), (CONTACT, "contact_key")):
+        guests = _optional(drifted, "guest_contact_id").map(lambda v: f"Id:{v}" if v else None)
+        contacts = drifted["contact_key"].where(drifted["contact_key"].notna(), guests)
+        for sobject, keys in ((ACCOUNT, drifted["account_key"]), (CONTACT, contacts)):
             touched = split.map(lambda f, s=sobject: any(n.startswith(f"{s}.") for n in f))
-            counts[sobject] = int(drifted.loc[touched, key].nunique())
+            counts[sobject] = int(keys[touched].nunique())
         return counts
+
+    def guest_contacts(self) -> dict[str, str]:
+        """Drifted order id → the Id of its guest's Contact, for the orders whose guest Contact
+        drifted (it has no key: the repair updates it by Id)."""
+        drifted = self.orders[self.orders["status"] == "drifted"]
+        touched = (
+            drifted["drift_fields"]
+            .str.split(",")
+            .map(lambda f: any(n.startswith(f"{CONTACT}.") for n in f))
+        )
+        rows = drifted[touched & _optional(drifted, "guest_contact_id").notna()]
+        return dict(zip(rows["order_id"], rows["guest_contact_id"], strict=True))
 
     def drift_fields(self) -> dict[str, list[str]]:
         """Drifted order id → the fields that differ."""
@@ -84,6 +104,7 @@ def diff(
     compare_currency: bool = False,
     accounts: pd.DataFrame | None = None,
     contacts: pd.DataFrame | None = None,
+    guest_contacts: pd.DataFrame | None = None,
 ) -> DiffResult:
     """Compare what Salesforce should hold with what it holds.
 
@@ -93,7 +114,10 @@ def diff(
     cancelled order whose cancellation may move the stage), and, for an order whose Opportunity
     exists, every ``Account.<Field>`` / ``Contact.<Field>`` column against the record read back
     by its key (``accounts`` / ``contacts``: :class:`RecordColumns` frames; ``None``: not
-    compared). A blank expected value is never drift; nothing else is ever drift.
+    compared), and a guest's ``Contact.<Field>`` columns against the Contact its Opportunity's
+    ``ContactId`` names (``guest_contacts``: a ``by_id`` :class:`RecordColumns` frame; one with
+    an external id is a customer's and is skipped). A blank expected value is never drift;
+    nothing else is ever drift.
     """
     wanted = set(expected["order_id"])
     in_window = actual["order_id"].isin(wanted)
@@ -116,6 +140,9 @@ def diff(
     ):
         if frame is not None:
             checks += _record_checks(sobject, orders, orders[key], frame)
+    guest_ids = _guest_contact_ids(orders, act, guest_contacts)
+    if guest_contacts is not None:
+        checks += _record_checks(CONTACT, orders, guest_ids, guest_contacts)
     fields, details = _drift(checks, present)
 
     status = pd.Series("in_sync", index=orders.index, dtype="object")
@@ -133,6 +160,7 @@ def diff(
             "salesforce_ids": orders["order_id"].map(ids).fillna("").to_numpy(),
             "account_key": orders["account_key"].to_numpy(),
             "contact_key": _optional(orders, "contact_key").to_numpy(),
+            "guest_contact_id": guest_ids.to_numpy(),
         }
     )
     return DiffResult(orders=result, candidates=candidates)
@@ -142,6 +170,21 @@ def _optional(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
         return frame[name]
     return pd.Series(None, index=frame.index, dtype="object")
+
+
+def _guest_contact_ids(
+    orders: pd.DataFrame, act: pd.DataFrame, guest_contacts: pd.DataFrame | None
+) -> pd.Series:
+    """Per order, the Id of its guest's Contact read back (the Opportunity's ``ContactId``),
+    None for a customer's order, an order without a Contact, or a Contact not read back or
+    carrying a customer's key."""
+    none = pd.Series(None, index=orders.index, dtype="object")
+    if guest_contacts is None or "contact_id" not in act.columns:
+        return none
+    guest = _optional(orders, "guest_email").notna() & _optional(orders, "contact_key").isna()
+    unkeyed = guest_contacts.loc[guest_contacts["external_key"].isna(), "key"]
+    ids = act["contact_id"].where(guest & act["contact_id"].isin(set(unkeyed)))
+    return ids.astype("object").where(ids.notna(), None)
 
 
 def _opportunity_checks(

@@ -10,17 +10,21 @@ fields added by configuration. Values are :func:`tasks.core.mapping_table.compar
 in cents, e-mails case-folded…).
 
 Expected frame (from :func:`tasks.core.mapping.map_order`): columns ``order_id, order_name,
-account_key, contact_key, stage, updated_at`` and one column ``<Object>.<Field>`` per compared
-field. ``stage`` is only set when a cancellation may move ``StageName``
-(``mapping.cancellation_updates_stage``). The Account and Contact values of orders sharing a
-customer are those the webhook path leaves behind: per field, the newest order's value, or an
-older one's where the newest has none (absent means "leave alone"). A placeholder standing in
-for redacted buyer data (:class:`~tasks.core.buyer.Placeholder`) is absent too: it is
+account_key, contact_key, guest_email, stage, updated_at`` and one column ``<Object>.<Field>``
+per compared field. ``guest_email`` is the e-mail a guest's Contact is found by (set only for a
+guest whose Contact is written: it has no key). ``stage`` is only set when a cancellation may
+move ``StageName`` (``mapping.cancellation_updates_stage``). The Account and Contact values of
+orders sharing a customer are those the webhook path leaves behind: per field, the newest
+order's value, or an older one's where the newest has none (absent means "leave alone"); a
+guest's orders share their Contact by e-mail, as the webhook path finds it. A placeholder
+standing in for redacted buyer data (:class:`~tasks.core.buyer.Placeholder`) is absent too: it is
 create-only, so a real name Salesforce holds is not drift.
 
 Actual frames: Opportunities (columns ``sf_id, order_id, name, amount, stage, close_date,
-currency, account_key`` and ``Opportunity.<Field>``), and Accounts and Contacts read back by
-external id (columns ``key, sf_id`` and ``<Object>.<Field>``).
+currency, account_key, contact_id`` and ``Opportunity.<Field>``), and Accounts and Contacts read
+back by external id (columns ``key, sf_id`` and ``<Object>.<Field>``). Guests' Contacts are read
+back by ``Id``, the Opportunity's ``ContactId`` (:class:`RecordColumns` with ``by_id``: ``key`` is
+the Id, ``external_key`` the external id a customer's Contact carries).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from tasks.core.mapping_table import FieldRule, comparable, compared_rules, mone
 
 __all__ = [
     "ACTUAL_COLUMNS",
+    "BY_ID_COLUMNS",
     "EXPECTED_COLUMNS",
     "RECORD_COLUMNS",
     "ActualColumns",
@@ -54,7 +59,15 @@ __all__ = [
     "readback_fields",
 ]
 
-EXPECTED_COLUMNS = ("order_id", "order_name", "account_key", "contact_key", "stage", "updated_at")
+EXPECTED_COLUMNS = (
+    "order_id",
+    "order_name",
+    "account_key",
+    "contact_key",
+    "guest_email",
+    "stage",
+    "updated_at",
+)
 ACTUAL_COLUMNS = (
     "sf_id",
     "order_id",
@@ -64,8 +77,10 @@ ACTUAL_COLUMNS = (
     "close_date",
     "currency",
     "account_key",
+    "contact_id",
 )
 RECORD_COLUMNS = ("key", "sf_id")
+BY_ID_COLUMNS = ("key", "sf_id", "external_key")
 RELATED = (ACCOUNT, CONTACT)  # read back by external id, beside the Opportunities
 
 
@@ -114,6 +129,8 @@ def opportunity_fields(config: MappingConfig, org: OrgSchema) -> list[str]:
         "CloseDate",
         f"Account.{config.account_external_id_field}",
     ]
+    if compared_rules(CONTACT, config, org):  # a guest's Contact is read back by this Id
+        fields.append("ContactId")
     if org.multi_currency:
         fields.append("CurrencyIsoCode")
     return list(dict.fromkeys(fields))
@@ -156,11 +173,15 @@ class ExpectedColumns:
         if records.cancelled and self.config.cancellation_updates_stage:
             stage = self.config.stage_when_cancelled
         contact_key = records.contact_key if records.contact is not None else None
+        guest_email = None
+        if records.contact is not None and contact_key is None:
+            guest_email = records.contact_lookup_email
         row = (
             records.order_key,
             order_name or records.order_key,
             records.account_key,
             contact_key,
+            guest_email,
             stage,
             updated_at,
         )
@@ -180,7 +201,11 @@ class ExpectedColumns:
         """The expected frame (the last row wins when an order was added twice)."""
         frame = _frame(self.columns, list(self.columns))
         frame = frame.drop_duplicates("order_id", keep="last").reset_index(drop=True)
-        for sobject, key in ((ACCOUNT, "account_key"), (CONTACT, "contact_key")):
+        for sobject, key in (
+            (ACCOUNT, "account_key"),
+            (CONTACT, "contact_key"),
+            (CONTACT, "guest_email"),
+        ):
             _customer_values(frame, key, [column(sobject, r.field) for r in self.rules[sobject]])
         return frame
 
@@ -273,6 +298,7 @@ class ActualColumns(_RowColumns):
             _text(row.get("CloseDate")),
             _text(row.get("CurrencyIsoCode")),
             _text(account_key),
+            _text(row.get("ContactId")),
         )
         for name, value in zip(ACTUAL_COLUMNS, values, strict=True):
             self.columns[name].append(value)
@@ -282,28 +308,35 @@ class ActualColumns(_RowColumns):
 
 @dataclass
 class RecordColumns(_RowColumns):
-    """Accumulates Accounts or Contacts read back by external id."""
+    """Accumulates Accounts or Contacts read back by external id, or (``by_id``: guests'
+    Contacts) by ``Id``: then ``key`` is the Id and ``external_key`` the record's external id,
+    if it has one."""
 
     sobject: str
     config: MappingConfig
     org: OrgSchema | None = None
+    by_id: bool = False
     rules: list[FieldRule] = field(init=False)
     columns: dict[str, list[Any]] = field(init=False)
     _seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.rules = compared_rules(self.sobject, self.config, _org(self.org, False))
-        names = [*RECORD_COLUMNS, *_value_columns({self.sobject: self.rules})]
+        first = BY_ID_COLUMNS if self.by_id else RECORD_COLUMNS
+        names = [*first, *_value_columns({self.sobject: self.rules})]
         self.columns = {name: [] for name in names}
 
     def add(self, row: Mapping[str, Any]) -> bool:
         """Add one record; records already added (same ``Id``) or without a key are skipped."""
         sf_id = _text(row.get("Id"))
-        key = _text(row.get(self.config.key_field(self.sobject)))
+        external = _text(row.get(self.config.key_field(self.sobject)))
+        key = sf_id if self.by_id else external
         if key is None or not self._first(sf_id):
             return False
         self.columns["key"].append(key)
         self.columns["sf_id"].append(sf_id)
+        if self.by_id:
+            self.columns["external_key"].append(external)
         self._add_values(self.sobject, self.rules, row)
         return True
 

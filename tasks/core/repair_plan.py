@@ -43,8 +43,9 @@ class RepairPlan:
     ``guest_contacts`` (guests' Contacts to create, one per e-mail). ``opportunities`` link their
     Account (and, on create, their Contact) through the parent's external id, or through
     ``ContactId`` for a guest, so they are written last; a guest Contact created by this plan
-    gives its new Id to the Opportunities of ``guest_orders``. The ``*_orders`` maps say which
-    orders a record's failure affects.
+    gives its new Id to the Opportunities of ``guest_orders``. A drifted guest's Contact (no key)
+    is updated by ``Id`` among the ``adoptions`` (``guest_updates`` names those that are only
+    that). The ``*_orders`` maps say which orders a record's failure affects.
     """
 
     accounts: list[dict[str, Any]] = field(default_factory=list)
@@ -58,13 +59,14 @@ class RepairPlan:
     guest_contacts: list[dict[str, Any]] = field(default_factory=list)
     guest_orders: dict[str, list[str]] = field(default_factory=dict)  # Email → orders
     linked_contacts: dict[str, str] = field(default_factory=dict)  # order → existing Contact Id
+    guest_updates: list[str] = field(default_factory=list)  # Ids of drifted guests' Contacts
 
     def counts(self) -> dict[str, int]:
         """Records per object and orders per action (``create`` / ``update``)."""
         return {
             "accounts": len(self.accounts),
             "contacts": len(self.contacts) + len(self.adoptions) + len(self.guest_contacts),
-            "adopted_contacts": len(self.adoptions),
+            "adopted_contacts": len(self.adoptions) - len(self.guest_updates),
             "opportunities": len(self.opportunities),
             "create": sum(1 for a in self.actions.values() if a == "create"),
             "update": sum(1 for a in self.actions.values() if a == "update"),
@@ -116,6 +118,7 @@ class _Planner:
     config: MappingConfig
     contacts_found: Mapping[str, Sequence[Mapping[str, Any]]]
     existing: Mapping[str, Collection[str]] = field(default_factory=dict)
+    guest_contacts: Mapping[str, str] = field(default_factory=dict)  # order → guest's Contact
     plan: RepairPlan = field(default_factory=RepairPlan)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -123,6 +126,7 @@ class _Planner:
     guests: dict[str, dict[str, Any]] = field(default_factory=dict)
     opportunities: dict[str, dict[str, Any]] = field(default_factory=dict)
     adopted_by: dict[str, str] = field(default_factory=dict)  # customer key → adopted Id
+    drift_only: dict[str, None] = field(default_factory=dict)  # guest Contact Ids, in order
     new_by_email: dict[str, str] = field(default_factory=dict)  # e-mail → new keyed Contact
 
     def add(self, status: str, records: SalesforceRecords, drift_fields: Sequence[str]) -> None:
@@ -171,13 +175,30 @@ class _Planner:
         self.plan.account_orders.setdefault(records.account_key, []).append(records.order_key)
 
     def _drifted_contact(self, records: SalesforceRecords) -> None:
-        """Plan the owned fields of a drifted Contact, upserted by its key."""
+        """Plan the owned fields of a drifted Contact, upserted by its key; a guest's (no key)
+        updated by the Id its Opportunity links (``guest_contacts``)."""
         key = records.contact_key
-        if records.contact is None or key is None:
+        if records.contact is None:
+            return
+        if key is None:
+            self._drifted_guest(records)
             return
         body = update_body(CONTACT, records.contact, self.config)
         _merge(self.contacts.setdefault(key, {}), body)
         self.plan.contact_orders.setdefault(key, []).append(records.order_key)
+
+    def _drifted_guest(self, records: SalesforceRecords) -> None:
+        """Plan the owned fields of a drifted guest's Contact, updated by ``Id`` (merged with
+        what this plan already writes there: later values win)."""
+        contact_id = self.guest_contacts.get(records.order_key)
+        if contact_id is None or records.contact is None:
+            return
+        body = update_body(CONTACT, records.contact, self.config)
+        if contact_id not in self.adoptions:
+            self.drift_only[contact_id] = None
+        _merge(self.adoptions.setdefault(contact_id, {}), body)
+        self.adoptions[contact_id]["Id"] = contact_id
+        self.plan.adoption_orders.setdefault(contact_id, []).append(records.order_key)
 
     def _contact(self, records: SalesforceRecords, opportunity: dict[str, Any]) -> None:
         """Plan the Contact of a missing order and link the Opportunity to it (create only)."""
@@ -204,9 +225,11 @@ class _Planner:
             self.new_by_email.setdefault(lookup, key)
             return
         if adopt is None:  # a guest nobody knows yet: one new Contact per e-mail
-            body = self.guests.setdefault(
-                lookup, self._with_account(dict(records.contact), records)
-            )
+            body = self.guests.get(lookup) or {}
+            if body:  # a later order of the guest: its values win (not the e-mail's spelling)
+                _merge(body, {k: v for k, v in records.contact.items() if k != "Email"})
+            else:
+                body = self.guests[lookup] = self._with_account(dict(records.contact), records)
             self.plan.guest_orders.setdefault(str(body.get("Email")), []).append(order_id)
             return
         self._adopt(adopt, records)
@@ -223,12 +246,16 @@ class _Planner:
         if records.contact_key is not None:
             body[key_field] = records.contact_key
             self.adopted_by[records.contact_key] = contact_id
-        elif contact_id in self.adoptions:
+        elif contact_id in self.adopted_by.values():
             body = {}  # a customer adopts this Contact in the same plan: leave it to that one
         if body and "AccountId" not in self.config.create_only_fields.get(CONTACT, []):
             body = self._with_account(body, records)
-        if body or contact_id not in self.adoptions:
+        if records.contact_key is None and contact_id in self.adoptions:
+            # a later order of the guest: its values win, as on the webhook path
+            _merge(self.adoptions[contact_id], body)
+        elif body or contact_id not in self.adoptions:
             self.adoptions[contact_id] = {**body, "Id": contact_id}
+        self.drift_only.pop(contact_id, None)
         self.plan.adoption_orders.setdefault(contact_id, []).append(records.order_key)
 
     def _with_account(self, body: dict[str, Any], records: SalesforceRecords) -> dict[str, Any]:
@@ -251,6 +278,7 @@ class _Planner:
         self.plan.accounts = list(self.accounts.values())
         self.plan.contacts = list(self.contacts.values())
         self.plan.adoptions = list(self.adoptions.values())
+        self.plan.guest_updates = list(self.drift_only)
         self.plan.guest_contacts = list(self.guests.values())
         self.plan.opportunities = list(self.opportunities.values())
         return self.plan
@@ -290,6 +318,7 @@ def plan_repair(
     config: MappingConfig,
     contacts: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     existing: Mapping[str, Collection[str]] | None = None,
+    guest_contacts: Mapping[str, str] | None = None,
 ) -> RepairPlan:
     """Build the repair plan from ``(status, mapped records, drift fields)`` per order.
 
@@ -301,14 +330,16 @@ def plan_repair(
     a new one. ``drifted`` orders get the Opportunity's owned fields only (plus StageName for a
     cancellation); their Account whole when the link drifted, else its owned fields when an
     ``Account.`` field drifted; their Contact's owned fields (upserted by key) when a
-    ``Contact.`` field drifted (the Opportunity's ``ContactId`` is create-only and never sent).
+    ``Contact.`` field drifted (the Opportunity's ``ContactId`` is create-only and never sent);
+    a guest's Contact, which has no key, updated by the Id ``guest_contacts`` gives (drifted
+    order → the Contact its Opportunity links: :meth:`~tasks.core.diff.DiffResult.guest_contacts`).
     Later items win for a shared key (pass oldest update first).
 
     ``existing`` (per object, the keys Salesforce has, asked for :func:`placeholder_keys`):
     an Account or Contact written whole that exists gets no placeholder standing in for
     redacted buyer data, so a real name there stays; one that does not is created with them.
     """
-    planner = _Planner(config, contacts or {}, existing or {})
+    planner = _Planner(config, contacts or {}, existing or {}, guest_contacts or {})
     for status, records, drift_fields in items:
         planner.add(status, records, drift_fields)
     return planner.finish()

@@ -107,6 +107,13 @@ class SalesforcePort(Protocol):
         a ``CloseDate`` in the range; ``key_field`` and ``fields`` selected."""
         ...
 
+    def records_by_ids(
+        self, sobject: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> Iterator[Row]:
+        """The records with these Ids (``Id`` and ``fields`` selected), in as few calls as can
+        be (none when no Id is asked for)."""
+        ...
+
     def contacts_by_emails(self, emails: Sequence[str], key_field: str) -> dict[str, list[Row]]:
         """Contacts by lower-cased e-mail (every e-mail asked for is a key), oldest first."""
         ...

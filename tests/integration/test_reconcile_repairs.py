@@ -180,6 +180,58 @@ def test_a_retried_creation_of_guest_contacts_creates_no_twins(
         assert all(opportunities[str(o["id"])].get("ContactId") for o in placed)
 
 
+# -- a guest's Contact (no key) is read back by its Opportunity's ContactId ---------------------
+
+
+def test_a_guests_contact_edited_in_salesforce_is_reported_and_repaired_by_id(
+    product: Settings, shopify: ShopifyHandle, salesforce: SalesforceHandle
+) -> None:
+    orders = shop_orders(shopify)
+    guests = {e: p for e, p in guest_orders(orders).items() if not p[0].get("cancelled_at")}
+    named = [e for e, p in guests.items() if (p[0].get("billing_address") or {}).get("last_name")]
+    email = sorted(named)[0]
+    (order,) = guests[email]  # the generated shop gives every guest an e-mail of their own
+    last_name = order["billing_address"]["last_name"]
+    start, end = window(shopify)
+    assert reconcile(start, end)["status"] == "ok"  # every order and guest Contact created
+    contact_id = by_key(salesforce, "Opportunity", OPP)[str(order["id"])]["ContactId"]
+    contacts = {r["Id"]: r for r in salesforce.records("Contact")}
+    assert contacts[contact_id]["LastName"] == last_name
+    assert not contacts[contact_id].get(CON)  # a guest's Contact has no key
+    before = len(contacts)
+
+    # A Salesforce user edits the guest's Contact.
+    user_edits(salesforce, "Contact", contact_id, LastName="Edited by a user")
+
+    salesforce.reset_stats()
+    dry = reconcile(start, end, dry_run=True)
+    assert dry["counts"]["drifted"] == 1, dry
+    assert dry["counts"]["missing"] == 0
+    assert dry["drifted_records"] == {"Opportunity": 0, "Account": 0, "Contact": 1}
+    report = pd.read_csv(dry["report_csv"], dtype=str).set_index("order_id")
+    assert report.loc[str(order["id"]), "detail"] == (
+        f"Contact.LastName: Edited by a user → {last_name}"
+    )
+    assert records_written(salesforce.stats()) == 0  # a dry run only reports
+    contact = {r["Id"]: r for r in salesforce.records("Contact")}[contact_id]
+    assert contact["LastName"] == "Edited by a user"
+    assert dry["customers_read"]["Contact"] >= len(guests)  # guests' Contacts read back
+    # One bundled read for the guests' Contacts (1,500 Ids a call), nothing per order.
+    assert salesforce.stats()["api_calls"]["total"] <= 12, salesforce.stats()["api_calls"]
+
+    real = reconcile(start, end)
+    assert real["status"] == "ok", real
+    assert real["counts"]["drifted"] == 1
+    assert real["dead_lettered"] == 0
+    assert real["plan"]["adopted_contacts"] == 0  # an update by Id, not an adoption
+    contacts = {r["Id"]: r for r in salesforce.records("Contact")}
+    assert contacts[contact_id]["LastName"] == last_name  # repaired, by Id
+    assert len(contacts) == before  # and no twin created
+    assert by_key(salesforce, "Opportunity", OPP)[str(order["id"])]["ContactId"] == contact_id
+    again = reconcile(start, end, dry_run=True)
+    assert again["discrepancies"] == 0, again
+
+
 # -- item 6: the drain syncs orders while the run is under way ----------------------------------
 
 
