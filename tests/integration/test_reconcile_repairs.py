@@ -232,6 +232,22 @@ def test_a_guests_contact_edited_in_salesforce_is_reported_and_repaired_by_id(
     assert again["discrepancies"] == 0, again
 
 
+def test_contacts_are_read_by_id_fifteen_hundred_a_call(
+    runtime: Runtime, salesforce: SalesforceHandle
+) -> None:
+    rows = [{"LastName": f"Guest {n}", "Email": f"g{n}@example.net"} for n in range(1_600)]
+    ids = seed(salesforce, "Contact", rows)
+    salesforce.reset_stats()
+
+    found = list(runtime.salesforce.records_by_ids("Contact", ids, ["LastName"]))
+
+    assert {r["Id"]: r["LastName"] for r in found} == {i: f"Guest {n}" for n, i in enumerate(ids)}
+    assert salesforce.stats()["api_calls"]["by_kind"] == {"composite": 2}
+    salesforce.reset_stats()
+    assert list(runtime.salesforce.records_by_ids("Contact", [], ["LastName"])) == []
+    assert salesforce.api_calls() == 0
+
+
 # -- item 6: the drain syncs orders while the run is under way ----------------------------------
 
 

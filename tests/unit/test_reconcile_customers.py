@@ -373,7 +373,8 @@ def test_repair_updates_a_drifted_guests_contact_by_id() -> None:
     ]  # fmt: skip
     assert plan.adoption_orders == {"003G": ["1", "2"]}
     assert plan.guest_updates == ["003G"]
-    assert plan.contacts == [] and plan.guest_contacts == []
+    assert plan.contacts == []
+    assert plan.guest_contacts == []
     assert plan.counts()["adopted_contacts"] == 0
     assert plan.counts()["contacts"] == 1
     assert all("ContactId" not in o and "Contact" not in o for o in plan.opportunities)
@@ -382,7 +383,8 @@ def test_repair_updates_a_drifted_guests_contact_by_id() -> None:
 
 def test_repair_of_a_drifted_guest_without_its_contact_id_writes_no_contact() -> None:
     plan = plan_repair([("drifted", guest("1"), ["Contact.Phone"])], CONFIG)
-    assert plan.adoptions == [] and plan.contacts == []
+    assert plan.adoptions == []
+    assert plan.contacts == []
     assert plan.actions == {"1": "update"}
 
 
