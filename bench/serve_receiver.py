@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     app = build_app(args.kind)
+    if args.kind != "floor":
+        from webhooks.serve import freeze_startup_heap
+
+        freeze_startup_heap()  # as shopsync serve and shopsync webhooks serve do
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

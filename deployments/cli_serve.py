@@ -74,7 +74,7 @@ def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
     from deployments.serve import serve_deployments
     from state import StateStore
     from tasks.runtime import build_runtime
-    from webhooks.serve import DueWorkWatcher, build_receiver, check_bind
+    from webhooks.serve import DueWorkWatcher, build_receiver, check_bind, freeze_startup_heap
 
     check_bind(settings.webhook_host, allow_public=settings.webhook_allow_public_bind)
     warm = _warm_drain(settings)
@@ -101,6 +101,7 @@ def _serve_everything(settings: Settings, stack: Any, limit: int) -> None:
         _setup_alerts_quietly(settings)
         with warm or DueWorkWatcher(StateStore.open(settings.state_url)):
             typer.echo(f"Drain:              {_drain_words(settings)}")
+            freeze_startup_heap()  # the receiver's p99: no full collection walks start-up
             serve_deployments(settings, timezone, limit=limit)
 
 

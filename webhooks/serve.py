@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import threading
@@ -216,6 +217,19 @@ def build_receiver(
     return create_app(receiver_config(settings), store, notify)
 
 
+def freeze_startup_heap() -> None:
+    """Put every object alive after start-up out of the garbage collector's way (``gc.freeze``).
+
+    Start-up leaves 90,000 (the receiver) to 190,000 (``shopsync serve``, with Prefect) long-lived
+    objects: modules, settings, pydantic models. Each full collection walks them all, 90-200 ms
+    in which no request is answered: that was the receiver's p99. Frozen, they are skipped;
+    what requests allocate afterwards is collected as before. Called once, when the server is
+    built and about to serve.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def check_bind(host: str, *, allow_public: bool) -> None:
     """Refuse a non-loopback address unless the operator said so (Non-negotiable 5)."""
     if allow_public or _is_loopback(host):
@@ -260,6 +274,7 @@ def serve_receiver(settings: Settings, host: str | None = None, port: int | None
     prefect = _prefect_api_configured()
     app = build_receiver(settings, notify_prefect=prefect)
     log.info("webhook receiver on http://%s:%s/webhooks/shopify", host, port)
+    freeze_startup_heap()
     if not prefect:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return

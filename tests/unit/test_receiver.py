@@ -349,3 +349,16 @@ def test_the_prefect_events_client_is_loaded_before_the_first_delivery(tmp_path:
         check=False,
     )
     assert done.stdout.strip().splitlines()[-1:] == ["True"], done.stderr
+
+
+def test_start_up_objects_are_frozen_out_of_the_collectors_full_passes() -> None:
+    import gc
+
+    from webhooks.serve import freeze_startup_heap
+
+    long_lived = [object() for _ in range(1000)]
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() >= len(long_lived)  # full collections no longer walk them
+    finally:
+        gc.unfreeze()
