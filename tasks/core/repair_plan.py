@@ -240,8 +240,9 @@ class _Planner:
 
     def _adopt(self, contact_id: str, records: SalesforceRecords) -> None:
         """Update the existing Contact by Id; a customer's gets our key. Like the webhook path,
-        an existing Contact keeps its Account unless ``AccountId`` is not create-only."""
-        body = dict(records.contact or {})
+        an existing Contact keeps its Account unless ``AccountId`` is not create-only, and its
+        real name (no placeholder of redacted buyer data is written over it)."""
+        body = without_placeholders(records.contact or {})
         key_field = self.config.key_field(CONTACT)
         if records.contact_key is not None:
             body[key_field] = records.contact_key

@@ -504,3 +504,22 @@ def test_a_placeholder_account_salesforce_does_not_have_is_created_with_it() -> 
     plan = plan_repair([("missing", redacted("1"), [])], CONFIG, existing={"Account": set()})
     assert [a["Name"] for a in plan.accounts] == ["Shopify customer 7"]
     assert [c["LastName"] for c in plan.contacts] == ["Unknown"]
+
+
+@pytest.mark.parametrize("guest", [False, True])
+def test_adopting_an_existing_contact_never_writes_a_placeholder_over_its_name(
+    guest: bool,
+) -> None:
+    import dataclasses
+
+    item = dataclasses.replace(
+        redacted("1"),
+        contact_lookup_email="ada@example.com",
+        contact_key=None if guest else "7",
+    )
+    found = {"ada@example.com": [{"Id": "003A", CON: None, "LastName": "Lovelace"}]}
+    existing = {"Account": {"shop_cust_7"}, "Contact": set()}
+    plan = plan_repair([("missing", item, [])], CONFIG, contacts=found, existing=existing)
+    [adopted] = plan.adoptions
+    assert adopted["Id"] == "003A"
+    assert "LastName" not in adopted  # "Unknown" never replaces Lovelace
