@@ -155,6 +155,8 @@ class WarmDrain:
             self._thread.join(timeout=timeout)
             if self._thread.is_alive():
                 log.warning("the warm drain did not end within %.0f s; its claims expire", timeout)
+                return  # the flag stays up: that drain must still stop
+        SHUTTING_DOWN.clear()  # it served its purpose; other drains in this process run as usual
 
     def poke(self, _delivery: object = None) -> None:
         """A delivery was stored: look at the inbox now (never blocks)."""

@@ -1,14 +1,26 @@
-"""Fixtures for the pure order and mapping tests: the fixture Shopify payloads and a builder."""
+"""Fixtures for the unit tests: the fixture Shopify payloads, an order builder, and a state store
+on a fresh SQLite file (modules that test the store itself define their own, over several
+databases)."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from state import StateStore
 from tests.conftest import shopify_fixture
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    """A state store on a fresh SQLite file; closed afterwards."""
+    s = StateStore.open(f"sqlite+pysqlite:///{tmp_path / 'state.db'}")
+    yield s
+    s.close()
 
 
 def _fixture_orders() -> Iterator[tuple[str, dict[str, Any]]]:

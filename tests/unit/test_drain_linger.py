@@ -6,11 +6,7 @@ Pure timing logic with injected clocks; the mark and the nudger on a real SQLite
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from flows.drain_linger import DrainClock, DrainCpu, Linger
 from state import Delivery, StateStore
@@ -19,13 +15,6 @@ from state.models import utcnow
 from webhooks.serve import DrainNudger, NudgeMemory
 
 SHOP = "shop.myshopify.com"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    s = StateStore.open(f"sqlite+pysqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
 
 
 def test_the_linger_window_runs_from_the_last_work_and_never_past_the_budget() -> None:
