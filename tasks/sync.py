@@ -26,7 +26,6 @@ from tasks.core.mapping import (
     Truncation,
     placeholder_parents,
     update_body,
-    without_placeholders,
 )
 from tasks.core.orders import Order
 from tasks.core.prepared import PreparedOrder, Preparer, customer_key
@@ -272,8 +271,10 @@ def plan_write_for(
     write = OrderWrite(
         account_field=mapping.key_field(ACCOUNT),
         account_key=records.account_key,
+        # An Account known to exist gets its owned fields only: create-only ones (configured,
+        # the Person Account record type) and placeholders are Salesforce users' after create.
         account=(
-            without_placeholders(records.account)
+            update_body(ACCOUNT, records.account, mapping)
             if account_id or ACCOUNT in existing
             else records.account
         ),
@@ -361,7 +362,7 @@ def _existing_contact(
     write: OrderWrite, ctx: SyncContext, contact_id: str | None = None
 ) -> OrderWrite:
     account = "AccountId" not in ctx.mapping.create_only_fields.get(CONTACT, [])
-    body = without_placeholders(write.contact or {})
+    body = update_body(CONTACT, write.contact or {}, ctx.mapping)  # owned fields, no placeholder
     if contact_id is None:
         return replace(write, contact=body, contact_account=account)
     return replace(

@@ -21,7 +21,6 @@ from tasks.core.mapping import (
     SalesforceRecords,
     has_placeholder,
     update_body,
-    without_placeholders,
 )
 
 __all__ = [
@@ -161,12 +160,12 @@ class _Planner:
         return key in self.existing.get(sobject, ())
 
     def _whole_account(self, records: SalesforceRecords) -> dict[str, Any]:
-        """The Account's whole body, upserted by key: without its placeholders when
-        Salesforce has the Account (they are create-only: a real name there stays)."""
-        body = dict(records.account)
+        """The Account's whole body, upserted by key; its owned fields only when Salesforce is
+        known to have the Account (placeholders and create-only fields are Salesforce users'
+        after create: a real name there stays)."""
         if self._exists(ACCOUNT, records.account_key):
-            return without_placeholders(body)
-        return body
+            return update_body(ACCOUNT, records.account, self.config)
+        return dict(records.account)
 
     def _account(self, records: SalesforceRecords, body: dict[str, Any]) -> None:
         """Plan an Account write (merged with one planned for an earlier order: later values
@@ -216,8 +215,8 @@ class _Planner:
         if adopt is None and key is not None:
             body = dict(records.contact)
             exists = any(str(c.get(key_field) or "") == key for c in found)
-            if exists or self._exists(CONTACT, key):  # an existing Contact keeps its real name
-                body = without_placeholders(body)
+            if exists or self._exists(CONTACT, key):  # an existing Contact: owned fields only
+                body = update_body(CONTACT, body, self.config)
                 exists = True
             self.contacts[key] = self._with_account(body, records) if not exists else body
             self.plan.contact_orders.setdefault(key, []).append(order_id)
@@ -242,7 +241,7 @@ class _Planner:
         """Update the existing Contact by Id; a customer's gets our key. Like the webhook path,
         an existing Contact keeps its Account unless ``AccountId`` is not create-only, and its
         real name (no placeholder of redacted buyer data is written over it)."""
-        body = without_placeholders(records.contact or {})
+        body = update_body(CONTACT, records.contact or {}, self.config)  # it exists: owned only
         key_field = self.config.key_field(CONTACT)
         if records.contact_key is not None:
             body[key_field] = records.contact_key

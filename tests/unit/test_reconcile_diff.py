@@ -523,3 +523,26 @@ def test_adopting_an_existing_contact_never_writes_a_placeholder_over_its_name(
     [adopted] = plan.adoptions
     assert adopted["Id"] == "003A"
     assert "LastName" not in adopted  # "Unknown" never replaces Lovelace
+
+
+def test_a_create_only_account_field_goes_only_to_an_account_salesforce_lacks() -> None:
+    import dataclasses
+
+    from tasks.core.mapping_table import default_ownership
+
+    create_only = default_ownership()[1]
+    config = CONFIG.model_copy(
+        update={
+            "account_fields": {"Shopify_Source__c": "order.financial_status"},
+            "create_only_fields": {
+                **create_only,
+                "Account": [*create_only["Account"], "Shopify_Source__c"],
+            },
+        }
+    )
+    base = records("1")
+    item = dataclasses.replace(base, account={**base.account, "Shopify_Source__c": "paid"})
+    known = plan_repair([("missing", item, [])], config, existing={"Account": {"shop_cust_7"}})
+    assert "Shopify_Source__c" not in known.accounts[0]  # a sales rep's value there stays
+    new = plan_repair([("missing", item, [])], config, existing={"Account": set()})
+    assert new.accounts[0]["Shopify_Source__c"] == "paid"

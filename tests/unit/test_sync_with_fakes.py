@@ -225,3 +225,45 @@ def test_an_order_without_placeholders_asks_nothing_more(runtime: Runtime) -> No
     sync_order_state(fetch_order.fn(runtime.shopify, ORDER_ID), ctx)
     assert salesforce.calls["ids_by_keys"] == salesforce.calls["lookups_for"] == 0
     assert salesforce.calls["write_order"] == 1
+
+
+def test_create_only_account_and_contact_fields_are_written_once_then_left_to_users(
+    tmp_path: Path,
+) -> None:
+    from sandbox.salesforce.schema import OrgProfile
+    from tasks.core.mapping_config import MappingConfig
+    from tasks.core.mapping_table import default_ownership
+
+    create_only = default_ownership()[1]
+    mapping = MappingConfig(
+        account_fields={"Shopify_Source__c": "order.financial_status"},
+        contact_fields={"Shopify_Source__c": "order.financial_status"},
+        create_only_fields={
+            **create_only,
+            "Account": [*create_only["Account"], "Shopify_Source__c"],
+            "Contact": [*create_only["Contact"], "Shopify_Source__c"],
+        },
+    )
+    custom = tuple(
+        {"object": sobject, "name": "Shopify_Source__c", "type": "string", "length": 40}
+        for sobject in ("Account", "Contact")
+    )
+    salesforce, shopify = FakeSalesforce(OrgProfile(custom_fields=custom)), FakeShopify([node()])
+    settings = Settings(data_dir=tmp_path, shop_timezone="America/Los_Angeles", mapping=mapping)
+    runtime = Runtime(settings, StateStore.open(settings.state_url), salesforce, shopify)  # type: ignore[arg-type]
+    try:
+        ctx = runtime.sync_context()
+        sync_order_state(fetch_order.fn(shopify, ORDER_ID), ctx)
+        [account], [contact] = salesforce.rows("Account"), salesforce.rows("Contact")
+        assert account["Shopify_Source__c"] == contact["Shopify_Source__c"] == "partially_refunded"
+        account["Shopify_Source__c"] = contact["Shopify_Source__c"] = "set by a sales rep"
+
+        shopify.nodes[ORDER_ID] = node(
+            updatedAt="2026-03-06T10:00:00Z", displayFinancialStatus="REFUNDED"
+        )
+        again = sync_order_state(fetch_order.fn(shopify, ORDER_ID), ctx)
+        assert again.action == "updated"
+        assert account["Shopify_Source__c"] == "set by a sales rep"
+        assert contact["Shopify_Source__c"] == "set by a sales rep"
+    finally:
+        runtime.close()
