@@ -83,6 +83,8 @@ def crash_runs_of(dead: ServeNote) -> list[str]:
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
+    from deployments.warm_drain import WARM_TAG
+
     since = datetime.fromisoformat(dead.started)
     alive = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
     crashed = []
@@ -96,7 +98,7 @@ def crash_runs_of(dead: ServeNote) -> list[str]:
         for run in runs:
             if run.state is None or run.state.timestamp < since:
                 continue
-            if run.deployment_id is None and "warm" not in run.tags:
+            if run.deployment_id is None and WARM_TAG not in run.tags:
                 continue  # a flow called by another process (a CLI command): not the serve's
             message = f"shopsync serve (pid {dead.pid}) stopped while this run was active"
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)

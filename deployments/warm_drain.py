@@ -9,7 +9,7 @@ a Prefect flow run all the same (``sync-pending-orders``, named ``drain``, tagge
 state, one-line message, logs, artifacts and alerts are those of any drain run.
 
 Only one warm drain runs at a time, and only when the inbox has due work that no live drain holds
-(``webhooks.serve.due_work_waiting``; a drain lingering elsewhere counts as live). A run that
+(``webhooks.serve.drain_outlook``; a drain lingering elsewhere counts as live). A run that
 Salesforce held (refused login, API budget reserved) or that crashed makes the next start wait,
 doubling from ``BACKOFF_FIRST`` to ``BACKOFF_MAX`` (:func:`backoff_delay`); a run that settled
 any order starts the count again. So a bad credential costs one failed run and one alert per
@@ -33,8 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from state import StateStore
-from state.drain_marks import drain_live_until
-from webhooks.serve import due_work_waiting
+from webhooks.serve import drain_outlook, due_work_waiting
 
 if TYPE_CHECKING:
     from prefect.states import State
@@ -43,7 +42,8 @@ log = logging.getLogger("shopsync.warm_drain")
 
 BACKOFF_FIRST = 30.0  # seconds before the first start after a held or crashed run
 BACKOFF_MAX = 900.0  # the longest wait between held or crashed runs
-WARM_TAGS = ("shopsync", "webhooks", "warm")  # on the flow run only, not its task runs
+WARM_TAG = "warm"  # marks a drain run that ran inside a serve process (deployments/recovery.py)
+WARM_TAGS = ("shopsync", "webhooks", WARM_TAG)  # on the flow run only, not its task runs
 LOOK_EVERY = 2.0  # seconds between looks at the inbox when nothing pokes (retries coming due)
 
 
@@ -167,10 +167,7 @@ class WarmDrain:
         if self._clock() < self.not_before:
             return False
         now = now or datetime.now(UTC)
-        next_due, live_claims = self._store.drain_outlook(now)
-        if not due_work_waiting(next_due, live_claims, now):
-            return False
-        return drain_live_until(self._store, now) is None
+        return due_work_waiting(*drain_outlook(self._store, now), now)
 
     def step(self) -> bool:
         """One look, and one drain run if there is work; True when a run happened."""
@@ -212,5 +209,4 @@ class WarmDrain:
             self._wake.clear()
 
     def _wait_seconds(self) -> float:
-        backoff_left = self.not_before - self._clock()
-        return max(self._every, backoff_left) if backoff_left > 0 else self._every
+        return max(self._every, self.not_before - self._clock())  # a poke may wake it earlier

@@ -41,6 +41,16 @@ def due_work_waiting(next_due: datetime | None, claimed: int, now: datetime) -> 
     return _aware(next_due) <= now
 
 
+def drain_outlook(store: StateStore, now: datetime) -> tuple[datetime | None, int]:
+    """When the inbox next has work for a new drain, and how many claims live drains hold; a
+    drain lingering with its "alive until" mark (``state.drain_marks``) counts as holding one:
+    it claims due work within a moment (``flows/drain_linger.py``)."""
+    next_due, live_claims = store.drain_outlook(now)
+    if due_work_waiting(next_due, live_claims, now) and drain_live_until(store, now):
+        live_claims = 1
+    return next_due, live_claims
+
+
 def should_nudge(
     next_due: datetime | None,
     live_claims: int,
@@ -155,9 +165,7 @@ class DrainNudger:
     def check(self, now: datetime | None = None) -> bool:
         """One look at the inbox; True when it asked for a drain."""
         now = now or datetime.now(UTC)
-        next_due, live_claims = self._store.drain_outlook(now)
-        if due_work_waiting(next_due, live_claims, now) and drain_live_until(self._store, now):
-            live_claims = 1  # a lingering drain claims it within a moment (flows/drain_linger.py)
+        next_due, live_claims = drain_outlook(self._store, now)
         with self._memory.lock:
             last = self._memory.last_nudge
             if not should_nudge(next_due, live_claims, now, last, self._resend_after):

@@ -23,18 +23,10 @@ from sandbox.server import BackgroundServer
 from state import StateStore
 from tasks.core.topics import HANDLED_TOPICS
 from tasks.settings import Settings
+from tests.integration.conftest import wait_for
 from webhooks.serve import build_receiver
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 120) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def warm_runs() -> list:

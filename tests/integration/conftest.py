@@ -3,7 +3,9 @@ session-wide Prefect test harness (started only by tests that ask for it)."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ import pytest
 from sandbox.salesforce import SalesforceSandbox
 from sandbox.server import BackgroundServer
 from sandbox.shopify import ShopConfig, ShopifySandbox, StoreMix
+from state import Delivery, StateStore
 from tasks.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -42,6 +45,24 @@ EDGE_MIX = StoreMix(
 )
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def deliver(store: StateStore, webhook_id: str, topic: str, body: dict[str, Any]) -> None:
+    """Store a webhook delivery in the inbox as the receiver does (its order: the body's
+    ``order_id`` for a refund, else its ``id``)."""
+    order_id = body.get("order_id") or body["id"]
+    delivery = Delivery(webhook_id, topic, SHOP, json.dumps(body).encode(), order_id=str(order_id))
+    store.add_delivery(delivery)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 120) -> bool:
+    """Poll ``condition`` every 50 ms until it holds (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @dataclass

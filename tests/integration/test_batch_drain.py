@@ -7,7 +7,6 @@ webhooks; ``SHOPSYNC_DRAIN_MODE`` picks the path. The semantics tests run both p
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,11 +16,11 @@ import pytest
 
 from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
-from state import Delivery, StateStore
+from state import StateStore
 from state.models import utcnow
 from tasks.runtime import Runtime
 from tasks.settings import get_settings
-from tests.integration.conftest import SHOP
+from tests.integration.conftest import deliver
 from tests.reliability.support import KEY_FIELDS, duplicates
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -34,18 +33,6 @@ LOCKED = ("Lockone", "Locktwo")  # first names whose Accounts are locked (scope:
 def use_mode(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     monkeypatch.setenv("SHOPSYNC_DRAIN_MODE", mode)
     get_settings.cache_clear()
-
-
-def deliver(store: StateStore, webhook_id: str, topic: str, body: dict[str, Any]) -> None:
-    store.add_delivery(
-        Delivery(
-            webhook_id=webhook_id,
-            topic=topic,
-            shop_domain=SHOP,
-            body=json.dumps(body).encode(),
-            order_id=str(body["id"]),
-        )
-    )
 
 
 def drain(batch_size: int | None = None) -> tuple[Any, dict[str, Any]]:

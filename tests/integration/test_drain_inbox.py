@@ -7,7 +7,6 @@ webhooks, so each test decides exactly which deliveries one claim holds.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,10 +14,10 @@ import pytest
 
 from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
-from state import Delivery, StateStore
+from state import StateStore
 from state.models import utcnow
 from tasks.settings import Settings, get_settings
-from tests.integration.conftest import SHOP
+from tests.integration.conftest import deliver
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -29,19 +28,6 @@ def drain_mode(request: pytest.FixtureRequest, product: Settings, monkeypatch) -
     monkeypatch.setenv("SHOPSYNC_DRAIN_MODE", request.param)
     get_settings.cache_clear()
     return request.param
-
-
-def deliver(store: StateStore, webhook_id: str, topic: str, body: dict[str, Any]) -> None:
-    order_id = body.get("order_id") or body["id"]
-    store.add_delivery(
-        Delivery(
-            webhook_id=webhook_id,
-            topic=topic,
-            shop_domain=SHOP,
-            body=json.dumps(body).encode(),
-            order_id=str(order_id),
-        )
-    )
 
 
 def order_payload(shopify, index: int) -> dict[str, Any]:

@@ -7,44 +7,20 @@ then stores a new order and asks the receiver's nudger whether a drain run is ne
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
-from state import Delivery, StateStore
+from state import StateStore
 from state.drain_marks import drain_live_until
 from state.models import utcnow
-from tests.integration.conftest import SHOP
+from tests.integration.conftest import deliver, wait_for
 from webhooks.serve import DrainNudger, NudgeMemory
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def deliver(store: StateStore, webhook_id: str, body: dict[str, Any]) -> None:
-    store.add_delivery(
-        Delivery(
-            webhook_id=webhook_id,
-            topic="orders/create",
-            shop_domain=SHOP,
-            body=json.dumps(body).encode(),
-            order_id=str(body["id"]),
-        )
-    )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 120) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_lingering_drain_syncs_an_order_that_arrives_after_the_inbox_emptied(
@@ -52,7 +28,7 @@ def test_a_lingering_drain_syncs_an_order_that_arrives_after_the_inbox_emptied(
 ) -> None:
     shop = shopify.shop
     first, later = shop.create_order(), shop.create_order()
-    deliver(store, "w-first", shop.rest(shop.store.get(first["id"])))
+    deliver(store, "w-first", "orders/create", shop.rest(shop.store.get(first["id"])))
     seen: dict[str, Any] = {}
 
     def receiver() -> None:
@@ -64,7 +40,7 @@ def test_a_lingering_drain_syncs_an_order_that_arrives_after_the_inbox_emptied(
             )
         )
         seen["calls_before"] = salesforce.api_calls()
-        deliver(store, "w-later", shop.rest(shop.store.get(later["id"])))
+        deliver(store, "w-later", "orders/create", shop.rest(shop.store.get(later["id"])))
         nudger = DrainNudger(store, lambda: seen.setdefault("asked", True), memory=NudgeMemory())
         nudger.check()  # a live (lingering) drain: no run is asked for
         seen["later_synced"] = wait_for(lambda: store.ledger(str(later["id"])) is not None)

@@ -17,7 +17,6 @@ is kept so that a Contact (LastName ``Unknown``) is written too.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,10 +26,10 @@ import pytest
 
 from flows.outcome import run_flow
 from flows.sync_pending import sync_pending_orders
-from state import Delivery, StateStore
+from state import StateStore
 from tasks.runtime import Runtime
 from tasks.settings import get_settings
-from tests.integration.conftest import SHOP, SHOP_TIMEZONE, SalesforceHandle, ShopifyHandle
+from tests.integration.conftest import SHOP_TIMEZONE, SalesforceHandle, ShopifyHandle, deliver
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -71,18 +70,6 @@ def customer_order(shopify: ShopifyHandle) -> dict[str, Any]:
         if customer and not any((a or {}).get("company") for a in addresses):
             return body
     raise AssertionError("the sandbox made no customer order without a company")
-
-
-def deliver(store: StateStore, webhook_id: str, body: dict[str, Any]) -> None:
-    store.add_delivery(
-        Delivery(
-            webhook_id=webhook_id,
-            topic="orders/create",
-            shop_domain=SHOP,
-            body=json.dumps(body).encode(),
-            order_id=str(body["id"]),
-        )
-    )
 
 
 def drain() -> dict[str, Any]:
@@ -132,12 +119,10 @@ def test_a_redacted_order_keeps_the_real_names_of_records_the_lost_state_did_not
     customer_id = str(body["customer"]["id"])
     account_id, contact_id = real_customer(runtime, customer_id)
     assert store.customer(customer_id) is None  # the state store knows nothing (lost)
-    deliver(store, "w-1", body)
-    salesforce.reset_stats()
+    deliver(store, "w-1", "orders/create", body)
 
     assert drain()["outcomes"] == {"created": 1}
 
-    calls = salesforce.api_calls()
     account = by_key(salesforce, "Account", ACCOUNT_KEY)[f"shop_cust_{customer_id}"]
     contact = by_key(salesforce, "Contact", CONTACT_KEY)[customer_id]
     names = {
@@ -153,7 +138,6 @@ def test_a_redacted_order_keeps_the_real_names_of_records_the_lost_state_did_not
     assert opportunity["AccountId"] == account_id
     assert opportunity["Name"].endswith(f"(customer {customer_id})")  # created: its stand-in
     assert len(salesforce.records("Account")) == len(salesforce.records("Contact")) == 1
-    print(f"\n{mode}: {calls} Salesforce calls {salesforce.stats()['api_calls']}")  # noqa: T201
 
 
 @pytest.mark.parametrize(("mode", "composite_calls"), [("per_order", 1 + 6), ("batch", 1)])
@@ -181,7 +165,7 @@ def test_a_batch_asks_salesforce_once_whichever_of_its_customers_exist(
         for b in bodies[:3]
     }
     for n, body in enumerate(bodies):
-        deliver(store, f"w-{n}", body)
+        deliver(store, f"w-{n}", "orders/create", body)
     salesforce.reset_stats()
 
     assert drain()["outcomes"] == {"created": 6}
@@ -218,7 +202,7 @@ def test_a_redacted_order_of_a_new_customer_creates_the_placeholders(
     use_mode(monkeypatch, mode)
     body = redacted(customer_order(shopify))
     customer_id = str(body["customer"]["id"])
-    deliver(store, "w-1", body)
+    deliver(store, "w-1", "orders/create", body)
 
     assert drain()["outcomes"] == {"created": 1}
 

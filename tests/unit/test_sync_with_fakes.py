@@ -15,6 +15,7 @@ import pytest
 
 from state import StateStore
 from tasks.core.errors import PermanentError
+from tasks.core.mapping_config import MappingConfig
 from tasks.runtime import Runtime
 from tasks.settings import Settings
 from tasks.steps import fetch_order
@@ -31,15 +32,22 @@ def node(**changes: Any) -> dict[str, Any]:
     return {**copy.deepcopy(shopify_fixture("order_graphql.json")), **changes}
 
 
+def fake_runtime(
+    tmp_path: Path,
+    salesforce: FakeSalesforce,
+    shopify: FakeShopify,
+    mapping: MappingConfig | None = None,
+) -> Runtime:
+    """A runtime over the fakes, with a state store in ``tmp_path`` (close it afterwards)."""
+    settings = Settings(data_dir=tmp_path, shop_timezone="America/Los_Angeles")
+    if mapping is not None:
+        settings = settings.model_copy(update={"mapping": mapping})
+    return Runtime(settings, StateStore.open(settings.state_url), salesforce, shopify)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(data_dir=tmp_path, shop_timezone="America/Los_Angeles")
-    runtime = Runtime(
-        settings=settings,
-        store=StateStore.open(settings.state_url),
-        salesforce=FakeSalesforce(),  # type: ignore[arg-type]
-        shopify=FakeShopify([node()]),  # type: ignore[arg-type]
-    )
+    runtime = fake_runtime(tmp_path, FakeSalesforce(), FakeShopify([node()]))
     yield runtime
     runtime.close()
 
@@ -162,14 +170,8 @@ def redacted_node() -> dict[str, Any]:
 
 
 def test_a_redacted_order_keeps_the_real_names_salesforce_has_asked_once(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, shop_timezone="America/Los_Angeles")
     salesforce = FakeSalesforce()
-    runtime = Runtime(
-        settings,
-        StateStore.open(settings.state_url),
-        salesforce,  # type: ignore[arg-type]
-        FakeShopify([redacted_node()]),  # type: ignore[arg-type]
-    )
+    runtime = fake_runtime(tmp_path, salesforce, FakeShopify([redacted_node()]))
     customer = "7029385120774"
     account = salesforce.seed(
         "Account", Name="Lindqvist AB", **{key_field(runtime, "Account"): f"shop_cust_{customer}"}
@@ -196,14 +198,8 @@ def test_a_redacted_order_keeps_the_real_names_salesforce_has_asked_once(tmp_pat
 
 
 def test_a_redacted_order_of_a_new_customer_creates_its_placeholders(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, shop_timezone="America/Los_Angeles")
     salesforce = FakeSalesforce()
-    runtime = Runtime(
-        settings,
-        StateStore.open(settings.state_url),
-        salesforce,  # type: ignore[arg-type]
-        FakeShopify([redacted_node()]),  # type: ignore[arg-type]
-    )
+    runtime = fake_runtime(tmp_path, salesforce, FakeShopify([redacted_node()]))
     try:
         outcome = sync_order_state(
             fetch_order.fn(runtime.shopify, ORDER_ID), runtime.sync_context()
@@ -231,7 +227,6 @@ def test_create_only_account_and_contact_fields_are_written_once_then_left_to_us
     tmp_path: Path,
 ) -> None:
     from sandbox.salesforce.schema import OrgProfile
-    from tasks.core.mapping_config import MappingConfig
     from tasks.core.mapping_table import default_ownership
 
     create_only = default_ownership()[1]
@@ -249,8 +244,7 @@ def test_create_only_account_and_contact_fields_are_written_once_then_left_to_us
         for sobject in ("Account", "Contact")
     )
     salesforce, shopify = FakeSalesforce(OrgProfile(custom_fields=custom)), FakeShopify([node()])
-    settings = Settings(data_dir=tmp_path, shop_timezone="America/Los_Angeles", mapping=mapping)
-    runtime = Runtime(settings, StateStore.open(settings.state_url), salesforce, shopify)  # type: ignore[arg-type]
+    runtime = fake_runtime(tmp_path, salesforce, shopify, mapping)
     try:
         ctx = runtime.sync_context()
         sync_order_state(fetch_order.fn(shopify, ORDER_ID), ctx)
