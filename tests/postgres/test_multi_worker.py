@@ -165,14 +165,22 @@ def run_burst(
     start: int,
     *,
     kill: bool,
+    salesforce: Any = None,
 ) -> dict[str, Any]:
-    """One burst while drains run; optionally SIGKILL worker 0 and receiver 1 mid-burst."""
+    """One burst while drains run; optionally SIGKILL worker 0 and receiver 1 mid-burst.
+
+    For the kill, every Salesforce call waits 300 ms (the sandbox's ``latency`` fault, as a real
+    org answers) until the worker is dead: on loopback a drain holds its claims for milliseconds
+    and the kill could miss them; at real latency a drain holds them for a second or more."""
     expected = {str(shop.generator.order_id(i)) for i in range(start, start + ORDERS)}
+    if kill:
+        salesforce.fault(kind="latency", latency=0.3)
     sender = burst(shop, start, ORDERS)
     running.start_drains(DRAINS)
     killed: dict[str, Any] = {}
     if kill:
         killed = kill_a_worker_holding_claims(running, store, store.counts().inbox.get("done", 0))
+        salesforce.clear_faults()
         receivers[1].kill()
         time.sleep(1.0)
         receivers[1].start(extra_env=running.env)  # its supervisor restarts it
@@ -211,7 +219,9 @@ def test_three_workers_two_receivers_every_order_once_with_and_without_sigkill(
             assert overlap >= 2, "the drains never ran at the same time"
             report("burst", orders=ORDERS, inbox_rows=len(rows), drains_at_once=overlap)
 
-            second = run_burst(running, receivers, shopify, store, ORDERS, kill=True)
+            second = run_burst(
+                running, receivers, shopify, store, ORDERS, kill=True, salesforce=salesforce_server
+            )
             everything = first["expected"] | second["expected"]
             check_salesforce(salesforce_server, store, everything, shopify)
             held = set(second["held_by_the_killed_runs"])
