@@ -122,10 +122,10 @@ def kill_a_worker_holding_claims(running: Cluster, store: StateStore, done_befor
 
     The worker's flow runs are frozen (SIGSTOP) before their claims are read, so they cannot
     settle them between the look and the kill."""
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        time.sleep(0.2)
-        if store.counts().inbox.get("done", 0) < done_before + ORDERS // 2:
+        time.sleep(0.1)
+        if store.counts().inbox.get("done", 0) < done_before + ORDERS // 4:
             continue
         claimed = store.inbox_rows(status="claimed", limit=1_000_000)
         for owner in {str(r.lease_owner) for r in claimed}:
